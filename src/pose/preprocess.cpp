@@ -40,6 +40,49 @@ std::vector<Tap> taps(int out_size, int in_size) {
 
 }  // namespace
 
+CropRect letterbox_crop(const Letterbox& lb) { return {-lb.pad_x, -lb.pad_y, lb.side, lb.side}; }
+
+CropTransform crop_transform(const CropRect& crop, int out_w, int out_h) {
+  CropTransform t;
+  t.scale_x = static_cast<float>(crop.w) / static_cast<float>(out_w);
+  t.scale_y = static_cast<float>(crop.h) / static_cast<float>(out_h);
+  t.offset_x = static_cast<float>(crop.x);
+  t.offset_y = static_cast<float>(crop.y);
+  return t;
+}
+
+void preprocess_crop_into(const uint8_t* rgb, int width, int height, const CropRect& crop, InputEncoding enc,
+                          Tensor& input, int b) {
+  if (input.rank() != 4 || input.dim(3) != 3 || b < 0 || b >= input.dim(0))
+    throw Error("internal: preprocess target has shape " + shape_str(input.shape()));
+  const DType want = enc == InputEncoding::RoundedInt32 ? DType::I32 : DType::F32;
+  if (input.dtype() != want) throw Error("internal: preprocess target has the wrong element type");
+  if (!rgb || width <= 0 || height <= 0) throw Error("internal: empty frame");
+  if (crop.w <= 0 || crop.h <= 0)
+    throw Error("crop " + std::to_string(crop.w) + "x" + std::to_string(crop.h) + " is empty");
+  const int out_h = static_cast<int>(input.dim(1)), out_w = static_cast<int>(input.dim(2));
+  const auto ty = taps(out_h, crop.h), tx = taps(out_w, crop.w);
+  // Crop pixel (x, y) is the frame pixel (crop.x + x, crop.y + y), or zero outside the frame.
+  auto px = [&](int x, int y, int c) -> float {
+    const int ix = crop.x + x, iy = crop.y + y;
+    if (ix < 0 || iy < 0 || ix >= width || iy >= height) return 0.0f;
+    return rgb[(static_cast<size_t>(iy) * width + ix) * 3 + c];
+  };
+  const size_t base = static_cast<size_t>(b) * out_h * out_w * 3;
+  for (int y = 0; y < out_h; ++y) {
+    for (int x = 0; x < out_w; ++x) {
+      for (int c = 0; c < 3; ++c) {
+        const float top = px(tx[x].lo, ty[y].lo, c) + (px(tx[x].hi, ty[y].lo, c) - px(tx[x].lo, ty[y].lo, c)) * tx[x].w;
+        const float bot = px(tx[x].lo, ty[y].hi, c) + (px(tx[x].hi, ty[y].hi, c) - px(tx[x].lo, ty[y].hi, c)) * tx[x].w;
+        const float v = std::clamp(std::round(top + (bot - top) * ty[y].w), 0.0f, 255.0f);
+        const size_t i = base + (static_cast<size_t>(y) * out_w + x) * 3 + c;
+        if (enc == InputEncoding::RoundedInt32) input.data<int32_t>()[i] = static_cast<int32_t>(v);
+        else input.data<float>()[i] = v / 127.5f - 1.0f;
+      }
+    }
+  }
+}
+
 void preprocess_into(const Image& img, const ModelSpec& spec, Tensor& input, int b, Letterbox* lb_out) {
   const int S = spec.input_size;
   if (input.rank() != 4 || input.dim(1) != S || input.dim(2) != S || input.dim(3) != 3 || b < 0 || b >= input.dim(0))
@@ -48,26 +91,7 @@ void preprocess_into(const Image& img, const ModelSpec& spec, Tensor& input, int
     throw Error("internal: image buffer does not match its size");
   const Letterbox lb = make_letterbox(img.width, img.height, S);
   if (lb_out) *lb_out = lb;
-  const auto ty = taps(S, lb.side), tx = taps(S, lb.side);
-  // Padded-square pixel (x, y) is the image pixel (x - pad_x, y - pad_y), or zero outside it.
-  auto px = [&](int x, int y, int c) -> float {
-    const int ix = x - lb.pad_x, iy = y - lb.pad_y;
-    if (ix < 0 || iy < 0 || ix >= img.width || iy >= img.height) return 0.0f;
-    return img.rgb[(static_cast<size_t>(iy) * img.width + ix) * 3 + c];
-  };
-  const size_t base = static_cast<size_t>(b) * S * S * 3;
-  for (int y = 0; y < S; ++y) {
-    for (int x = 0; x < S; ++x) {
-      for (int c = 0; c < 3; ++c) {
-        const float top = px(tx[x].lo, ty[y].lo, c) + (px(tx[x].hi, ty[y].lo, c) - px(tx[x].lo, ty[y].lo, c)) * tx[x].w;
-        const float bot = px(tx[x].lo, ty[y].hi, c) + (px(tx[x].hi, ty[y].hi, c) - px(tx[x].lo, ty[y].hi, c)) * tx[x].w;
-        const float v = std::clamp(std::round(top + (bot - top) * ty[y].w), 0.0f, 255.0f);
-        const size_t i = base + (static_cast<size_t>(y) * S + x) * 3 + c;
-        if (spec.encoding == InputEncoding::RoundedInt32) input.data<int32_t>()[i] = static_cast<int32_t>(v);
-        else input.data<float>()[i] = v / 127.5f - 1.0f;
-      }
-    }
-  }
+  preprocess_crop_into(img.rgb.data(), img.width, img.height, letterbox_crop(lb), spec.encoding, input, b);
 }
 
 Tensor preprocess(const Image& img, const ModelSpec& spec, Letterbox* lb) {

@@ -5,6 +5,7 @@
 #include "core/tensor.h"
 #include "io/image.h"
 #include "pose/model_spec.h"
+#include "pose/pose_record.h"
 
 namespace posert {
 
@@ -19,6 +20,25 @@ struct Letterbox {
 };
 
 Letterbox make_letterbox(int width, int height, int input_size);
+
+// A rectangle of a frame in frame pixels, resized to the model input. It may extend past the
+// frame: pixels outside the frame read as zero. The letterbox is the crop
+// {-pad_x, -pad_y, side, side}; MoveNet's crop-from-previous-frame tracking and top-down person
+// crops use others.
+struct CropRect {
+  int x = 0, y = 0, w = 0, h = 0;
+};
+CropRect letterbox_crop(const Letterbox& lb);
+// Model-input pixel -> frame pixel for `crop` resized to out_w x out_h.
+CropTransform crop_transform(const CropRect& crop, int out_w, int out_h);
+
+// The one definition of preprocessing, which the CUDA kernel reproduces bit for bit: the crop of
+// an RGB frame (width x height, rows of width * 3 bytes) is resized to out_w x out_h with bilinear
+// interpolation and half-pixel centres (TF ResizeBilinear, source index clamped to the crop),
+// rounded half away from zero and clamped to 0..255, then encoded per `enc` into item b of
+// `input` ([N, out_h, out_w, 3], int32 or float32 per the encoding). All arithmetic in float32.
+void preprocess_crop_into(const uint8_t* rgb, int width, int height, const CropRect& crop, InputEncoding enc,
+                          Tensor& input, int b);
 // Writes batch item b of `input` ([N, S, S, 3], dtype per spec.encoding).
 void preprocess_into(const Image& img, const ModelSpec& spec, Tensor& input, int b, Letterbox* lb);
 // Convenience: a [1, S, S, 3] tensor for one image.
