@@ -2,7 +2,24 @@
 
 #include <sstream>
 
+#include "kernels/cuda/cuda_kernels.h"  // tactic ids and names only (plain C++)
+
 namespace posert {
+
+std::string cudnn_version_name(int v) {
+  if (v <= 0) return "none";
+  return std::to_string(v / 10000) + "." + std::to_string(v % 10000 / 100) + "." + std::to_string(v % 100);
+}
+
+namespace {
+
+std::string tactic_label(const PlanLayer& l) {
+  if (l.op == OpKind::Conv2D) return cuda::conv_tactic_label(l.tactic);
+  if (l.op == OpKind::DepthwiseConv2D && l.tactic >= 0 && l.tactic < cuda::kDwTacticCount) return cuda::kDwTacticNames[l.tactic];
+  return std::to_string(l.tactic);
+}
+
+}  // namespace
 
 const char* precision_name(Precision p) { return p == Precision::FP16 ? "fp16" : "fp32"; }
 
@@ -99,6 +116,7 @@ void EnginePlan::validate(const std::string& what) const {
   auto bad = [&](const std::string& m) { throw Error(what + ": " + m); };
   if (max_batch < 1 || max_batch > 4096) bad("max batch " + std::to_string(max_batch) + " is out of range");
   if (arena_bytes < 0) bad("negative arena size");
+  if (target.cudnn < 0) bad("negative cuDNN version");
   const int nt = static_cast<int>(tensors.size());
   for (int i = 0; i < nt; ++i) {
     const PlanTensor& t = tensors[i];
@@ -137,16 +155,26 @@ void EnginePlan::validate(const std::string& what) const {
     for (int32_t o : l.outputs)
       if (tensors[o].kind == TensorKind::Weight || tensors[o].kind == TensorKind::Input) bad(ln + " writes a weight or input tensor");
     validate_layer_shapes(l, ln, bad);
+    // Tactic ids the CUDA runtime knows (kernels/cuda/cuda_kernels.h); only convolutions have
+    // more than one kernel. A cuDNN tactic is only valid with the cuDNN version it was tuned on.
+    const bool known = l.op == OpKind::Conv2D            ? cuda::is_conv_tactic(l.tactic)
+                       : l.op == OpKind::DepthwiseConv2D ? l.tactic >= 0 && l.tactic < cuda::kDwTacticCount
+                                                         : l.tactic == 0;
+    if (!known) bad(ln + " has an unknown tactic " + std::to_string(l.tactic));
+    if (l.op == OpKind::Conv2D && cuda::is_cudnn_tactic(l.tactic) && target.cudnn == 0)
+      bad(ln + " uses the cuDNN tactic " + cuda::conv_tactic_label(l.tactic) + " but the engine records no cuDNN version");
   }
 }
 
 std::string describe_plan(const EnginePlan& p) {
   std::ostringstream s;
   s << "engine: model " << p.model << ", " << precision_name(p.precision) << ", max batch " << p.max_batch << ", built for "
-    << p.target.gpu_name << " (sm_" << p.target.cc_major << p.target.cc_minor << ", CUDA " << p.target.cuda_runtime << ")\n";
+    << p.target.gpu_name << " (sm_" << p.target.cc_major << p.target.cc_minor << ", CUDA " << p.target.cuda_runtime;
+  if (p.target.cudnn) s << ", cuDNN " << cudnn_version_name(p.target.cudnn);
+  s << ")\n";
   for (size_t i = 0; i < p.layers.size(); ++i) {
     const auto& l = p.layers[i];
-    s << "#" << i << " " << op_name(l.op) << " tactic " << l.tactic;
+    s << "#" << i << " " << op_name(l.op) << " tactic " << tactic_label(l);
     if (l.attrs.has("activation")) s << " act=" << l.attrs.get_str("activation");
     if ((l.op == OpKind::Conv2D || l.op == OpKind::DepthwiseConv2D) && l.inputs.size() > 3) s << " +residual";
     s << " -> " << shape_str(p.tensors[l.outputs[0]].shape) << "  '" << l.name << "'\n";

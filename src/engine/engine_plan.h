@@ -42,8 +42,9 @@ struct BuildTarget {
   std::string gpu_name;
   int cc_major = 0, cc_minor = 0;
   int cuda_runtime = 0;  // cudaRuntimeGetVersion
-  int cudnn = 0;         // cudnnGetVersion, 0 when the engine uses no cuDNN kernel
+  int cudnn = 0;         // cudnnGetVersion (9.14.0 -> 91400); in a tuned plan 0 when no layer uses cuDNN
 };
+std::string cudnn_version_name(int v);  // "9.14.0"; "none" for 0
 
 struct EnginePlan {
   std::string model;
@@ -57,8 +58,9 @@ struct EnginePlan {
   int64_t activation_sum_bytes = 0;      // one buffer per tensor, for reports
   std::vector<uint8_t> weights;          // blob that Weight tensors index
 
-  // Throws posert::Error if any id, offset or size is inconsistent, or a layer's tensors do not
-  // have the ranks and sizes its op needs (used after reading a file).
+  // Throws posert::Error if any id, offset or size is inconsistent, a layer's tensors do not have
+  // the ranks and sizes its op needs, or its tactic is unknown (a cuDNN tactic without a cuDNN
+  // version) (used after reading a file).
   void validate(const std::string& what) const;
 
  private:
@@ -66,8 +68,8 @@ struct EnginePlan {
   void validate_layer_shapes(const PlanLayer& l, const std::string& ln, Bad&& bad) const;
 };
 
-// Human-readable listing: what it was built for, one line per layer (op, tactic, activation,
-// residual, output shape, name), the arena against one buffer per tensor, the weight bytes.
+// Human-readable listing: what it was built for, one line per layer (op, tactic by name,
+// activation, residual, output shape, name), the arena against one buffer per tensor, the weights.
 std::string describe_plan(const EnginePlan& p);
 
 }  // namespace posert

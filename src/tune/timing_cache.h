@@ -1,5 +1,6 @@
-// Timing cache: the tactic chosen for a layer signature on one GPU/driver/CUDA combination, kept
-// in a small text file so rebuilding an engine does not re-time every layer.
+// Timing cache: the tactic chosen for a layer signature on one GPU/driver/CUDA/cuDNN combination
+// (the tuner's key names all four), kept in a small text file so rebuilding an engine does not
+// re-time every layer.
 #pragma once
 #include <map>
 #include <string>

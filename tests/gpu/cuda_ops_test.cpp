@@ -1,14 +1,17 @@
-// Every CUDA kernel (and every tactic of it) against the reference kernels, on random inputs over
-// many shapes: odd sizes, stride 2, asymmetric SAME padding, channel counts that are not
-// multiples of 8, batch 1 and many. FP32 within 1e-4 relative L2 error, FP16 within 1e-2.
-// Runs on the GPU machine; skips with the reason elsewhere.
+// Every CUDA kernel (and every tactic of it, cuDNN's included) against the reference kernels, on
+// random inputs over many shapes: odd sizes, stride 2, asymmetric SAME padding, channel counts
+// that are not multiples of 8, batch 1 and many. FP32 within 1e-4 relative L2 error, FP16 within
+// 1e-2. Runs on the GPU machine; skips with the reason elsewhere.
 #include <gtest/gtest.h>
 
 #include "gpu/gpu_test_util.h"
 
 #if POSERT_HAVE_CUDA
+#include <cstdio>
 #include <cstring>
+#include <map>
 
+#include "engine/cuda/cudnn_conv.h"
 #include "engine/cuda/device_engine.h"
 #include "engine/plan_builder.h"
 #include "engine/ref_executor.h"
@@ -28,6 +31,9 @@ struct OpCase {
   std::vector<DType> data_types;
   std::vector<Tensor> consts;      // constant inputs after the data inputs
   bool consts_first = false;       // ElementwiseChain/Conv: consts follow data input 0 (see make_graph)
+  // Non-empty: the node's output goes through a Reshape to this shape before the graph output, so
+  // in fp16 engines the node writes half (not the float of a head).
+  std::vector<int> reshape_to;
 };
 
 // Graph: data inputs -> node -> output. For Conv the order is x, w, b, [residual]; residual is a
@@ -57,30 +63,63 @@ Graph make_graph(const OpCase& c, int batch) {
   out.producer = 0;
   n.outputs.push_back(g.add_value(out));
   g.nodes.push_back(n);
-  g.outputs.push_back(n.outputs[0]);
+  if (c.reshape_to.empty()) {
+    g.outputs.push_back(n.outputs[0]);
+  } else {
+    Node r;
+    r.name = c.label + "/reshape";
+    r.op = OpKind::Reshape;
+    const int64_t rank = static_cast<int64_t>(c.reshape_to.size());
+    r.inputs = {n.outputs[0], g.add_constant("reshape_to", Tensor::from_ints({rank}, c.reshape_to))};
+    Value out2;
+    out2.name = "out2";
+    out2.producer = 1;
+    r.outputs.push_back(g.add_value(out2));
+    g.nodes.push_back(r);
+    g.outputs.push_back(r.outputs[0]);
+  }
   infer_shapes_and_fold(g);
   return g;
 }
 
-// Runs the case on the GPU with the given tactic for its layer; returns the f32 output for `batch` images.
-Tensor run_cuda(const OpCase& c, int batch, Precision prec, int tactic, const std::vector<Tensor>& inputs) {
-  const Graph g1 = make_graph(c, 1);
-  EnginePlan plan = build_plan(g1, "test", prec, batch);
+// The engine plan of a case with `tactic` for its layer (the tactic is set before the DeviceEngine
+// uploads the weights: a cuDNN tactic reads its filters in KRSC order).
+EnginePlan case_plan(const OpCase& c, int batch, Precision prec, int tactic) {
+  EnginePlan plan = build_plan(make_graph(c, 1), "test", prec, batch);
   plan.target = cuda::current_target();
-  auto eng = std::make_shared<cuda::DeviceEngine>(plan);
-  for (auto& l : eng->mutable_plan().layers)
+  for (auto& l : plan.layers)
     if (l.op == c.op) l.tactic = tactic;
+  return plan;
+}
+
+// Runs the case on the GPU with the given tactic for its layer; returns the f32 output for `batch`
+// images. graphs: through enqueue's CUDA graph path (twice: the graph itself runs the second time).
+Tensor run_cuda(const OpCase& c, int batch, Precision prec, int tactic, const std::vector<Tensor>& inputs,
+                bool graphs = false) {
+  auto eng = std::make_shared<cuda::DeviceEngine>(case_plan(c, batch, prec, tactic));
   cuda::DeviceContext ctx(eng);
+  const int out_id = eng->plan().outputs[0];
   // Poison the arena so unwritten outputs cannot pass.
-  cuda::check(cudaMemset(ctx.tensor(eng->plan().outputs[0]), 0xFF, eng->plan().tensors[eng->plan().outputs[0]].bytes), "memset");
+  // On the context's stream: it is a non-blocking stream, so a plain cudaMemset (legacy default
+  // stream) would race with the forward pass instead of preceding it.
+  auto poison = [&] {
+    cuda::check(cudaMemsetAsync(ctx.tensor(out_id), 0xFF, eng->plan().tensors[out_id].bytes, ctx.stream()), "memset");
+    ctx.synchronize();
+  };
+  poison();
   for (size_t i = 0; i < inputs.size(); ++i)
     cuda::check(cudaMemcpy(ctx.tensor(eng->plan().inputs[i]), inputs[i].raw(), inputs[i].nbytes(), cudaMemcpyHostToDevice), "upload");
-  ctx.set_use_graphs(false);
+  ctx.set_use_graphs(graphs);
   ctx.enqueue(batch);
   ctx.synchronize();
+  if (graphs) {
+    poison();
+    ctx.enqueue(batch);
+    ctx.synchronize();
+  }
   const Graph gb = make_graph(c, batch);
   Tensor out(DType::F32, gb.values[gb.outputs[0]].shape);
-  cuda::check(cudaMemcpy(out.raw(), ctx.tensor(eng->plan().outputs[0]), out.nbytes(), cudaMemcpyDeviceToHost), "download");
+  cuda::check(cudaMemcpy(out.raw(), ctx.tensor(out_id), out.nbytes(), cudaMemcpyDeviceToHost), "download");
   return out;
 }
 
@@ -111,7 +150,7 @@ Tensor rand_const(const Shape& s, uint32_t seed, float scale = 0.5f) {
 }
 
 OpCase conv_case(const std::string& label, bool depthwise, int h, int w, int c, int o_or_mult, int k, int stride,
-                 const std::string& pad, const std::string& act, bool residual) {
+                 const std::string& pad, const std::string& act, bool residual, bool intermediate = false) {
   OpCase oc;
   oc.label = label;
   oc.op = depthwise ? OpKind::DepthwiseConv2D : OpKind::Conv2D;
@@ -124,12 +163,16 @@ OpCase conv_case(const std::string& label, bool depthwise, int h, int w, int c, 
   const int outc = depthwise ? c * o_or_mult : o_or_mult;
   oc.consts.push_back(rand_const({k, k, c, o_or_mult}, 11 + h + c, 1.0f / std::sqrt(static_cast<float>(k * k * (depthwise ? 1 : c)))));
   oc.consts.push_back(rand_const({outc}, 7 + c));
+  // residual is output-shaped; the graph infers the output shape, so compute it here
+  const int oh = pad == "SAME" ? (h + stride - 1) / stride : (h - k + stride) / stride;
+  const int ow = pad == "SAME" ? (w + stride - 1) / stride : (w - k + stride) / stride;
   if (residual) {
-    // residual is output-shaped; the graph infers the output shape, so compute it here
-    const int oh = pad == "SAME" ? (h + stride - 1) / stride : (h - k + stride) / stride;
-    const int ow = pad == "SAME" ? (w + stride - 1) / stride : (w - k + stride) / stride;
     oc.data_shapes.push_back({1, oh, ow, outc});
     oc.data_types.push_back(DType::F32);
+  }
+  if (intermediate) {
+    oc.label += "_mid";
+    oc.reshape_to = {-1, oh, ow, outc};
   }
   return oc;
 }
@@ -161,19 +204,153 @@ std::vector<int> conv_tactics(const OpCase& c) {
   return r;
 }
 
+// The Conv2D cases, each also as an intermediate layer (fp16: half output) instead of a head
+// (fp16: float output of half inputs).
+std::vector<OpCase> dense_conv_cases() {
+  std::vector<OpCase> r;
+  for (bool mid : {false, true}) {
+    r.push_back(conv_case("pw_odd_7x9_c13_o21_relu6", false, 7, 9, 13, 21, 1, 1, "SAME", "relu6", false, mid));
+    r.push_back(conv_case("pw_16x16_c64_o128_res", false, 16, 16, 64, 128, 1, 1, "SAME", "none", true, mid));
+    r.push_back(conv_case("pw_5x3_c8_o8_sigmoid", false, 5, 3, 8, 8, 1, 1, "VALID", "sigmoid", false, mid));
+    r.push_back(conv_case("pw_12x12_c96_o24_relu", false, 12, 12, 96, 24, 1, 1, "SAME", "relu", false, mid));
+    r.push_back(conv_case("k3_s2_same_odd_9x7_c3_o16", false, 9, 7, 3, 16, 3, 2, "SAME", "relu6", false, mid));
+    r.push_back(conv_case("k3_s2_same_even_8x8_c5_o7", false, 8, 8, 5, 7, 3, 2, "SAME", "none", false, mid));
+    r.push_back(conv_case("k3_s1_valid_6x5_c5_o7_res", false, 6, 5, 5, 7, 3, 1, "VALID", "relu", true, mid));
+    r.push_back(conv_case("k3_s1_same_11x11_c17_o9", false, 11, 11, 17, 9, 3, 1, "SAME", "sigmoid", false, mid));
+    r.push_back(conv_case("k3_s1_same_16x16_c32_o32_relu_res", false, 16, 16, 32, 32, 3, 1, "SAME", "relu", true, mid));
+    r.push_back(conv_case("k3_s1_same_10x10_c16_o24_none", false, 10, 10, 16, 24, 3, 1, "SAME", "none", false, mid));
+  }
+  return r;
+}
+
 TEST(CudaOps, Conv2D) {
   POSERT_REQUIRE_GPU();
-  const std::vector<OpCase> cases = {
-      conv_case("pw_odd_7x9_c13_o21_relu6", false, 7, 9, 13, 21, 1, 1, "SAME", "relu6", false),
-      conv_case("pw_16x16_c64_o128_res", false, 16, 16, 64, 128, 1, 1, "SAME", "none", true),
-      conv_case("pw_5x3_c8_o8_sigmoid", false, 5, 3, 8, 8, 1, 1, "VALID", "sigmoid", false),
-      conv_case("pw_12x12_c96_o24_relu", false, 12, 12, 96, 24, 1, 1, "SAME", "relu", false),
-      conv_case("k3_s2_same_odd_9x7_c3_o16", false, 9, 7, 3, 16, 3, 2, "SAME", "relu6", false),
-      conv_case("k3_s2_same_even_8x8_c5_o7", false, 8, 8, 5, 7, 3, 2, "SAME", "none", false),
-      conv_case("k3_s1_valid_6x5_c5_o7_res", false, 6, 5, 5, 7, 3, 1, "VALID", "relu", true),
-      conv_case("k3_s1_same_11x11_c17_o9", false, 11, 11, 17, 9, 3, 1, "SAME", "sigmoid", false),
-  };
-  for (const auto& c : cases) check_case(c, conv_tactics(c));
+  for (const auto& c : dense_conv_cases()) check_case(c, conv_tactics(c));
+}
+
+// cuDNN's tactics for the case's layer, as the tuner asks for them (empty when cuDNN cannot compute
+// the layer, e.g. asymmetric SAME padding).
+std::vector<int> cudnn_tactics(cuda::CudnnConv& cudnn, const OpCase& c, int batch, Precision prec) {
+  const EnginePlan plan = case_plan(c, batch, prec, cuda::kConvDirect);
+  for (const auto& l : plan.layers)
+    if (l.op == OpKind::Conv2D)
+      return cudnn.candidates(cuda::conv_params(plan, l, batch), plan.tensors[l.inputs[0]].storage == Storage::F16,
+                              l.inputs.size() > 2, l.name);
+  return {};
+}
+
+// Every cuDNN tactic of every Conv2D case against the reference. A tactic cuDNN refuses when it
+// runs (NOT_SUPPORTED) is reported as not applicable; what did run is counted, per path and
+// precision, and the standard paths must have run.
+TEST(CudaOps, Conv2DCudnn) {
+  POSERT_REQUIRE_GPU();
+  if (cuda::cudnn_runtime_version() == 0) GTEST_SKIP() << "no GPU test: this build has no cuDNN";
+  cudaStream_t stream;
+  cuda::check(cudaStreamCreate(&stream), "cudaStreamCreate");
+  cuda::CudnnConv cudnn(stream);
+  std::map<std::string, int> ran;  // "fp32 fused" -> count
+  int not_applicable = 0;
+  for (const OpCase& c : dense_conv_cases()) {
+    std::mt19937 rng(std::hash<std::string>{}(c.label));
+    for (int batch : {1, 5}) {
+      const Graph gb = make_graph(c, batch);
+      std::vector<Tensor> inputs;
+      for (int id : gb.inputs) inputs.push_back(test::random_tensor(gb.values[id].dtype, gb.values[id].shape, rng));
+      const Tensor ref = RefExecutor(gb).run(inputs)[0];
+      for (Precision prec : {Precision::FP32, Precision::FP16}) {
+        const std::vector<int> tactics = cudnn_tactics(cudnn, c, batch, prec);
+        const std::string where = c.label + " batch " + std::to_string(batch) + " " + precision_name(prec);
+        if (tactics.empty()) {
+          std::printf("[cudnn] %s: not applicable (cuDNN cannot compute this layer)\n", where.c_str());
+          ++not_applicable;
+          continue;
+        }
+        for (int t : tactics) {
+          SCOPED_TRACE(where + " tactic " + cuda::conv_tactic_label(t));
+          Tensor got;
+          try {
+            got = run_cuda(c, batch, prec, t, inputs);
+          } catch (const cuda::CudnnUnsupported& e) {
+            std::printf("[cudnn] %s %s: not applicable (%s)\n", where.c_str(), cuda::conv_tactic_label(t).c_str(), e.what());
+            ++not_applicable;
+            continue;
+          } catch (const Error& e) {  // any other failure: report it and go on with the other tactics
+            ADD_FAILURE() << e.what();
+            continue;
+          }
+          const double err = test::rel_l2(got, ref);
+          EXPECT_LE(err, prec == Precision::FP32 ? 1e-4 : 1e-2);
+          ran[std::string(precision_name(prec)) + (cuda::cudnn_tactic_fused(t) ? " fused" : " epilogue")]++;
+        }
+      }
+    }
+  }
+  // Asymmetric SAME padding (even input, stride 2) is not cuDNN's to compute.
+  for (Precision prec : {Precision::FP32, Precision::FP16})
+    EXPECT_TRUE(cudnn_tactics(cudnn, conv_case("asym", false, 8, 8, 5, 7, 3, 2, "SAME", "none", false), 1, prec).empty());
+  std::printf("[cudnn] cuDNN %s: ", cudnn_version_name(cuda::cudnn_runtime_version()).c_str());
+  for (const auto& [k, n] : ran) std::printf("%s %d, ", k.c_str(), n);
+  std::printf("not applicable %d\n", not_applicable);
+  for (const char* k : {"fp32 epilogue", "fp32 fused", "fp16 epilogue", "fp16 fused"}) EXPECT_GT(ran[k], 0) << k << " never ran";
+  cudaStreamDestroy(stream);
+}
+
+// A cuDNN tactic through the CUDA-graph path of enqueue (the first call runs outside capture, the
+// second replays the graph), and the engine holds its filter once, in KRSC order.
+TEST(CudaOps, Conv2DCudnnInCudaGraph) {
+  POSERT_REQUIRE_GPU();
+  if (cuda::cudnn_runtime_version() == 0) GTEST_SKIP() << "no GPU test: this build has no cuDNN";
+  cudaStream_t stream;
+  cuda::check(cudaStreamCreate(&stream), "cudaStreamCreate");
+  cuda::CudnnConv cudnn(stream);
+  int ran = 0;
+  for (const OpCase& c : {conv_case("k3_s1_same_16x16_c32_o32_relu_res", false, 16, 16, 32, 32, 3, 1, "SAME", "relu", true, true),
+                          conv_case("pw_odd_7x9_c13_o21_relu6", false, 7, 9, 13, 21, 1, 1, "SAME", "relu6", false)}) {
+    std::mt19937 rng(3);
+    const int batch = 5;
+    const Graph gb = make_graph(c, batch);
+    std::vector<Tensor> inputs;
+    for (int id : gb.inputs) inputs.push_back(test::random_tensor(gb.values[id].dtype, gb.values[id].shape, rng));
+    const Tensor ref = RefExecutor(gb).run(inputs)[0];
+    for (Precision prec : {Precision::FP32, Precision::FP16}) {
+      for (int t : cudnn_tactics(cudnn, c, batch, prec)) {
+        SCOPED_TRACE(c.label + " " + precision_name(prec) + " tactic " + cuda::conv_tactic_label(t));
+        {
+          const cuda::DeviceEngine eng(case_plan(c, batch, prec, t));
+          for (const auto& l : eng.plan().layers)
+            if (l.op == OpKind::Conv2D) {
+              EXPECT_EQ(eng.weight(l.inputs[1]), nullptr);
+              EXPECT_NE(eng.krsc_filter(l.inputs[1]), nullptr);
+            }
+        }
+        Tensor got;
+        try {
+          got = run_cuda(c, batch, prec, t, inputs, true);
+        } catch (const cuda::CudnnUnsupported& e) {
+          std::printf("[cudnn] %s %s: not applicable (%s)\n", c.label.c_str(), cuda::conv_tactic_label(t).c_str(), e.what());
+          continue;
+        }
+        EXPECT_LE(test::rel_l2(got, ref), prec == Precision::FP32 ? 1e-4 : 1e-2);
+        ++ran;
+      }
+    }
+  }
+  EXPECT_GT(ran, 0);
+  cudaStreamDestroy(stream);
+}
+
+// An engine whose convolutions were tuned with another cuDNN is refused with the rebuild command;
+// the same engine without cuDNN tactics does not care about the cuDNN version.
+TEST(CudaOps, RefusesCudnnTacticsTunedWithAnotherCudnn) {
+  POSERT_REQUIRE_GPU();
+  const OpCase c = conv_case("pw_12x12_c96_o24_relu", false, 12, 12, 96, 24, 1, 1, "SAME", "relu", false);
+  EnginePlan plan = case_plan(c, 1, Precision::FP32, cuda::kConvCudnnFusedBase + 1);
+  plan.target.cudnn = cuda::cudnn_runtime_version() + 100;
+  const std::string why = cuda::incompatibility(plan, "engine file 'x.engine'");
+  EXPECT_NE(why.find("cuDNN " + cudnn_version_name(plan.target.cudnn)), std::string::npos) << why;
+  EXPECT_NE(why.find("posert build --model"), std::string::npos) << why;
+  for (auto& l : plan.layers) l.tactic = cuda::kConvDirect;
+  EXPECT_EQ(cuda::incompatibility(plan, "engine file 'x.engine'"), "");
 }
 
 TEST(CudaOps, DepthwiseConv2D) {

@@ -17,6 +17,7 @@
 #include "engine/engine_builder.h"
 #include "engine/engine_file.h"
 #include "engine/plan_builder.h"
+#include "kernels/cuda/cuda_kernels.h"
 #include "ir/verifier.h"
 #include "passes/infer_shapes.h"
 #include "passes/passes.h"
@@ -75,8 +76,14 @@ EnginePlan sample_plan(Precision prec = Precision::FP16) {
   p.target.cc_major = 9;
   p.target.cc_minor = 0;
   p.target.cuda_runtime = 12080;
-  p.target.cudnn = 90100;
-  for (size_t i = 0; i < p.layers.size(); ++i) p.layers[i].tactic = static_cast<int32_t>(3 * i + 1);
+  p.target.cudnn = 91400;
+  // Tactics other than the default where the runtime has several: the first convolution fused
+  // cuDNN (IMPLICIT_PRECOMP_GEMM), the other cuDNN's GEMM with PoseRT's epilogue.
+  int convs = 0;
+  for (auto& l : p.layers) {
+    if (l.op == OpKind::Conv2D) l.tactic = convs++ == 0 ? cuda::kConvCudnnFusedBase + 1 : cuda::kConvCudnnBase + 2;
+    else if (l.op == OpKind::DepthwiseConv2D) l.tactic = cuda::kDwVec2;
+  }
   p.layers[0].attrs.set("test_scale", 0.1);  // a double attribute, the one type the builder never makes
   return p;
 }
@@ -248,6 +255,8 @@ TEST(EngineFile, EmptyPlanPartsRoundTrip) {
   EnginePlan p = sample_plan(Precision::FP32);
   p.model.clear();
   p.target = BuildTarget{};
+  for (auto& l : p.layers)  // no cuDNN version recorded: no cuDNN tactic either (see RejectsInconsistentPlans...)
+    if (cuda::is_cudnn_tactic(l.tactic)) l.tactic = cuda::kConvDirect;
   const auto q = deserialize_engine(serialize_engine(p), "memory");
   expect_same_plan(p, q);
 }
@@ -410,6 +419,20 @@ TEST(EngineFile, RejectsInconsistentPlansWithAValidChecksum) {
       {"max batch 0", [](EnginePlan& p) { p.max_batch = 0; }, "max batch"},
       {"max batch 10^6", [](EnginePlan& p) { p.max_batch = 1000000; }, "max batch"},
       {"negative arena", [](EnginePlan& p) { p.arena_bytes = -1; }, "arena"},
+      {"conv tactic between ours and cuDNN's", [](EnginePlan& p) { p.layers[1].tactic = 99; }, "unknown tactic 99"},
+      {"conv tactic past cuDNN's algorithms",
+       [](EnginePlan& p) { p.layers[1].tactic = cuda::kConvCudnnFusedBase + cuda::kCudnnAlgoCount; }, "unknown tactic 208"},
+      {"negative conv tactic", [](EnginePlan& p) { p.layers[1].tactic = -1; }, "unknown tactic -1"},
+      {"cuDNN tactic without a cuDNN version", [](EnginePlan& p) { p.target.cudnn = 0; },
+       "uses the cuDNN tactic cudnn:IMPLICIT_PRECOMP_GEMM+fused but the engine records no cuDNN version"},
+      {"negative cuDNN version", [](EnginePlan& p) { p.target.cudnn = -91400; }, "negative cuDNN version"},
+      {"tactic on a layer with one kernel", [](EnginePlan& p) { p.layers[0].tactic = 1; }, "unknown tactic 1"},
+      {"depthwise tactic out of range",
+       [](EnginePlan& p) {
+         for (auto& l : p.layers)
+           if (l.op == OpKind::DepthwiseConv2D) l.tactic = cuda::kDwTacticCount;
+       },
+       "unknown tactic 3"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);
@@ -417,6 +440,37 @@ TEST(EngineFile, RejectsInconsistentPlansWithAValidChecksum) {
     EXPECT_HAS(m, c.expect);
     EXPECT_HAS(m, "x.engine");
   }
+}
+
+TEST(EngineFile, CudnnTacticsAndVersionRoundTripAndAreListedByName) {
+  const EnginePlan p = sample_plan();
+  ASSERT_EQ(p.layers[1].op, OpKind::Conv2D);  // layer 1 is the first convolution
+  const EnginePlan q = deserialize_engine(serialize_engine(p), "memory");
+  EXPECT_EQ(q.layers[1].tactic, cuda::kConvCudnnFusedBase + 1);
+  EXPECT_EQ(q.target.cudnn, 91400);
+  const std::string d = describe_plan(q);
+  EXPECT_HAS(d, "cuDNN 9.14.0");
+  EXPECT_HAS(d, "Conv2D tactic cudnn:IMPLICIT_PRECOMP_GEMM+fused");
+  EXPECT_HAS(d, "tactic cudnn:GEMM+epilogue");
+  EXPECT_HAS(d, "DepthwiseConv2D tactic vec2");
+}
+
+TEST(EngineFile, TacticNamesAndIds) {
+  EXPECT_EQ(cuda::conv_tactic_label(cuda::kConvDirect), "direct");
+  EXPECT_EQ(cuda::conv_tactic_label(cuda::kConvWmma32), "wmma32x64");
+  EXPECT_EQ(cuda::conv_tactic_label(cuda::kConvCudnnBase + 7), "cudnn:WINOGRAD_NONFUSED+epilogue");
+  EXPECT_EQ(cuda::conv_tactic_label(cuda::kConvCudnnFusedBase), "cudnn:IMPLICIT_GEMM+fused");
+  EXPECT_EQ(cuda::conv_tactic_label(cuda::kConvTacticCount), "?");
+  EXPECT_EQ(cuda::conv_tactic_label(cuda::kConvCudnnBase + cuda::kCudnnAlgoCount), "?");
+  // The ids are stored in engine files.
+  EXPECT_EQ(cuda::kConvDirect8, 5);
+  EXPECT_EQ(cuda::kConvCudnnBase, 100);
+  EXPECT_EQ(cuda::kConvCudnnFusedBase, 200);
+  EXPECT_EQ(cuda::cudnn_tactic_algo(cuda::kConvCudnnFusedBase + 6), 6);
+  EXPECT_TRUE(cuda::cudnn_tactic_fused(cuda::kConvCudnnFusedBase + 6));
+  EXPECT_FALSE(cuda::cudnn_tactic_fused(cuda::kConvCudnnBase + 6));
+  EXPECT_EQ(cudnn_version_name(91400), "9.14.0");
+  EXPECT_EQ(cudnn_version_name(0), "none");
 }
 
 TEST(EngineFile, RejectsAShapeWhoseElementCountOverflows) {

@@ -2,6 +2,7 @@
 
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "ir/shape_inference.h"
@@ -22,8 +23,14 @@ BuildTarget current_target() {
   t.cc_major = prop.major;
   t.cc_minor = prop.minor;
   check(cudaRuntimeGetVersion(&t.cuda_runtime), "cudaRuntimeGetVersion");
-  t.cudnn = 0;
+  t.cudnn = cudnn_runtime_version();
   return t;
+}
+
+bool uses_cudnn(const EnginePlan& plan) {
+  for (const auto& l : plan.layers)
+    if (l.op == OpKind::Conv2D && is_cudnn_tactic(l.tactic)) return true;
+  return false;
 }
 
 std::string incompatibility(const EnginePlan& plan, const std::string& engine_name) {
@@ -36,14 +43,16 @@ std::string incompatibility(const EnginePlan& plan, const std::string& engine_na
           ") but this GPU is " + here.gpu_name + " (sm_" + std::to_string(here.cc_major) + std::to_string(here.cc_minor) + ")";
   else if (b.cuda_runtime / 10 != here.cuda_runtime / 10)
     why = "it was built with CUDA " + ver(b.cuda_runtime) + " but this PoseRT uses CUDA " + ver(here.cuda_runtime);
+  else if (uses_cudnn(plan) && b.cudnn != here.cudnn)
+    // cuDNN's algorithms and their numerics change between versions; the tuning was for that one.
+    why = "its convolutions were tuned with cuDNN " + cudnn_version_name(b.cudnn) + " but this PoseRT " +
+          (here.cudnn ? "uses cuDNN " + cudnn_version_name(here.cudnn) : std::string("was built without cuDNN"));
   if (why.empty()) return "";
   return engine_name + " cannot run here: " + why + ". Rebuild it on this machine: posert build --model " + plan.model +
          " --precision " + precision_name(plan.precision) + " --max-batch " + std::to_string(plan.max_batch) + " -o <file>";
 }
 
 namespace {
-
-bool is_conv(OpKind k) { return k == OpKind::Conv2D || k == OpKind::DepthwiseConv2D; }
 
 DType16 dt(Storage s) { return s == Storage::F16 ? DType16::F16 : s == Storage::I32 ? DType16::I32 : DType16::F32; }
 
@@ -88,46 +97,130 @@ ConvParams conv_params(const EnginePlan& p, const PlanLayer& l, int batch) {
 }
 
 DeviceEngine::DeviceEngine(EnginePlan plan) : plan_(std::move(plan)) {
-  const auto& p = plan_;
-  weight_ptr_.assign(p.tensors.size(), nullptr);
-  // Filters of fp16 convolutions are stored as half; everything else as in the plan (f32/i32).
-  std::vector<bool> as_half(p.tensors.size(), false);
-  for (const auto& l : p.layers)
-    if (is_conv(l.op) && p.tensors[l.inputs[0]].storage == Storage::F16) as_half[l.inputs[1]] = true;
-  try {
-    for (size_t t = 0; t < p.tensors.size(); ++t) {
-      const PlanTensor& pt = p.tensors[t];
-      if (pt.kind != TensorKind::Weight) continue;
-      const uint8_t* src = p.weights.data() + pt.offset;
-      std::vector<uint8_t> staged;
-      size_t bytes = static_cast<size_t>(pt.bytes);
-      if (as_half[t]) {
-        const int64_t n = pt.bytes / 4;
-        staged.resize(static_cast<size_t>(n) * 2);
-        for (int64_t i = 0; i < n; ++i) {
-          float f;
-          std::memcpy(&f, src + 4 * i, 4);
-          const __half h = __float2half_rn(f);
-          std::memcpy(staged.data() + 2 * i, &h, 2);
-        }
-        src = staged.data();
-        bytes = staged.size();
-      }
-      void* d = nullptr;
-      check(cudaMalloc(&d, bytes ? bytes : 1), "cudaMalloc (weights)");
-      allocations_.push_back(d);
-      check(cudaMemcpy(d, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy (weights)");
-      weight_ptr_[t] = d;
-      weight_bytes_ += static_cast<int64_t>(bytes);
-    }
-  } catch (...) {
-    for (void* d : allocations_) cudaFree(d);
-    throw;
-  }
+  const size_t n = plan_.tensors.size();
+  plain_.assign(n, nullptr);
+  krsc_.assign(n, nullptr);
+  half_bias_.assign(n, nullptr);
+  upload_weight_forms(false);
 }
 
-DeviceEngine::~DeviceEngine() {
-  for (void* d : allocations_) cudaFree(d);
+DeviceEngine::~DeviceEngine() { free_all(); }
+
+void DeviceEngine::free_all() {
+  for (auto* forms : {&plain_, &krsc_, &half_bias_})
+    for (void*& d : *forms) {
+      if (d) cudaFree(d);
+      d = nullptr;
+    }
+  weight_bytes_ = 0;
+}
+
+namespace {
+
+// The float values of a weight tensor, from the plan's blob (validated: inside the blob, f32).
+std::vector<float> weight_values(const EnginePlan& p, int t) {
+  const PlanTensor& pt = p.tensors[t];
+  std::vector<float> v(static_cast<size_t>(pt.bytes / 4));
+  std::memcpy(v.data(), p.weights.data() + pt.offset, v.size() * 4);
+  return v;
+}
+
+std::vector<uint8_t> as_bytes(const std::vector<float>& v, bool half) {
+  std::vector<uint8_t> b(v.size() * (half ? 2 : 4));
+  if (!half) {
+    std::memcpy(b.data(), v.data(), b.size());
+    return b;
+  }
+  for (size_t i = 0; i < v.size(); ++i) {
+    const __half h = __float2half_rn(v[i]);
+    std::memcpy(b.data() + 2 * i, &h, 2);
+  }
+  return b;
+}
+
+// HWIO [kh,kw,c,o] -> KRSC [o,kh,kw,c].
+std::vector<float> hwio_to_krsc(const std::vector<float>& w, const Shape& s) {
+  const int64_t kh = s[0], kw = s[1], c = s[2], o = s[3];
+  std::vector<float> r(w.size());
+  for (int64_t y = 0; y < kh; ++y)
+    for (int64_t x = 0; x < kw; ++x)
+      for (int64_t ci = 0; ci < c; ++ci)
+        for (int64_t oi = 0; oi < o; ++oi)
+          r[static_cast<size_t>(((oi * kh + y) * kw + x) * c + ci)] = w[static_cast<size_t>(((y * kw + x) * c + ci) * o + oi)];
+  return r;
+}
+
+// Whether cuDNN may compute layer l (static rules at the engine's max batch).
+bool cudnn_may_run(const EnginePlan& p, const PlanLayer& l) {
+  return l.op == OpKind::Conv2D && cudnn_runtime_version() > 0 && cudnn_conv_eligible(conv_params(p, l, p.max_batch));
+}
+
+}  // namespace
+
+void DeviceEngine::upload_weight_forms(bool for_tuning) {
+  const auto& p = plan_;
+  const size_t n = p.tensors.size();
+  // Which forms each weight needs. Filters of fp16 convolutions are stored as half (both orders);
+  // everything else as in the plan (f32/i32).
+  std::vector<bool> need_plain(n, false), need_krsc(n, false), need_half_bias(n, false), as_half(n, false);
+  for (const auto& l : p.layers) {
+    const bool conv = l.op == OpKind::Conv2D || l.op == OpKind::DepthwiseConv2D;
+    const bool half = conv && p.tensors[l.inputs[0]].storage == Storage::F16;
+    if (conv && half) as_half[l.inputs[1]] = true;
+    const bool cudnn_now = l.op == OpKind::Conv2D && is_cudnn_tactic(l.tactic);
+    const bool cudnn_maybe = cudnn_now || (for_tuning && cudnn_may_run(p, l));
+    for (size_t k = 0; k < l.inputs.size(); ++k) {
+      const int t = l.inputs[k];
+      if (p.tensors[t].kind != TensorKind::Weight) continue;
+      if (l.op == OpKind::Conv2D && k == 1) {
+        if (!cudnn_now || for_tuning) need_plain[t] = true;
+        if (cudnn_maybe) need_krsc[t] = true;
+      } else {
+        need_plain[t] = true;
+      }
+      if (l.op == OpKind::Conv2D && k == 2 && half && (for_tuning ? cudnn_maybe : cudnn_tactic_fused(l.tactic) && cudnn_now))
+        need_half_bias[t] = true;
+    }
+  }
+  auto upload = [&](void*& slot, const std::vector<uint8_t>& bytes, const char* what) {
+    void* d = nullptr;
+    check(cudaMalloc(&d, bytes.empty() ? 1 : bytes.size()), what);
+    slot = d;
+    weight_bytes_ += static_cast<int64_t>(bytes.size());
+    check(cudaMemcpy(d, bytes.data(), bytes.size(), cudaMemcpyHostToDevice), what);
+  };
+  auto drop = [&](void*& slot, int64_t bytes) {
+    if (!slot) return;
+    cudaFree(slot);
+    slot = nullptr;
+    weight_bytes_ -= bytes;
+  };
+  try {
+    for (size_t t = 0; t < n; ++t) {
+      const PlanTensor& pt = p.tensors[t];
+      if (pt.kind != TensorKind::Weight) continue;
+      const int id = static_cast<int>(t);
+      const int64_t elems = pt.bytes / static_cast<int64_t>(storage_size(pt.storage));
+      const int64_t filter_bytes = as_half[t] ? elems * 2 : pt.bytes;
+      if (need_plain[t] && !plain_[t]) {
+        if (as_half[t]) {
+          upload(plain_[t], as_bytes(weight_values(p, id), true), "cudaMalloc/cudaMemcpy (weights)");
+        } else {
+          const uint8_t* src = p.weights.data() + pt.offset;
+          upload(plain_[t], std::vector<uint8_t>(src, src + pt.bytes), "cudaMalloc/cudaMemcpy (weights)");
+        }
+      }
+      if (need_krsc[t] && !krsc_[t])
+        upload(krsc_[t], as_bytes(hwio_to_krsc(weight_values(p, id), pt.shape), as_half[t]), "cudaMalloc/cudaMemcpy (KRSC filters)");
+      if (need_half_bias[t] && !half_bias_[t]) upload(half_bias_[t], as_bytes(weight_values(p, id), true), "cudaMalloc/cudaMemcpy (half bias)");
+      if (!need_plain[t]) drop(plain_[t], filter_bytes);
+      if (!need_krsc[t]) drop(krsc_[t], filter_bytes);
+      if (!need_half_bias[t]) drop(half_bias_[t], elems * 2);
+    }
+  } catch (...) {
+    free_all();
+    throw;
+  }
 }
 
 DeviceContext::DeviceContext(std::shared_ptr<const DeviceEngine> engine, cudaStream_t stream)
@@ -137,22 +230,84 @@ DeviceContext::DeviceContext(std::shared_ptr<const DeviceEngine> engine, cudaStr
     own_stream_ = true;
   }
   const int64_t bytes = engine_->plan().arena_bytes;
-  const cudaError_t e = cudaMalloc(&arena_, bytes ? bytes : 1);
+  cudaError_t e = cudaMalloc(&arena_, bytes ? bytes : 1);
   if (e != cudaSuccess) {
     if (own_stream_) cudaStreamDestroy(stream_);
     check(e, "cudaMalloc (activation arena)");
+  }
+  uses_cudnn_ = uses_cudnn(engine_->plan());
+  if (uses_cudnn_) {
+    try {
+      // The workspace for the largest and the smallest batch now; another batch size grows it
+      // (rarely) at its first enqueue.
+      prepare_batch(engine_->plan().max_batch);
+      prepare_batch(1);
+    } catch (...) {
+      cudnn_.reset();
+      cudaFree(workspace_);
+      cudaFree(arena_);
+      if (own_stream_) cudaStreamDestroy(stream_);
+      throw;
+    }
   }
 }
 
 DeviceContext::~DeviceContext() {
   for (auto& [b, g] : graphs_) cudaGraphExecDestroy(g);
+  cudnn_.reset();
+  cudaFree(workspace_);
   cudaFree(arena_);
   if (own_stream_) cudaStreamDestroy(stream_);
 }
 
+CudnnConv& DeviceContext::cudnn() {
+  if (!cudnn_) cudnn_ = std::make_unique<CudnnConv>(stream_);
+  return *cudnn_;
+}
+
+void DeviceContext::reserve_workspace(size_t bytes) {
+  if (bytes <= workspace_bytes_) return;
+  synchronize();
+  for (auto& [b, g] : graphs_) cudaGraphExecDestroy(g);
+  graphs_.clear();
+  cudaFree(workspace_);
+  workspace_ = nullptr;
+  workspace_bytes_ = 0;
+  check(cudaMalloc(&workspace_, bytes), "cudaMalloc (cuDNN workspace)");
+  workspace_bytes_ = bytes;
+}
+
+size_t DeviceContext::cudnn_need(size_t i, int batch, int tactic) {
+  const auto key = std::make_tuple(i, batch, tactic);
+  auto it = cudnn_need_.find(key);
+  if (it != cudnn_need_.end()) return it->second;
+  const EnginePlan& p = engine_->plan();
+  const PlanLayer& l = p.layers[i];
+  const bool half = p.tensors[l.inputs[0]].storage == Storage::F16;
+  const size_t need = cudnn().workspace_bytes(tactic, conv_params(p, l, batch), half, l.name);
+  cudnn_need_.emplace(key, need);
+  return need;
+}
+
+void DeviceContext::prepare_batch(int batch) {
+  if (prepared_.count(batch)) return;
+  const auto& layers = engine_->plan().layers;
+  size_t need = 0;
+  for (size_t i = 0; i < layers.size(); ++i)
+    if (layers[i].op == OpKind::Conv2D && is_cudnn_tactic(layers[i].tactic))
+      need = std::max(need, cudnn_need(i, batch, layers[i].tactic));
+  reserve_workspace(need);
+  prepared_.insert(batch);
+}
+
 void* DeviceContext::tensor(int id) const {
   const PlanTensor& t = engine_->plan().tensors.at(static_cast<size_t>(id));
-  if (t.kind == TensorKind::Weight) return const_cast<void*>(engine_->weight(id));
+  if (t.kind == TensorKind::Weight) {
+    const void* w = engine_->weight(id);
+    // A filter read only by cuDNN tactics is held in KRSC order only (DeviceEngine::upload_weight_forms).
+    if (!w) throw Error("weight '" + t.name + "' is not on the device in the plan's layout (its layer runs a cuDNN tactic)");
+    return const_cast<void*>(w);
+  }
   return static_cast<uint8_t*>(arena_) + t.offset;
 }
 
@@ -170,6 +325,30 @@ void DeviceContext::launch_layer(size_t i, int batch, int tactic) {
       const bool half = in.storage == Storage::F16;
       const float* bias = l.inputs.size() > 2 ? static_cast<const float*>(tensor(l.inputs[2])) : nullptr;
       const void* res = l.inputs.size() > 3 ? tensor(l.inputs[3]) : nullptr;
+      if (l.op == OpKind::Conv2D && is_cudnn_tactic(tactic)) {
+        const size_t need = cudnn_need(i, batch, tactic);
+        if (need > workspace_bytes_) {
+          cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+          check(cudaStreamIsCapturing(stream_, &st), "cudaStreamIsCapturing");
+          if (st != cudaStreamCaptureStatusNone)
+            throw Error("internal: layer '" + l.name + "': the cuDNN workspace was not reserved before stream capture");
+          reserve_workspace(need);
+        }
+        CudnnConvArgs a;
+        a.x = tensor(l.inputs[0]);
+        a.w = engine_->krsc_filter(l.inputs[1]);
+        if (!a.w)
+          throw Error("layer '" + l.name + "': tactic " + conv_tactic_label(tactic) +
+                      " needs the filter in KRSC order, which this engine did not upload (DeviceEngine::upload_weight_forms)");
+        a.bias = bias;
+        a.bias_t = l.inputs.size() > 2 ? (half ? engine_->half_bias(l.inputs[2]) : static_cast<const void*>(bias)) : nullptr;
+        a.residual = res;
+        a.y = tensor(l.outputs[0]);
+        a.workspace = workspace_;
+        a.workspace_bytes = workspace_bytes_;
+        cudnn().run(tactic, cp, half, a, l.name);
+        break;
+      }
       if (l.op == OpKind::Conv2D)
         conv2d(tactic, half, tensor(l.inputs[0]), tensor(l.inputs[1]), bias, res, tensor(l.outputs[0]), cp, s);
       else
@@ -247,29 +426,44 @@ void DeviceContext::enqueue(int batch) {
   const int max = engine_->plan().max_batch;
   if (batch < 1 || batch > max)
     throw Error("batch " + std::to_string(batch) + " is outside the engine's range 1.." + std::to_string(max));
+  if (uses_cudnn_) prepare_batch(batch);
   if (!use_graphs_) {
     launch_all(batch);
     return;
   }
   auto it = graphs_.find(batch);
   if (it == graphs_.end()) {
-    cudaGraph_t graph = nullptr;
-    check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
-    try {
+    if (uses_cudnn_) {
+      // cuDNN builds and caches an execution plan at the first call for a shape, with host work
+      // that stream capture forbids. So the first forward pass at a batch size runs outside
+      // capture (it computes this call's result) and the graph, captured after it, runs from the
+      // next call on. (Running it twice instead would be wrong: the arena reuses the inputs' bytes.)
       launch_all(batch);
-    } catch (...) {
-      cudaStreamEndCapture(stream_, &graph);
-      if (graph) cudaGraphDestroy(graph);
-      throw;
+      capture(batch);
+      return;
     }
-    check(cudaStreamEndCapture(stream_, &graph), "cudaStreamEndCapture");
-    cudaGraphExec_t exec = nullptr;
-    const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
-    cudaGraphDestroy(graph);
-    check(e, "cudaGraphInstantiate");
-    it = graphs_.emplace(batch, exec).first;
+    capture(batch);
+    it = graphs_.find(batch);
   }
   check(cudaGraphLaunch(it->second, stream_), "cudaGraphLaunch");
+}
+
+void DeviceContext::capture(int batch) {
+  cudaGraph_t graph = nullptr;
+  check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+  try {
+    launch_all(batch);
+  } catch (...) {
+    cudaStreamEndCapture(stream_, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    throw;
+  }
+  check(cudaStreamEndCapture(stream_, &graph), "cudaStreamEndCapture");
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  check(e, "cudaGraphInstantiate");
+  graphs_.emplace(batch, exec);
 }
 
 void DeviceContext::synchronize() { check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }

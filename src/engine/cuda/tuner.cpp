@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -14,10 +15,12 @@ namespace posert::cuda {
 
 namespace {
 
-std::string layer_key(const EnginePlan& p, const PlanLayer& l, const BuildTarget& t) {
+// Everything a tactic's speed depends on: the GPU, driver, CUDA and cuDNN versions, the layer's
+// shapes, types and attributes, the batch.
+std::string layer_key(const EnginePlan& p, const PlanLayer& l, const BuildTarget& t, int driver) {
   std::ostringstream k;
-  k << t.gpu_name << "|sm" << t.cc_major << t.cc_minor << "|cuda" << t.cuda_runtime << "|" << op_name(l.op)
-    << "|b" << p.max_batch << "|" << precision_name(p.precision);
+  k << t.gpu_name << "|sm" << t.cc_major << t.cc_minor << "|drv" << driver << "|cuda" << t.cuda_runtime << "|cudnn"
+    << t.cudnn << "|" << op_name(l.op) << "|b" << p.max_batch << "|" << precision_name(p.precision);
   for (int id : l.inputs) k << "|" << shape_str(p.tensors[id].shape) << ":" << static_cast<int>(p.tensors[id].storage);
   k << "|out" << shape_str(p.tensors[l.outputs[0]].shape);
   for (const auto& [name, v] : l.attrs.all()) {
@@ -30,18 +33,84 @@ std::string layer_key(const EnginePlan& p, const PlanLayer& l, const BuildTarget
   return k.str();
 }
 
-std::vector<int> candidates(const EnginePlan& p, const PlanLayer& l) {
+std::vector<int> candidates(const EnginePlan& p, const PlanLayer& l, DeviceContext& ctx) {
   std::vector<int> out;
   const bool half = p.tensors[l.inputs[0]].storage == Storage::F16;
   const ConvParams cp = conv_params(p, l, p.max_batch);
   if (l.op == OpKind::Conv2D) {
     for (int t = 0; t < kConvTacticCount; ++t)
       if (conv_tactic_applies(t, cp, half)) out.push_back(t);
+    if (cudnn_runtime_version() > 0 && cudnn_conv_eligible(cp))
+      for (int t : ctx.cudnn().candidates(cp, half, l.inputs.size() > 2, l.name)) out.push_back(t);
   } else {
     for (int t = 0; t < kDwTacticCount; ++t)
       if (dw_tactic_applies(t, cp, half)) out.push_back(t);
   }
   return out;
+}
+
+// Times tactic t of layer i as the runtime runs it, inside a CUDA graph (so cuDNN's host-side
+// setup does not count), after two launches outside capture (cuDNN builds its plans there).
+// Median of 9 in microseconds; nothing, with the reason in *why, when a cuDNN call fails for the
+// layer or cannot be captured. PoseRT's own tactics must always work.
+std::optional<double> time_tactic(DeviceContext& ctx, size_t i, int batch, int t, cudaEvent_t e0, cudaEvent_t e1,
+                                  std::string* why) {
+  const bool lib = is_cudnn_tactic(t);
+  const cudaStream_t s = ctx.stream();
+  try {
+    for (int w = 0; w < 2; ++w) ctx.launch_layer(i, batch, t);
+  } catch (const Error& e) {
+    // cuDNN's heuristics list algorithms that its call may still refuse (NOT_SUPPORTED, or a
+    // fused combination it does not implement): such a candidate is skipped, not the build failed.
+    if (!lib) throw;
+    *why = e.what();
+    return std::nullopt;
+  }
+  cudaGraph_t graph = nullptr;
+  check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture (tuning)");
+  std::string failed;
+  try {
+    ctx.launch_layer(i, batch, t);
+  } catch (const Error& e) {
+    if (!lib) {
+      cudaStreamEndCapture(s, &graph);
+      if (graph) cudaGraphDestroy(graph);
+      throw;
+    }
+    failed = e.what();
+  }
+  const cudaError_t ec = cudaStreamEndCapture(s, &graph);
+  if (ec != cudaSuccess && failed.empty()) failed = std::string("stream capture failed: ") + cudaGetErrorString(ec);
+  if (!failed.empty()) {
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();  // the capture error is not sticky; clear it
+    if (!lib) throw Error("tuning: " + failed);
+    *why = "not capturable into a CUDA graph: " + failed;
+    return std::nullopt;
+  }
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t ei = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  check(ei, "cudaGraphInstantiate (tuning)");
+  std::vector<double> us;
+  try {
+    check(cudaGraphLaunch(exec, s), "cudaGraphLaunch (tuning)");  // one more warm-up, as a graph
+    for (int r = 0; r < 9; ++r) {
+      check(cudaEventRecord(e0, s), "cudaEventRecord");
+      check(cudaGraphLaunch(exec, s), "cudaGraphLaunch (tuning)");
+      check(cudaEventRecord(e1, s), "cudaEventRecord");
+      check(cudaEventSynchronize(e1), "cudaEventSynchronize");
+      float ms = 0;
+      check(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
+      us.push_back(ms * 1000.0);
+    }
+  } catch (...) {
+    cudaGraphExecDestroy(exec);
+    throw;
+  }
+  cudaGraphExecDestroy(exec);
+  std::sort(us.begin(), us.end());
+  return us[us.size() / 2];
 }
 
 }  // namespace
@@ -74,64 +143,71 @@ void fill_random(const DeviceEngine& engine, DeviceContext& ctx, unsigned seed) 
 std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, bool verbose) {
   EnginePlan& p = engine.mutable_plan();
   const BuildTarget target = current_target();
+  int driver = 0;
+  check(cudaDriverGetVersion(&driver), "cudaDriverGetVersion");
+  // Both filter orders while candidates are timed; only the chosen ones at the end.
+  engine.upload_weight_forms(true);
   std::vector<LayerTiming> report;
-  std::shared_ptr<const DeviceEngine> view(&engine, [](const DeviceEngine*) {});
-  DeviceContext ctx(view);
-  fill_random(engine, ctx, 1234);
-  cudaEvent_t e0, e1;
-  check(cudaEventCreate(&e0), "cudaEventCreate");
-  check(cudaEventCreate(&e1), "cudaEventCreate");
-  size_t convs = 0;
-  for (const auto& l : p.layers) convs += (l.op == OpKind::Conv2D || l.op == OpKind::DepthwiseConv2D);
-  size_t done = 0;
-  for (size_t i = 0; i < p.layers.size(); ++i) {
-    PlanLayer& l = p.layers[i];
-    if (l.op != OpKind::Conv2D && l.op != OpKind::DepthwiseConv2D) continue;
-    ++done;
-    LayerTiming lt;
-    lt.layer = l.name;
-    const std::string key = layer_key(p, l, target);
-    int cached;
-    const auto cands = candidates(p, l);
-    if (cache.lookup(key, &cached) && std::find(cands.begin(), cands.end(), cached) != cands.end()) {
-      l.tactic = cached;
-      lt.chosen = cached;
-      lt.from_cache = true;
-      cache.hits++;
-      report.push_back(lt);
-      continue;
-    }
-    cache.misses++;
-    double best = 1e30;
-    for (int t : cands) {
-      for (int w = 0; w < 2; ++w) ctx.launch_layer(i, p.max_batch, t);
-      std::vector<double> us;
-      for (int r = 0; r < 9; ++r) {
-        check(cudaEventRecord(e0, ctx.stream()), "cudaEventRecord");
-        ctx.launch_layer(i, p.max_batch, t);
-        check(cudaEventRecord(e1, ctx.stream()), "cudaEventRecord");
-        check(cudaEventSynchronize(e1), "cudaEventSynchronize");
-        float ms = 0;
-        check(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
-        us.push_back(ms * 1000.0);
+  {
+    std::shared_ptr<const DeviceEngine> view(&engine, [](const DeviceEngine*) {});
+    DeviceContext ctx(view);
+    fill_random(engine, ctx, 1234);
+    cudaEvent_t e0, e1;
+    check(cudaEventCreate(&e0), "cudaEventCreate");
+    check(cudaEventCreate(&e1), "cudaEventCreate");
+    try {
+      size_t convs = 0;
+      for (const auto& l : p.layers) convs += (l.op == OpKind::Conv2D || l.op == OpKind::DepthwiseConv2D);
+      size_t done = 0;
+      for (size_t i = 0; i < p.layers.size(); ++i) {
+        PlanLayer& l = p.layers[i];
+        if (l.op != OpKind::Conv2D && l.op != OpKind::DepthwiseConv2D) continue;
+        ++done;
+        LayerTiming lt;
+        lt.layer = l.name;
+        const std::string key = layer_key(p, l, target, driver);
+        int cached;
+        const auto cands = candidates(p, l, ctx);
+        if (cache.lookup(key, &cached) && std::find(cands.begin(), cands.end(), cached) != cands.end()) {
+          l.tactic = cached;
+          lt.chosen = cached;
+          lt.from_cache = true;
+          cache.hits++;
+          report.push_back(lt);
+          continue;
+        }
+        cache.misses++;
+        double best = 1e30;
+        for (int t : cands) {
+          std::string why;
+          const auto us = time_tactic(ctx, i, p.max_batch, t, e0, e1, &why);
+          if (!us) {
+            lt.skipped.emplace_back(t, why);
+            continue;
+          }
+          lt.tactic_us.emplace_back(t, *us);
+          if (*us < best) {
+            best = *us;
+            lt.chosen = t;
+          }
+        }
+        l.tactic = lt.chosen;
+        cache.store(key, lt.chosen, best);
+        if (verbose) std::fprintf(stderr, "\rtuning layer %zu/%zu", done, convs);
+        report.push_back(lt);
       }
-      std::sort(us.begin(), us.end());
-      const double med = us[us.size() / 2];
-      lt.tactic_us.emplace_back(t, med);
-      if (med < best) {
-        best = med;
-        lt.chosen = t;
-      }
+      if (verbose && convs) std::fprintf(stderr, "\n");
+      check(cudaDeviceSynchronize(), "tuning");
+    } catch (...) {
+      cudaEventDestroy(e0);
+      cudaEventDestroy(e1);
+      throw;
     }
-    l.tactic = lt.chosen;
-    cache.store(key, lt.chosen, best);
-    if (verbose) std::fprintf(stderr, "\rtuning layer %zu/%zu", done, convs);
-    report.push_back(lt);
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
   }
-  if (verbose && convs) std::fprintf(stderr, "\n");
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  check(cudaDeviceSynchronize(), "tuning");
+  p.target.cudnn = uses_cudnn(p) ? target.cudnn : 0;
+  engine.upload_weight_forms(false);
   return report;
 }
 

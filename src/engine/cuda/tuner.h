@@ -1,5 +1,6 @@
 // Per-layer kernel auto-tuning: times every applicable tactic of each convolution on this GPU
-// (CUDA events, median of repeated launches on random data) and keeps the fastest.
+// (PoseRT's kernels and cuDNN's algorithms; CUDA events around a CUDA graph of the layer, median
+// of repeated launches on random data) and keeps the fastest.
 #pragma once
 #include <string>
 #include <vector>
@@ -11,12 +12,15 @@ namespace posert::cuda {
 
 struct LayerTiming {
   std::string layer;
-  std::vector<std::pair<int, double>> tactic_us;  // every tactic tried with its median time
+  std::vector<std::pair<int, double>> tactic_us;  // every tactic timed, with its median time
+  std::vector<std::pair<int, std::string>> skipped;  // candidates cuDNN refused at run time, and why
   int chosen = 0;
   bool from_cache = false;
 };
 
-// Tunes at the engine's max batch; writes the tactics into the engine's plan.
+// Tunes at the engine's max batch; writes the tactics into the engine's plan, records the cuDNN
+// version there when a layer uses cuDNN (0 otherwise), and leaves the engine holding only the
+// weight forms the chosen tactics read.
 std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, bool verbose);
 
 // Fills every non-weight tensor of the context's arena with random data in [-1, 1] (int32 tensors: 0..255).

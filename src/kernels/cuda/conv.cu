@@ -365,8 +365,7 @@ bool conv_tactic_applies(int tactic, const ConvParams& p, bool half) {
 }
 
 const char* conv_tactic_name(int tactic) {
-  static const char* names[] = {"direct", "gemm64x64", "gemm32x64", "wmma64x64", "wmma32x64", "direct8"};
-  return tactic >= 0 && tactic < kConvTacticCount ? names[tactic] : "?";
+  return tactic >= 0 && tactic < kConvTacticCount ? kConvTacticNames[tactic] : "?";
 }
 
 void conv2d(int tactic, bool half, const void* x, const void* w, const float* bias, const void* residual, void* y,
@@ -387,8 +386,7 @@ bool dw_tactic_applies(int tactic, const ConvParams& p, bool half) {
 }
 
 const char* dw_tactic_name(int tactic) {
-  static const char* names[] = {"scalar", "vec2", "vec8"};
-  return tactic >= 0 && tactic < kDwTacticCount ? names[tactic] : "?";
+  return tactic >= 0 && tactic < kDwTacticCount ? kDwTacticNames[tactic] : "?";
 }
 
 void depthwise_conv2d(int tactic, bool half, const void* x, const void* w, const float* bias, const void* residual,

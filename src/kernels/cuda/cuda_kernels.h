@@ -2,6 +2,7 @@
 // float). Header is plain C++ (no CUDA types): streams are passed as void*.
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace posert::cuda {
 
@@ -25,8 +26,36 @@ enum ConvTactic : int {
   kConvWmma64 = 3,      // 1x1 stride 1, half: tensor-core GEMM, 64x64 tiles
   kConvWmma32 = 4,      // 1x1 stride 1, half: tensor-core GEMM, 32x64 tiles
   kConvDirect8 = 5,     // output channels % 8 == 0: one thread per pixel and 8 output channels
-  kConvTacticCount = 6
+  kConvTacticCount = 6,
+  // cuDNN (src/engine/cuda/cudnn_conv.h), one tactic per forward algorithm (cudnnConvolutionFwdAlgo_t
+  // 0..7) and epilogue. Base + algo: cudnnConvolutionForward, then PoseRT's epilogue kernel;
+  // fused base + algo: cudnnConvolutionBiasActivationForward (bias, residual and ReLU in cuDNN).
+  kConvCudnnBase = 100,
+  kConvCudnnFusedBase = 200,
 };
+// Tactic ids are stored in engine files: never renumber them.
+constexpr int kCudnnAlgoCount = 8;
+inline constexpr const char* kConvTacticNames[kConvTacticCount] = {"direct",    "gemm64x64", "gemm32x64",
+                                                                   "wmma64x64", "wmma32x64", "direct8"};
+inline constexpr const char* kCudnnAlgoNames[kCudnnAlgoCount] = {
+    "IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
+constexpr bool is_cudnn_tactic(int t) {
+  return (t >= kConvCudnnBase && t < kConvCudnnBase + kCudnnAlgoCount) ||
+         (t >= kConvCudnnFusedBase && t < kConvCudnnFusedBase + kCudnnAlgoCount);
+}
+constexpr bool cudnn_tactic_fused(int t) { return t >= kConvCudnnFusedBase; }
+constexpr int cudnn_tactic_algo(int t) { return cudnn_tactic_fused(t) ? t - kConvCudnnFusedBase : t - kConvCudnnBase; }
+// Any Conv2D tactic id the runtime knows (ours or cuDNN's), whether or not it applies to a layer.
+constexpr bool is_conv_tactic(int t) { return (t >= 0 && t < kConvTacticCount) || is_cudnn_tactic(t); }
+// "direct8", "cudnn:IMPLICIT_PRECOMP_GEMM+fused", "cudnn:GEMM+epilogue"; "?" for an unknown id.
+// Plain C++, so engine listings work in builds without CUDA.
+inline std::string conv_tactic_label(int t) {
+  if (t >= 0 && t < kConvTacticCount) return kConvTacticNames[t];
+  if (is_cudnn_tactic(t))
+    return std::string("cudnn:") + kCudnnAlgoNames[cudnn_tactic_algo(t)] + (cudnn_tactic_fused(t) ? "+fused" : "+epilogue");
+  return "?";
+}
+// PoseRT's own tactics only (cuDNN's are judged by cuDNN, see cudnn_conv.h).
 bool conv_tactic_applies(int tactic, const ConvParams& p, bool half);
 const char* conv_tactic_name(int tactic);
 
@@ -37,10 +66,17 @@ void conv2d(int tactic, bool half, const void* x, const void* w, const float* bi
 // Depthwise: w: T [kh,kw,c,multiplier]; tactic 0 scalar, 1 two channels per thread (half2/float2),
 // 2 eight channels per thread (16-byte loads, half, channels % 8 == 0).
 enum DwTactic : int { kDwScalar = 0, kDwVec2 = 1, kDwVec8 = 2, kDwTacticCount = 3 };
+inline constexpr const char* kDwTacticNames[kDwTacticCount] = {"scalar", "vec2", "vec8"};
 bool dw_tactic_applies(int tactic, const ConvParams& p, bool half);
 const char* dw_tactic_name(int tactic);
 void depthwise_conv2d(int tactic, bool half, const void* x, const void* w, const float* bias, const void* residual,
                       void* y, const ConvParams& p, void* stream);
+
+// The epilogue of a convolution computed by someone else (cuDNN): y = act(conv + bias + residual)
+// per element, channels = last dim. conv: T, or half when out_f32 (y then float); y may be conv
+// (in place). bias: float [channels] or null; residual: T or null.
+void conv_epilogue(bool half, bool out_f32, const void* conv, const float* bias, const void* residual, void* y,
+                   int64_t count, int channels, Act act, void* stream);
 
 struct ChainProgram {
   int steps = 0;
