@@ -1,0 +1,119 @@
+// Device helpers shared by the GPU decoders: owned workspace, launch checks, the CPU's std::min /
+// std::max / argmax semantics (NaN included), exp as the CPU's expf rounds it, and writing
+// PoseItemLayout records. Arithmetic that must match the CPU uses the _rn intrinsics, which nvcc
+// never contracts into FMAs.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <cstdint>
+#include <string>
+
+#include "pose/pose_record.h"
+#include "posert/error.h"
+
+namespace posert::cuda::detail {
+
+inline void cuda_check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw Error(std::string("CUDA error in ") + what + ": " + cudaGetErrorString(e));
+}
+
+// Checks the launch just made without synchronizing (safe under stream capture).
+inline void launch_check(const char* kernel) {
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) throw Error(std::string("CUDA kernel ") + kernel + " failed to launch: " + cudaGetErrorString(e));
+}
+
+// A device allocation made at construction time, freed with its owner.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(size_t bytes, const char* what) {
+    if (bytes > 0) cuda_check(cudaMalloc(&p_, bytes), what);
+  }
+  ~DeviceBuffer() {
+    if (p_) cudaFree(p_);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    if (this != &o) {
+      if (p_) cudaFree(p_);
+      p_ = o.p_;
+      o.p_ = nullptr;
+    }
+    return *this;
+  }
+  template <class T> T* as() const { return static_cast<T*>(p_); }
+
+ private:
+  void* p_ = nullptr;
+};
+
+// std::min / std::max as the CPU decoders call them (the first argument wins unless the second
+// compares strictly better, so NaN propagates only from the first argument).
+__device__ __forceinline__ float std_min(float a, float b) { return b < a ? b : a; }
+__device__ __forceinline__ float std_max(float a, float b) { return a < b ? b : a; }
+
+// The CPU's float expf, as nearly as the GPU can: exp in double rounded once to float is the
+// correctly rounded result; glibc's expf (error <= 0.502 ulp) agrees except in rare halfway
+// cases, where the two differ by one ulp.
+__device__ __forceinline__ float exp_as_cpu(float x) { return __double2float_rn(exp(static_cast<double>(x))); }
+
+// Model-input pixel -> frame pixel, x * scale + offset in float without FMA (as the CPU does).
+__device__ __forceinline__ float frame_x(const CropTransform& t, float x) {
+  return __fadd_rn(__fmul_rn(x, t.scale_x), t.offset_x);
+}
+__device__ __forceinline__ float frame_y(const CropTransform& t, float y) {
+  return __fadd_rn(__fmul_rn(y, t.scale_y), t.offset_y);
+}
+
+// Argmax candidate. The CPU scan `if (i == 0 || v > best) take i` returns the first index of the
+// maximum over the non-NaN values, or 0 when value 0 is NaN (nothing compares greater than NaN).
+// The parallel reduction orders candidates by value descending, NaN last, then index ascending;
+// the caller applies the value-0-is-NaN rule. Empty slots have index INT_MAX.
+struct ArgMax {
+  float v;
+  int i;
+};
+__device__ __forceinline__ ArgMax argmax_empty() { return {__int_as_float(0x7fc00000), INT_MAX}; }
+__device__ __forceinline__ bool argmax_before(float va, int ia, float vb, int ib) {
+  const bool na = isnan(va), nb = isnan(vb);
+  if (na || nb) return na == nb ? ia < ib : nb;
+  return va > vb || (va == vb && ia < ib);
+}
+__device__ __forceinline__ void argmax_take(ArgMax& a, float v, int i) {
+  if (argmax_before(v, i, a.v, a.i)) a = {v, i};
+}
+__device__ __forceinline__ ArgMax warp_argmax(ArgMax a) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float v = __shfl_xor_sync(0xffffffffu, a.v, o);
+    const int i = __shfl_xor_sync(0xffffffffu, a.i, o);
+    argmax_take(a, v, i);
+  }
+  return a;
+}
+
+// Start of item b's records and its header, in a PoseItemLayout buffer.
+__device__ __forceinline__ char* item_ptr(void* out, int b, int max_poses) {
+  return static_cast<char*>(out) + static_cast<size_t>(b) * (16 + static_cast<size_t>(max_poses) * sizeof(PoseRecord));
+}
+__device__ __forceinline__ PoseRecord* item_records(void* out, int b, int max_poses) {
+  return reinterpret_cast<PoseRecord*>(item_ptr(out, b, max_poses) + 16);
+}
+// Writes the 16-byte header (count and three zero words).
+__device__ __forceinline__ void write_item_header(void* out, int b, int max_poses, int count) {
+  int32_t* h = reinterpret_cast<int32_t*>(item_ptr(out, b, max_poses));
+  h[0] = count;
+  h[1] = h[2] = h[3] = 0;
+}
+// Zeroes records [from, max_poses) of item b with the calling block's threads.
+__device__ __forceinline__ void zero_item_records(void* out, int b, int max_poses, int from) {
+  float* r = reinterpret_cast<float*>(item_records(out, b, max_poses) + from);
+  const int words = (max_poses - from) * static_cast<int>(sizeof(PoseRecord) / sizeof(float));
+  for (int i = threadIdx.x; i < words; i += blockDim.x) r[i] = 0.0f;
+}
+
+}  // namespace posert::cuda::detail

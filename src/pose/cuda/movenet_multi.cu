@@ -1,0 +1,287 @@
+// MoveNet MultiPose on the GPU: movenet_multi_raw + decode_movenet_multi + the crop transform in
+// three kernels: centres (5x5 NMS, top 6, boxes, regression; block per item), keypoint argmax
+// (block per item and person), rows and scores (block per item). Float for float as the CPU;
+// exp is exp_as_cpu (see decode_common.cuh).
+#include <cuda_runtime.h>
+
+#include "pose/cuda/decode_common.cuh"
+#include "pose/cuda/device_decoders.h"
+#include "pose/movenet_multi.h"
+
+namespace posert::cuda::detail {
+
+namespace {
+
+constexpr int kK = kPoseKeypoints;
+constexpr int kPeople = kMoveNetMultiPeople;
+constexpr float kStride = 4.0f;
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int kMaxGrid = 64;  // the centre peaks of one item live in shared memory
+
+struct Person {
+  int cell;
+  float score;
+  float box[4];  // ymin, xmin, ymax, xmax in grid units, clipped to the grid
+  float ry[kK], rx[kK];
+};
+
+struct MultiArgs {
+  const float *centre, *heat, *reg, *off, *box_scale, *box_off;
+  int G;
+  float min_pose_score;
+  float input_size;
+  const CropTransform* tf;
+  Person* people;  // [N, 6]
+  int* best;       // [N, 6, 17] chosen cell per person and keypoint
+  void* out;
+  int max_poses;
+};
+
+// TopK's order: key descending (NaN peaks rank as -inf), lower index first.
+__device__ __forceinline__ float topk_key(float v) { return isnan(v) ? -HUGE_VALF : v; }
+__device__ __forceinline__ bool topk_before(float ka, int ia, float kb, int ib) {
+  return ka > kb || (ka == kb && ia < ib);
+}
+
+__global__ void __launch_bounds__(kThreads) multi_centres_kernel(MultiArgs a) {
+  const int b = blockIdx.x, G = a.G, cells = G * G;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const float* centre = a.centre + static_cast<size_t>(b) * cells;
+  __shared__ float s_peak[kMaxGrid * kMaxGrid];
+  __shared__ ArgMax s_part[kWarps];
+  __shared__ int s_sel[kPeople];
+
+  // Centre NMS: a cell survives where it (nearly) equals the max of its 5x5 window.
+  for (int i = tid; i < cells; i += kThreads) {
+    const int y = i / G, x = i % G;
+    const float c = centre[i];
+    float m = c;
+    for (int yy = max(0, y - 2); yy <= min(G - 1, y + 2); ++yy)
+      for (int xx = max(0, x - 2); xx <= min(G - 1, x + 2); ++xx) m = std_max(m, centre[yy * G + xx]);
+    s_peak[i] = __fmul_rn(c, fabsf(__fsub_rn(c, m)) < kMoveNetMultiNmsEps ? 1.0f : 0.0f);
+  }
+  __syncthreads();
+
+  // Top 6: round r takes the best cell ranking after round r-1's pick (a strict total order).
+  float prev_k = HUGE_VALF;
+  int prev_i = -1;
+  for (int r = 0; r < kPeople; ++r) {
+    float bk = -HUGE_VALF;
+    int bi = INT_MAX;
+    for (int i = tid; i < cells; i += kThreads) {
+      const float k = topk_key(s_peak[i]);
+      if (topk_before(prev_k, prev_i, k, i) && topk_before(k, i, bk, bi)) bk = k, bi = i;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float k = __shfl_xor_sync(0xffffffffu, bk, o);
+      const int i = __shfl_xor_sync(0xffffffffu, bi, o);
+      if (topk_before(k, i, bk, bi)) bk = k, bi = i;
+    }
+    if (lane == 0) s_part[warp] = {bk, bi};
+    __syncthreads();
+    if (tid == 0) {
+      for (int w = 1; w < kWarps; ++w)
+        if (topk_before(s_part[w].v, s_part[w].i, s_part[0].v, s_part[0].i)) s_part[0] = s_part[w];
+      s_sel[r] = s_part[0].i;
+    }
+    __syncthreads();
+    prev_i = s_sel[r];
+    prev_k = topk_key(s_peak[prev_i]);
+    __syncthreads();  // s_part is reused by the next round
+  }
+
+  // Per person: centre cell, box and regressed keypoints.
+  Person* people = a.people + static_cast<size_t>(b) * kPeople;
+  const float Gf = static_cast<float>(G);
+  for (int t = tid; t < kPeople * kK; t += kThreads) {
+    const int p = t / kK, k = t % kK, cell = s_sel[p];
+    const float* reg = a.reg + (static_cast<size_t>(b) * cells + cell) * 2 * kK;
+    people[p].ry[k] = __fadd_rn(static_cast<float>(cell / G), reg[2 * k]);
+    people[p].rx[k] = __fadd_rn(static_cast<float>(cell % G), reg[2 * k + 1]);
+  }
+  if (tid < kPeople) {
+    const int p = tid, cell = s_sel[p];
+    Person& P = people[p];
+    P.cell = cell;
+    P.score = s_peak[cell];
+    const float cy = static_cast<float>(cell / G), cx = static_cast<float>(cell % G);
+    const float* bs = a.box_scale + (static_cast<size_t>(b) * cells + cell) * 2;
+    const float* bo = a.box_off + (static_cast<size_t>(b) * cells + cell) * 2;
+    const float h = std_max(bs[0], 0.0f), w = std_max(bs[1], 0.0f);
+    const float by = __fadd_rn(cy, bo[0]), bx = __fadd_rn(cx, bo[1]);
+    const float raw[4] = {__fsub_rn(by, __fmul_rn(h, 0.5f)), __fsub_rn(bx, __fmul_rn(w, 0.5f)),
+                          __fadd_rn(by, __fmul_rn(h, 0.5f)), __fadd_rn(bx, __fmul_rn(w, 0.5f))};
+    for (int i = 0; i < 4; ++i) P.box[i] = std_max(std_min(raw[i], Gf), 0.0f);
+  }
+}
+
+// The keypoint heatmap weighted by a Gaussian around person P's regressed keypoint k, masked to
+// P's box (outside: h * 0, or NaN for a NaN distance, as the CPU's shortcut of the graph).
+__device__ __forceinline__ float weighted(const float* heat, int cell, int G, const Person& P, int k, float sigma) {
+  const float Y = static_cast<float>(cell / G), X = static_cast<float>(cell % G);
+  const float dy = __fsub_rn(Y, P.ry[k]), dx = __fsub_rn(X, P.rx[k]);
+  const float d2 = __fadd_rn(__fmul_rn(dy, dy), __fmul_rn(dx, dx));
+  const float h = heat[cell * kK + k];
+  if (Y >= P.box[0] && X >= P.box[1] && Y < P.box[2] && X < P.box[3])
+    return __fmul_rn(h, exp_as_cpu(__fdiv_rn(-d2, sigma)));
+  return isnan(d2) ? d2 : __fmul_rn(h, 0.0f);
+}
+
+__global__ void __launch_bounds__(kThreads) multi_argmax_kernel(MultiArgs a) {
+  const int b = blockIdx.x, p = blockIdx.y, G = a.G, cells = G * G;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const float* heat = a.heat + static_cast<size_t>(b) * cells * kK;
+  const float sigma = __fmul_rn(static_cast<float>(G), kMoveNetMultiSigmaPerCell);
+  __shared__ Person s_p;
+  __shared__ ArgMax s_part[kWarps][kK];
+  if (tid == 0) s_p = a.people[static_cast<size_t>(b) * kPeople + p];
+  __syncthreads();
+
+  ArgMax m[kK];
+#pragma unroll
+  for (int k = 0; k < kK; ++k) m[k] = argmax_empty();
+  for (int cell = tid; cell < cells; cell += kThreads) {
+#pragma unroll
+    for (int k = 0; k < kK; ++k) argmax_take(m[k], weighted(heat, cell, G, s_p, k, sigma), cell);
+  }
+#pragma unroll
+  for (int k = 0; k < kK; ++k) {
+    const ArgMax r = warp_argmax(m[k]);
+    if (lane == 0) s_part[warp][k] = r;
+  }
+  __syncthreads();
+  if (tid < kK) {
+    const int k = tid;
+    ArgMax r = s_part[0][k];
+    for (int w = 1; w < kWarps; ++w) argmax_take(r, s_part[w][k].v, s_part[w][k].i);
+    a.best[(static_cast<size_t>(b) * kPeople + p) * kK + k] = isnan(weighted(heat, 0, G, s_p, k, sigma)) ? 0 : r.i;
+  }
+}
+
+constexpr int kOutThreads = 128;  // >= 6 * 17
+
+__global__ void __launch_bounds__(kOutThreads) multi_output_kernel(MultiArgs a) {
+  const int b = blockIdx.x, G = a.G, cells = G * G, tid = threadIdx.x;
+  const float* heat = a.heat + static_cast<size_t>(b) * cells * kK;
+  const float Gf = static_cast<float>(G);
+  const float sigma = __fmul_rn(Gf, kMoveNetMultiSigmaPerCell);
+  const float scale = __fdiv_rn(kStride, __fmul_rn(Gf, kStride));
+  __shared__ Person s_people[kPeople];
+  __shared__ float s_row[kPeople][kMoveNetMultiRow];
+  __shared__ int s_slot[kPeople];
+  __shared__ int s_count;
+  for (int p = tid; p < kPeople; p += kOutThreads) s_people[p] = a.people[static_cast<size_t>(b) * kPeople + p];
+  __syncthreads();
+
+  // Rows of the graph's output: keypoints (y, x, score), the score being the best weighted value
+  // of any person at the chosen cell.
+  if (tid < kPeople * kK) {
+    const int p = tid / kK, k = tid % kK;
+    const int cell = a.best[(static_cast<size_t>(b) * kPeople + p) * kK + k];
+    float score = weighted(heat, cell, G, s_people[0], k, sigma);
+    for (int q = 1; q < kPeople; ++q) score = std_max(score, weighted(heat, cell, G, s_people[q], k, sigma));
+    const float* off = a.off + (static_cast<size_t>(b) * cells + cell) * 2 * kK;
+    s_row[p][3 * k + 0] = __fmul_rn(__fadd_rn(static_cast<float>(cell / G), off[2 * k]), scale);
+    s_row[p][3 * k + 1] = __fmul_rn(__fadd_rn(static_cast<float>(cell % G), off[2 * k + 1]), scale);
+    s_row[p][3 * k + 2] = score;
+  }
+  __syncthreads();
+  if (tid < kPeople) {
+    const int p = tid;
+    float count = 0, sum = 0;
+    for (int k = 0; k < kK; ++k) {
+      const float score = s_row[p][3 * k + 2];
+      const bool counted = score > kMoveNetMultiKeypointThreshold;
+      count = __fadd_rn(count, counted ? 1.0f : 0.0f);
+      sum = __fadd_rn(sum, __fmul_rn(s_people[p].score, counted ? score : 0.0f));
+    }
+    for (int i = 0; i < 4; ++i)
+      s_row[p][3 * kK + i] =
+          std_max(std_min(__fdiv_rn(__fmul_rn(s_people[p].box[i], kStride), __fmul_rn(Gf, kStride)), 1.0f), 0.0f);
+    s_row[p][kMoveNetMultiRow - 1] = __fmul_rn(__fdiv_rn(1.0f, std_max(count, 1.0f)), sum);
+  }
+  __syncthreads();
+  if (tid == 0) {
+    int n = 0;
+    for (int p = 0; p < kPeople; ++p) {
+      const float score = s_row[p][kMoveNetMultiRow - 1];
+      const bool keep = score > 0.0f && !(score < a.min_pose_score) && n < a.max_poses;
+      s_slot[p] = keep ? n++ : -1;
+    }
+    s_count = n;
+    write_item_header(a.out, b, a.max_poses, n);
+  }
+  __syncthreads();
+
+  // Kept rows -> records in frame pixels (model-input pixels = row * input_size).
+  const CropTransform t = a.tf[b];
+  PoseRecord* recs = item_records(a.out, b, a.max_poses);
+  const float s = a.input_size;
+  if (tid < kPeople * kK) {
+    const int p = tid / kK, k = tid % kK;
+    if (s_slot[p] >= 0) {
+      PoseRecord& r = recs[s_slot[p]];
+      r.kpt[k][0] = frame_x(t, __fmul_rn(s_row[p][3 * k + 1], s));
+      r.kpt[k][1] = frame_y(t, __fmul_rn(s_row[p][3 * k], s));
+      r.kpt[k][2] = s_row[p][3 * k + 2];
+    }
+  }
+  if (tid < kPeople && s_slot[tid] >= 0) {
+    const float* row = s_row[tid];
+    const float* box = row + 3 * kK;  // ymin, xmin, ymax, xmax
+    PoseRecord& r = recs[s_slot[tid]];
+    r.score = row[kMoveNetMultiRow - 1];
+    r.bbox[0] = frame_x(t, __fmul_rn(box[1], s));
+    r.bbox[1] = frame_y(t, __fmul_rn(box[0], s));
+    r.bbox[2] = __fmul_rn(__fmul_rn(__fsub_rn(box[3], box[1]), s), t.scale_x);
+    r.bbox[3] = __fmul_rn(__fmul_rn(__fsub_rn(box[2], box[0]), s), t.scale_y);
+  }
+  zero_item_records(a.out, b, a.max_poses, s_count);
+}
+
+class MoveNetMultiDecoder : public DeviceDecoder {
+ public:
+  MoveNetMultiDecoder(const ModelSpec& spec, int max_batch, const PoseItemLayout& layout, float min_pose_score)
+      : G_(spec.input_size / 4),
+        input_size_(static_cast<float>(spec.input_size)),
+        min_pose_score_(min_pose_score),
+        max_poses_(layout.max_poses),
+        people_(static_cast<size_t>(max_batch) * kPeople * sizeof(Person), "MoveNet MultiPose person workspace"),
+        best_(static_cast<size_t>(max_batch) * kPeople * kK * sizeof(int), "MoveNet MultiPose keypoint workspace") {
+    if (G_ < 3 || G_ > kMaxGrid)
+      throw Error(spec.name + ": the GPU MultiPose decoder supports grids of 3.." + std::to_string(kMaxGrid) +
+                  " cells, the model has " + std::to_string(G_));
+  }
+
+  void enqueue(const std::vector<const float*>& heads, int n, const CropTransform* transforms, void* out,
+               void* stream) override {
+    MultiArgs a{heads[0], heads[1],        heads[2],     heads[3],    heads[4],      heads[5],
+                G_,       min_pose_score_, input_size_, transforms,  people_.as<Person>(), best_.as<int>(),
+                out,      max_poses_};
+    const auto s = static_cast<cudaStream_t>(stream);
+    multi_centres_kernel<<<n, kThreads, 0, s>>>(a);
+    launch_check("multi_centres_kernel");
+    multi_argmax_kernel<<<dim3(n, kPeople), kThreads, 0, s>>>(a);
+    launch_check("multi_argmax_kernel");
+    multi_output_kernel<<<n, kOutThreads, 0, s>>>(a);
+    launch_check("multi_output_kernel");
+  }
+
+ private:
+  int G_;
+  float input_size_;
+  float min_pose_score_;
+  int max_poses_;
+  DeviceBuffer people_, best_;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceDecoder> make_movenet_multi_decoder(const ModelSpec& spec, int max_batch,
+                                                          const PoseItemLayout& layout, float min_pose_score) {
+  return std::make_unique<MoveNetMultiDecoder>(spec, max_batch, layout, min_pose_score);
+}
+
+}  // namespace posert::cuda::detail

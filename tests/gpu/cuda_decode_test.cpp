@@ -1,0 +1,692 @@
+// The CUDA decoders (src/pose/cuda/gpu_decode.h) against the CPU reference decoders: random heads
+// (several seeds, batch 1 and 7, realistic ranges, tie-heavy quantized values, NaN), structured
+// heads whose answers are known independently (blobs at chosen cells, exact quadratic bumps), and
+// non-identity crop transforms. Runs on the GPU machine; skips with the reason elsewhere.
+#include <gtest/gtest.h>
+
+#include "gpu/gpu_test_util.h"
+
+#if POSERT_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+#include "pose/cuda/gpu_decode.h"
+#include "pose/heatmap_decode.h"
+#include "pose/model_spec.h"
+#include "pose/movenet_single.h"
+#include "pose/pose_record.h"
+#include "pose/posenet.h"
+#include "posert/error.h"
+#endif
+
+namespace posert {
+namespace {
+
+#if POSERT_HAVE_CUDA
+
+void cuda_ok(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+// A device buffer for one test.
+struct DevBuf {
+  void* p = nullptr;
+  size_t bytes = 0;
+  explicit DevBuf(size_t n) : bytes(n) { cuda_ok(cudaMalloc(&p, n ? n : 1), "cudaMalloc"); }
+  DevBuf(const void* host, size_t n) : DevBuf(n) { cuda_ok(cudaMemcpy(p, host, n, cudaMemcpyHostToDevice), "upload"); }
+  ~DevBuf() { cudaFree(p); }
+  DevBuf(const DevBuf&) = delete;
+  DevBuf& operator=(const DevBuf&) = delete;
+  void fill(int byte) { cuda_ok(cudaMemset(p, byte, bytes), "cudaMemset"); }
+  template <class T> std::vector<T> download() const {
+    std::vector<T> v(bytes / sizeof(T));
+    cuda_ok(cudaMemcpy(v.data(), p, v.size() * sizeof(T), cudaMemcpyDeviceToHost), "download");
+    return v;
+  }
+};
+
+float sigmoidf(float v) { return 1.0f / (1.0f + std::exp(-v)); }
+
+// A few transforms that are not the identity (letterbox-like and crop-like, scales != 1, x != y).
+CropTransform transform_for(int b) {
+  static const CropTransform t[] = {{2.5f, 2.5f, -0.0f, -140.0f},
+                                    {0.8125f, 1.375f, 37.0f, -12.0f},
+                                    {3.3333333f, 3.3333333f, 101.0f, 55.5f},
+                                    {1.0f, 1.0f, 0.0f, 0.0f},
+                                    {0.5f, 0.75f, -20.0f, 300.0f},
+                                    {7.1f, 2.9f, 1000.0f, 13.0f},
+                                    {1.7f, 1.7f, -64.0f, -64.0f}};
+  return t[b % 7];
+}
+
+Pose map_pose(Pose p, const CropTransform& tf) {
+  for (auto& k : p.keypoints) {
+    k.x = k.x * tf.scale_x + tf.offset_x;
+    k.y = k.y * tf.scale_y + tf.offset_y;
+  }
+  p.bbox = {p.bbox[0] * tf.scale_x + tf.offset_x, p.bbox[1] * tf.scale_y + tf.offset_y, p.bbox[2] * tf.scale_x,
+            p.bbox[3] * tf.scale_y};
+  return p;
+}
+
+// Host heads of one model for n items: [n, G, G, C] per head, spec.head_values order.
+struct Heads {
+  std::vector<Tensor> t;
+  std::vector<const Tensor*> ptrs() const {
+    std::vector<const Tensor*> v;
+    for (const auto& x : t) v.push_back(&x);
+    return v;
+  }
+};
+
+int grid_of(const ModelSpec& s) { return s.decoder == DecoderKind::PoseNet ? (s.input_size - 1) / 16 + 1 : s.input_size / 4; }
+
+std::vector<int> channels_of(const ModelSpec& s) {
+  switch (s.decoder) {
+    case DecoderKind::MoveNetSingle: return {1, 17, 34, 34};
+    case DecoderKind::MoveNetMulti: return {1, 17, 34, 34, 2, 2};
+    case DecoderKind::PoseNet: return {17, 34, 32, 32};
+  }
+  return {};
+}
+
+Heads zero_heads(const ModelSpec& spec, int n) {
+  Heads h;
+  const int G = grid_of(spec);
+  for (int c : channels_of(spec)) h.t.emplace_back(DType::F32, Shape{n, G, G, c});
+  return h;
+}
+
+enum class Values { Smooth, Quantized };
+
+// Random heads with realistic ranges: probabilities as sigmoid(logits), regression within part of
+// the grid, offsets within a cell (PoseNet: pixels). Quantized: few distinct values, many ties.
+Heads random_heads(const ModelSpec& spec, int n, uint32_t seed, Values values) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> logit(0.0f, 2.0f);
+  Heads h = zero_heads(spec, n);
+  const float G = static_cast<float>(grid_of(spec));
+  auto fill = [&](Tensor& t, auto gen) {
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = gen();
+  };
+  auto uni = [&](float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); };
+  auto prob = [&]() {
+    if (values == Values::Quantized) return sigmoidf(static_cast<float>(static_cast<int>(rng() % 5) - 2));
+    return sigmoidf(logit(rng));
+  };
+  auto coarse = [&](float lo, float hi) {  // quantized to 1/4: ties in positions too
+    const float v = uni(lo, hi);
+    return values == Values::Quantized ? std::round(v * 4.0f) / 4.0f : v;
+  };
+  switch (spec.decoder) {
+    case DecoderKind::MoveNetSingle:
+      fill(h.t[0], prob);
+      fill(h.t[1], prob);
+      fill(h.t[2], [&] { return coarse(-G / 3, G / 3); });
+      fill(h.t[3], [&] { return coarse(-1.0f, 1.0f); });
+      break;
+    case DecoderKind::MoveNetMulti:
+      fill(h.t[0], prob);
+      fill(h.t[1], prob);
+      fill(h.t[2], [&] { return coarse(-12.0f, 12.0f); });
+      fill(h.t[3], [&] { return coarse(-1.0f, 1.0f); });
+      fill(h.t[4], [&] { return coarse(-3.0f, 30.0f); });  // negative sizes are clipped to 0
+      fill(h.t[5], [&] { return coarse(-3.0f, 3.0f); });
+      break;
+    case DecoderKind::PoseNet:
+      fill(h.t[0], [&] {
+        return values == Values::Quantized ? static_cast<float>(static_cast<int>(rng() % 7) - 3) : 1.5f * logit(rng);
+      });
+      fill(h.t[1], [&] { return coarse(-20.0f, 20.0f); });
+      fill(h.t[2], [&] { return coarse(-60.0f, 60.0f); });
+      fill(h.t[3], [&] { return coarse(-60.0f, 60.0f); });
+      break;
+  }
+  return h;
+}
+
+struct GpuResult {
+  std::vector<std::vector<Pose>> poses;
+  std::vector<uint8_t> bytes;
+};
+
+// Runs the GPU decoder on n items (transform_for(b)); checks the wire format of every item.
+GpuResult run_gpu(const ModelSpec& spec, const Heads& heads, int n, const DecodeOptions& opt, bool graph = false) {
+  cuda::GpuPoseDecoder dec(spec, n, opt);
+  std::vector<std::unique_ptr<DevBuf>> dh;
+  std::vector<const float*> ptrs;
+  for (const auto& t : heads.t) {
+    dh.push_back(std::make_unique<DevBuf>(t.raw(), t.nbytes()));
+    ptrs.push_back(static_cast<const float*>(dh.back()->p));
+  }
+  std::vector<CropTransform> tf(n);
+  for (int b = 0; b < n; ++b) tf[b] = transform_for(b);
+  DevBuf dtf(tf.data(), tf.size() * sizeof(CropTransform));
+  DevBuf out(dec.output_bytes(n));
+  out.fill(0xCD);  // the decoder must write every byte
+  cudaStream_t s;
+  cuda_ok(cudaStreamCreate(&s), "cudaStreamCreate");
+  if (graph) {
+    // Captured in a CUDA graph as the pipeline does: enqueue must not allocate or synchronize.
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    cuda_ok(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), "begin capture");
+    dec.enqueue(ptrs, n, static_cast<const CropTransform*>(dtf.p), out.p, s);
+    cuda_ok(cudaStreamEndCapture(s, &g), "end capture");
+    cuda_ok(cudaGraphInstantiate(&ge, g, 0), "instantiate");
+    cuda_ok(cudaGraphLaunch(ge, s), "graph launch");
+    cuda_ok(cudaStreamSynchronize(s), "graph sync");
+    cudaGraphExecDestroy(ge);
+    cudaGraphDestroy(g);
+  } else {
+    dec.enqueue(ptrs, n, static_cast<const CropTransform*>(dtf.p), out.p, s);
+  }
+  cuda_ok(cudaStreamSynchronize(s), "decoder run");
+  cudaStreamDestroy(s);
+  GpuResult r;
+  r.bytes = out.download<uint8_t>();
+  const size_t item = dec.layout().item_bytes();
+  for (int b = 0; b < n; ++b) {
+    const uint8_t* it = r.bytes.data() + b * item;
+    int32_t head[4];
+    std::memcpy(head, it, sizeof(head));
+    EXPECT_TRUE(head[0] >= 0 && head[0] <= dec.max_poses()) << "item " << b << " count " << head[0];
+    EXPECT_EQ(head[1] | head[2] | head[3], 0) << "item " << b << ": header padding not zeroed";
+    const int count = std::clamp(head[0], 0, dec.max_poses());
+    for (size_t i = 16 + count * sizeof(PoseRecord); i < item; ++i)
+      if (it[i] != 0) {
+        ADD_FAILURE() << "item " << b << ": byte " << i << " beyond the " << count << " records is not zero";
+        break;
+      }
+    r.poses.push_back(poses_from_item(it, dec.max_poses()));
+  }
+  return r;
+}
+
+std::vector<std::vector<Pose>> run_cpu(const ModelSpec& spec, const Heads& heads, int n, const DecodeOptions& opt) {
+  std::vector<std::vector<Pose>> r(n);
+  for (int b = 0; b < n; ++b)
+    for (const Pose& p : decode_heads(spec, heads.ptrs(), b, opt)) r[b].push_back(map_pose(p, transform_for(b)));
+  return r;
+}
+
+// Largest differences seen, reported with each test.
+struct Diff {
+  double px = 0, score = 0;  // coordinates in model-input pixels, scores
+  long values = 0, identical = 0;
+};
+
+bool same_nan(float a, float b) { return std::isnan(a) && std::isnan(b); }
+
+// got vs want: same count and order; coordinates within tol_model_px model-input pixels (mapped
+// to frame pixels by the item's scale), scores within tol_score; exact: every value bit-equal.
+void expect_same(const std::vector<std::vector<Pose>>& got, const std::vector<std::vector<Pose>>& want,
+                 double tol_model_px, double tol_score, bool exact, const std::string& what, Diff* diff = nullptr) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  Diff d;
+  for (size_t b = 0; b < want.size(); ++b) {
+    ASSERT_EQ(got[b].size(), want[b].size()) << what << " item " << b << ": pose count";
+    const CropTransform tf = transform_for(static_cast<int>(b));
+    const double sx = std::fabs(tf.scale_x), sy = std::fabs(tf.scale_y);
+    auto cmp = [&](float g, float w, double tol, double unit, bool is_score, const std::string& where) {
+      ++d.values;
+      if (std::memcmp(&g, &w, sizeof(float)) == 0 || same_nan(g, w)) {
+        ++d.identical;
+        return;
+      }
+      const double e = std::fabs(static_cast<double>(g) - w) / unit;
+      if (is_score) d.score = std::max(d.score, e);
+      else d.px = std::max(d.px, e);
+      EXPECT_FALSE(exact) << what << " item " << b << " " << where << ": " << g << " != " << w << " (not bit-equal)";
+      EXPECT_LE(e, tol) << what << " item " << b << " " << where << ": got " << g << " want " << w;
+    };
+    for (size_t p = 0; p < want[b].size(); ++p) {
+      const Pose &g = got[b][p], &w = want[b][p];
+      const std::string at = "pose " + std::to_string(p);
+      cmp(g.score, w.score, tol_score, 1, true, at + " score");
+      for (int i = 0; i < 4; ++i) cmp(g.bbox[i], w.bbox[i], tol_model_px, i % 2 ? sy : sx, false, at + " bbox " + std::to_string(i));
+      ASSERT_EQ(g.keypoints.size(), w.keypoints.size());
+      for (size_t k = 0; k < w.keypoints.size(); ++k) {
+        const std::string kp = at + " kp " + std::to_string(k);
+        cmp(g.keypoints[k].x, w.keypoints[k].x, tol_model_px, sx, false, kp + " x");
+        cmp(g.keypoints[k].y, w.keypoints[k].y, tol_model_px, sy, false, kp + " y");
+        cmp(g.keypoints[k].score, w.keypoints[k].score, tol_score, 1, true, kp + " score");
+      }
+    }
+  }
+  if (diff) {
+    diff->px = std::max(diff->px, d.px);
+    diff->score = std::max(diff->score, d.score);
+    diff->values += d.values;
+    diff->identical += d.identical;
+  }
+}
+
+void report(const char* what, const Diff& d) {
+  std::printf("[ %s ] %ld of %ld values bit-identical; max |diff| %.3g model px, %.3g score\n", what, d.identical,
+              d.values, d.px, d.score);
+}
+
+// The random-head comparison for one model: seeds x batch sizes x value kinds.
+void check_random(const char* model, bool exact, double tol_px, double tol_score, const DecodeOptions& opt = {}) {
+  const ModelSpec& spec = find_model_spec(model);
+  Diff diff;
+  for (Values v : {Values::Smooth, Values::Quantized})
+    for (int n : {1, 7})
+      for (uint32_t seed : {1u, 2u, 3u}) {
+        const Heads h = random_heads(spec, n, seed * 97 + n, v);
+        const std::string what = std::string(model) + (v == Values::Smooth ? " smooth" : " quantized") + " n=" +
+                                 std::to_string(n) + " seed=" + std::to_string(seed);
+        expect_same(run_gpu(spec, h, n, opt).poses, run_cpu(spec, h, n, opt), tol_px, tol_score, exact, what, &diff);
+      }
+  report(model, diff);
+}
+
+TEST(CudaDecode, MoveNetSingleMatchesCpuBitForBit) {
+  POSERT_REQUIRE_GPU();
+  check_random("movenet-lightning", true, 1e-3, 1e-5);
+  check_random("movenet-thunder", true, 1e-3, 1e-5);
+}
+
+// exp: the GPU's double exp rounded to float vs glibc's expf may differ by one ulp in rare
+// halfway cases; everything else is bit-equal.
+TEST(CudaDecode, MoveNetMultiMatchesCpu) {
+  POSERT_REQUIRE_GPU();
+  check_random("movenet-multipose", false, 1e-3, 1e-5);
+  DecodeOptions opt;
+  opt.min_pose_score = 0.3f;
+  check_random("movenet-multipose", false, 1e-3, 1e-5, opt);
+}
+
+TEST(CudaDecode, PoseNetMatchesCpu) {
+  POSERT_REQUIRE_GPU();
+  check_random("posenet", false, 1e-3, 1e-5);
+  DecodeOptions opt;
+  opt.min_keypoint_score = 0.8f;
+  opt.min_pose_score = 0.2f;
+  check_random("posenet", false, 1e-3, 1e-5, opt);
+}
+
+// NaN in the heads (a broken engine): the CPU's argmax and min/max rules, value for value.
+TEST(CudaDecode, NaNHeadsFollowTheCpuRules) {
+  POSERT_REQUIRE_GPU();
+  for (const char* model : {"movenet-lightning", "movenet-multipose", "posenet"}) {
+    const ModelSpec& spec = find_model_spec(model);
+    const int n = 3;
+    Heads h = random_heads(spec, n, 5, Values::Smooth);
+    std::mt19937 rng(9);
+    for (auto& t : h.t)
+      for (int i = 0; i < 40; ++i) t.data<float>()[rng() % t.numel()] = NAN;
+    h.t[0].data<float>()[0] = NAN;  // item 0's first cell: the argmax keeps index 0
+    expect_same(run_gpu(spec, h, n, {}).poses, run_cpu(spec, h, n, {}), 1e-3, 1e-5, false, model);
+  }
+}
+
+TEST(CudaDecode, CapturedInAGraphGivesTheSameBytes) {
+  POSERT_REQUIRE_GPU();
+  for (const char* model : {"movenet-thunder", "movenet-multipose", "posenet"}) {
+    const ModelSpec& spec = find_model_spec(model);
+    const Heads h = random_heads(spec, 4, 17, Values::Smooth);
+    EXPECT_EQ(run_gpu(spec, h, 4, {}, false).bytes, run_gpu(spec, h, 4, {}, true).bytes) << model;
+  }
+}
+
+TEST(CudaDecode, RejectsBadBatchAndHeads) {
+  POSERT_REQUIRE_GPU();
+  const ModelSpec& spec = find_model_spec("movenet-lightning");
+  cuda::GpuPoseDecoder dec(spec, 2, {});
+  EXPECT_EQ(dec.max_poses(), 1);
+  EXPECT_EQ(dec.output_bytes(2), 2 * (16 + sizeof(PoseRecord)));
+  std::vector<const float*> four(4, reinterpret_cast<const float*>(16));
+  EXPECT_THROW(dec.enqueue(four, 0, reinterpret_cast<const CropTransform*>(16), reinterpret_cast<void*>(16), nullptr), Error);
+  EXPECT_THROW(dec.enqueue(four, 3, reinterpret_cast<const CropTransform*>(16), reinterpret_cast<void*>(16), nullptr), Error);
+  EXPECT_THROW(dec.enqueue({four[0]}, 1, reinterpret_cast<const CropTransform*>(16), reinterpret_cast<void*>(16), nullptr), Error);
+  EXPECT_THROW(cuda::GpuPoseDecoder(spec, 0, {}), Error);
+  EXPECT_EQ(cuda::GpuPoseDecoder(find_model_spec("movenet-multipose"), 1, {}).max_poses(), 6);
+  EXPECT_EQ(cuda::GpuPoseDecoder(find_model_spec("posenet"), 1, {}).max_poses(), 6);
+}
+
+float gauss(float dy, float dx, float sigma) { return std::exp(-(dy * dy + dx * dx) / (2 * sigma * sigma)); }
+
+// Keypoint layout of a standing person in cells relative to the nose (y, x), COCO order; every
+// keypoint on its own cell.
+constexpr int kBody[17][2] = {{0, 0}, {-1, -1}, {-1, 1}, {0, -2}, {0, 2},  {2, -2}, {2, 2},  {3, -3}, {3, 3},
+                              {4, -4}, {4, 4},  {5, -1}, {5, 1},  {7, -1}, {7, 1},  {9, -1}, {9, 1}};
+
+// MoveNet single: a centre blob at the grid centre, regression pointing at keypoint blobs, known
+// offsets: every keypoint lands at (cell + offset) * scale * input_size, score = the blob's peak.
+TEST(CudaDecode, MoveNetSingleFindsPlacedKeypoints) {
+  POSERT_REQUIRE_GPU();
+  const ModelSpec& spec = find_model_spec("movenet-lightning");
+  const int G = spec.input_size / 4, n = 3, c = G / 2;
+  Heads h = zero_heads(spec, n);
+  for (int b = 0; b < n; ++b) {
+    float* centre = h.t[0].data<float>() + b * G * G;
+    float* heat = h.t[1].data<float>() + b * G * G * 17;
+    float* reg = h.t[2].data<float>() + b * G * G * 34;
+    float* off = h.t[3].data<float>() + b * G * G * 34;
+    for (int y = 0; y < G; ++y)
+      for (int x = 0; x < G; ++x) centre[y * G + x] = 0.9f * gauss(y - c, x - c, 1.0f);
+    for (int k = 0; k < 17; ++k) {
+      const int ky = c - 8 + 2 * b + kBody[k][0] * 2, kx = c + kBody[k][1] * 2 - b;
+      reg[(c * G + c) * 34 + 2 * k] = static_cast<float>(ky - c);
+      reg[(c * G + c) * 34 + 2 * k + 1] = static_cast<float>(kx - c);
+      for (int y = 0; y < G; ++y)
+        for (int x = 0; x < G; ++x) heat[(y * G + x) * 17 + k] += (0.5f + 0.02f * k) * gauss(y - ky, x - kx, 0.8f);
+      off[(ky * G + kx) * 34 + 2 * k] = 0.25f - 0.03f * k;
+      off[(ky * G + kx) * 34 + 2 * k + 1] = -0.4f + 0.05f * k;
+    }
+  }
+  const auto got = run_gpu(spec, h, n, {}).poses;
+  expect_same(got, run_cpu(spec, h, n, {}), 1e-3, 1e-5, true, "structured lightning");
+  const double scale = movenet_output_scale(G) * static_cast<double>(spec.input_size);  // fp16(1/G) * S
+  for (int b = 0; b < n; ++b) {
+    ASSERT_EQ(got[b].size(), 1u);
+    const CropTransform tf = transform_for(b);
+    double sum = 0;
+    for (int k = 0; k < 17; ++k) {
+      const int ky = c - 8 + 2 * b + kBody[k][0] * 2, kx = c + kBody[k][1] * 2 - b;
+      const double mx = (kx + static_cast<double>(-0.4f + 0.05f * k)) * scale;
+      const double my = (ky + static_cast<double>(0.25f - 0.03f * k)) * scale;
+      const Keypoint& kp = got[b][0].keypoints[k];
+      EXPECT_NEAR(kp.x, mx * tf.scale_x + tf.offset_x, 1e-3 * tf.scale_x) << "item " << b << " kp " << k;
+      EXPECT_NEAR(kp.y, my * tf.scale_y + tf.offset_y, 1e-3 * tf.scale_y) << "item " << b << " kp " << k;
+      EXPECT_NEAR(kp.score, 0.5f + 0.02f * k, 1e-5) << "item " << b << " kp " << k;
+      sum += 0.5 + 0.02 * k;
+    }
+    EXPECT_NEAR(got[b][0].score, sum / 17, 1e-5);
+  }
+}
+
+// MoveNet MultiPose: two people (centre blobs, boxes, keypoint blobs); the higher centre first,
+// keypoints at (cell + offset) * 4 px, keypoint score = blob peak, pose score = centre * mean,
+// bbox = the model's box.
+TEST(CudaDecode, MoveNetMultiFindsPlacedPeople) {
+  POSERT_REQUIRE_GPU();
+  const ModelSpec& spec = find_model_spec("movenet-multipose");
+  const int G = spec.input_size / 4, n = 2;
+  struct Person {
+    int cy, cx;
+    float centre, bh, bw;
+  };
+  const Person people[2] = {{20, 20, 0.9f, 24, 20}, {44, 40, 0.8f, 24, 20}};
+  Heads h = zero_heads(spec, n);
+  for (int b = 0; b < n; ++b) {
+    float* centre = h.t[0].data<float>() + b * G * G;
+    float* heat = h.t[1].data<float>() + b * G * G * 17;
+    float* reg = h.t[2].data<float>() + b * G * G * 34;
+    float* off = h.t[3].data<float>() + b * G * G * 34;
+    float* bscale = h.t[4].data<float>() + b * G * G * 2;
+    for (const Person& P : people) {
+      for (int y = 0; y < G; ++y)
+        for (int x = 0; x < G; ++x) centre[y * G + x] = std::max(centre[y * G + x], P.centre * gauss(y - P.cy, x - P.cx, 1.0f));
+      bscale[(P.cy * G + P.cx) * 2] = P.bh;
+      bscale[(P.cy * G + P.cx) * 2 + 1] = P.bw;
+      for (int k = 0; k < 17; ++k) {
+        const int ky = P.cy - 8 + kBody[k][0] * 2 + b, kx = P.cx + kBody[k][1] * 2;
+        reg[(P.cy * G + P.cx) * 34 + 2 * k] = static_cast<float>(ky - P.cy);
+        reg[(P.cy * G + P.cx) * 34 + 2 * k + 1] = static_cast<float>(kx - P.cx);
+        for (int y = 0; y < G; ++y)
+          for (int x = 0; x < G; ++x)
+            heat[(y * G + x) * 17 + k] = std::max(heat[(y * G + x) * 17 + k], 0.7f * gauss(y - ky, x - kx, 0.8f));
+        off[(ky * G + kx) * 34 + 2 * k] = 0.375f;
+        off[(ky * G + kx) * 34 + 2 * k + 1] = -0.125f;
+      }
+    }
+  }
+  const auto got = run_gpu(spec, h, n, {}).poses;
+  expect_same(got, run_cpu(spec, h, n, {}), 1e-3, 1e-5, false, "structured multipose");
+  for (int b = 0; b < n; ++b) {
+    ASSERT_EQ(got[b].size(), 2u) << "item " << b;
+    const CropTransform tf = transform_for(b);
+    for (int p = 0; p < 2; ++p) {
+      const Person& P = people[p];
+      const Pose& pose = got[b][p];
+      EXPECT_NEAR(pose.score, P.centre * 0.7f, 1e-5);
+      EXPECT_NEAR(pose.bbox[0], (P.cx - P.bw / 2) * 4 * tf.scale_x + tf.offset_x, 1e-3 * tf.scale_x);
+      EXPECT_NEAR(pose.bbox[1], (P.cy - P.bh / 2) * 4 * tf.scale_y + tf.offset_y, 1e-3 * tf.scale_y);
+      EXPECT_NEAR(pose.bbox[2], P.bw * 4 * tf.scale_x, 1e-3 * tf.scale_x);
+      EXPECT_NEAR(pose.bbox[3], P.bh * 4 * tf.scale_y, 1e-3 * tf.scale_y);
+      for (int k = 0; k < 17; ++k) {
+        const int ky = P.cy - 8 + kBody[k][0] * 2 + b, kx = P.cx + kBody[k][1] * 2;
+        EXPECT_NEAR(pose.keypoints[k].x, (kx - 0.125) * 4 * tf.scale_x + tf.offset_x, 1e-3 * tf.scale_x);
+        EXPECT_NEAR(pose.keypoints[k].y, (ky + 0.375) * 4 * tf.scale_y + tf.offset_y, 1e-3 * tf.scale_y);
+        EXPECT_NEAR(pose.keypoints[k].score, 0.7f, 1e-5);
+      }
+    }
+  }
+}
+
+// PoseNet: two people drawn into all four heads (peaks, offsets, displacements exactly between
+// the keypoints' positions): every keypoint at 16 * cell + offset + 0.5, score = its sigmoid.
+TEST(CudaDecode, PoseNetFollowsPlacedSkeletons) {
+  POSERT_REQUIRE_GPU();
+  const ModelSpec& spec = find_model_spec("posenet");
+  const int G = grid_of(spec), n = 2;
+  struct Person {
+    int y, x;
+    float logit;
+  };
+  const Person people[2] = {{3, 5, 3.0f}, {13, 17, 2.0f}};
+  Heads h = zero_heads(spec, n);
+  auto cell_of = [&](const Person& P, int k) { return std::pair<int, int>{P.y + kBody[k][0], P.x + kBody[k][1]}; };
+  auto off_of = [&](int k) { return std::pair<float, float>{-5.5f + 0.5f * k, 4.75f - 0.25f * k}; };
+  auto pos_of = [&](const Person& P, int k) {  // PoseNet position: 16 * cell + offset
+    const auto [y, x] = cell_of(P, k);
+    const auto [oy, ox] = off_of(k);
+    return std::pair<double, double>{16.0 * y + oy, 16.0 * x + ox};
+  };
+  for (int b = 0; b < n; ++b) {
+    float* logit = h.t[0].data<float>() + b * G * G * 17;
+    float* off = h.t[1].data<float>() + b * G * G * 34;
+    float* fwd = h.t[2].data<float>() + b * G * G * 32;
+    float* bwd = h.t[3].data<float>() + b * G * G * 32;
+    for (int i = 0; i < G * G * 17; ++i) logit[i] = -6.0f;
+    for (const Person& P : people) {
+      for (int k = 0; k < 17; ++k) {
+        const auto [y, x] = cell_of(P, k);
+        logit[(y * G + x) * 17 + k] = P.logit;
+        off[(y * G + x) * 34 + k] = off_of(k).first;
+        off[(y * G + x) * 34 + 17 + k] = off_of(k).second;
+      }
+      for (int e = 0; e < 16; ++e) {
+        const int parent = kPoseNetEdges[e][0], child = kPoseNetEdges[e][1];
+        const auto pp = pos_of(P, parent), pc = pos_of(P, child);
+        const auto [py, px] = cell_of(P, parent);
+        const auto [cy, cx] = cell_of(P, child);
+        fwd[(py * G + px) * 32 + e] = static_cast<float>(pc.first - pp.first);
+        fwd[(py * G + px) * 32 + 16 + e] = static_cast<float>(pc.second - pp.second);
+        bwd[(cy * G + cx) * 32 + e] = static_cast<float>(pp.first - pc.first);
+        bwd[(cy * G + cx) * 32 + 16 + e] = static_cast<float>(pp.second - pc.second);
+      }
+    }
+  }
+  const auto got = run_gpu(spec, h, n, {}).poses;
+  expect_same(got, run_cpu(spec, h, n, {}), 1e-3, 1e-5, false, "structured posenet");
+  for (int b = 0; b < n; ++b) {
+    ASSERT_EQ(got[b].size(), 2u) << "item " << b;
+    const CropTransform tf = transform_for(b);
+    for (int p = 0; p < 2; ++p) {
+      const float s = sigmoidf(people[p].logit);
+      EXPECT_NEAR(got[b][p].score, s, 1e-5);
+      for (int k = 0; k < 17; ++k) {
+        const auto [y, x] = pos_of(people[p], k);
+        EXPECT_NEAR(got[b][p].keypoints[k].x, (x + 0.5) * tf.scale_x + tf.offset_x, 1e-3 * tf.scale_x) << p << " " << k;
+        EXPECT_NEAR(got[b][p].keypoints[k].y, (y + 0.5) * tf.scale_y + tf.offset_y, 1e-3 * tf.scale_y) << p << " " << k;
+        EXPECT_NEAR(got[b][p].keypoints[k].score, s, 1e-5);
+      }
+    }
+  }
+}
+
+// ---- The generic heatmap decoder ----
+
+HeatmapPeaks run_gpu_heatmaps(const std::vector<float>& heat, int n, int h, int w, int k, const HeatmapDecodeParams& p,
+                              const std::vector<CropTransform>& tf) {
+  cuda::GpuHeatmapDecoder dec(n, h, w, k, p);
+  DevBuf dh(heat.data(), heat.size() * sizeof(float));
+  DevBuf dtf(tf.data(), tf.size() * sizeof(CropTransform));
+  DevBuf dpk(static_cast<size_t>(n) * k * p.top_k * sizeof(HeatmapPeak));
+  DevBuf dct(static_cast<size_t>(n) * k * sizeof(int32_t));
+  dpk.fill(0xCD);
+  dct.fill(0xCD);
+  dec.enqueue(static_cast<const float*>(dh.p), n, static_cast<const CropTransform*>(dtf.p),
+              static_cast<HeatmapPeak*>(dpk.p), static_cast<int32_t*>(dct.p), nullptr);
+  cuda_ok(cudaDeviceSynchronize(), "heatmap decoder run");
+  HeatmapPeaks r;
+  r.n = n;
+  r.k = k;
+  r.top_k = p.top_k;
+  r.peaks = dpk.download<HeatmapPeak>();
+  r.counts = dct.download<int32_t>();
+  return r;
+}
+
+// Bit-equal peaks (the same float operations in the same order), including the zeroed empty slots.
+void expect_same_peaks(const HeatmapPeaks& got, const HeatmapPeaks& want, const std::string& what) {
+  ASSERT_EQ(got.counts, want.counts) << what;
+  ASSERT_EQ(got.peaks.size(), want.peaks.size()) << what;
+  for (size_t i = 0; i < want.peaks.size(); ++i) {
+    const HeatmapPeak &g = got.peaks[i], &w = want.peaks[i];
+    EXPECT_TRUE(std::memcmp(&g, &w, sizeof(g)) == 0)
+        << what << " slot " << i << ": got (" << g.x << ", " << g.y << ", " << g.score << ") want (" << w.x << ", "
+        << w.y << ", " << w.score << ")";
+  }
+}
+
+TEST(CudaDecode, HeatmapDecoderMatchesReferenceBitForBit) {
+  POSERT_REQUIRE_GPU();
+  struct Case {
+    int n, h, w, k, out_h, out_w, radius, top_k;
+    float threshold;
+    Values values;
+  };
+  const Case cases[] = {
+      {1, 64, 48, 17, 256, 192, 1, 1, 0.1f, Values::Smooth},   {7, 64, 48, 17, 256, 192, 2, 5, 0.3f, Values::Smooth},
+      {3, 17, 13, 5, 67, 41, 3, 16, 0.0f, Values::Smooth},     {2, 64, 48, 3, 256, 192, 1, 16, 0.2f, Values::Quantized},
+      {1, 9, 11, 2, 9, 11, 1, 4, 0.1f, Values::Quantized},     {7, 32, 24, 17, 50, 30, 2, 3, 0.5f, Values::Smooth},
+      {1, 5, 5, 1, 3, 2, 1, 16, -1.0f, Values::Smooth},  // downsampling, tiny output
+  };
+  int ci = 0;
+  for (const Case& c : cases) {
+    std::mt19937 rng(100 + ci);
+    std::normal_distribution<float> logit(0.0f, 2.0f);
+    std::vector<float> heat(static_cast<size_t>(c.n) * c.h * c.w * c.k);
+    for (auto& v : heat)
+      v = c.values == Values::Smooth ? sigmoidf(logit(rng)) : static_cast<float>(rng() % 4) * 0.25f;
+    std::vector<CropTransform> tf(c.n);
+    for (int b = 0; b < c.n; ++b) tf[b] = transform_for(b + ci);
+    HeatmapDecodeParams p;
+    p.out_h = c.out_h;
+    p.out_w = c.out_w;
+    p.nms_radius = c.radius;
+    p.top_k = c.top_k;
+    p.threshold = c.threshold;
+    expect_same_peaks(run_gpu_heatmaps(heat, c.n, c.h, c.w, c.k, p, tf),
+                      decode_heatmaps_reference(heat.data(), c.n, c.h, c.w, c.k, tf.data(), p),
+                      "case " + std::to_string(ci));
+    ++ci;
+  }
+}
+
+// Exact quadratic bumps with upsampling factor 1 (U = H): the 3-point fit recovers the bump's
+// sub-pixel centre, model-input position = centre + 0.5, in descending height order.
+TEST(CudaDecode, HeatmapDecoderRecoversQuadraticPeaks) {
+  POSERT_REQUIRE_GPU();
+  const int n = 2, h = 40, w = 32, k = 3;
+  struct Bump {
+    double y, x, height;
+  };
+  const Bump bumps[k][2] = {{{12.3, 7.8, 0.9}, {30.1, 20.45, 0.6}},
+                            {{5.1, 25.2, 0.7}, {20.49, 10.0, 0.8}},
+                            {{33.6, 3.7, 0.5}, {8.2, 16.35, 0.95}}};
+  const double a = 0.05;  // height falls by a per squared cell: about 4 cells of support
+  std::vector<float> heat(static_cast<size_t>(n) * h * w * k, 0.0f);
+  for (int b = 0; b < n; ++b)
+    for (int c = 0; c < k; ++c)
+      for (const Bump& bp : bumps[c])
+        for (int y = 0; y < h; ++y)
+          for (int x = 0; x < w; ++x) {
+            const double dy = y - bp.y - 0.5 * b, dx = x - bp.x + 0.25 * b;
+            float& v = heat[((static_cast<size_t>(b) * h + y) * w + x) * k + c];
+            v = std::max(v, static_cast<float>(bp.height - a * (dy * dy + dx * dx)));
+          }
+  std::vector<CropTransform> tf = {transform_for(1), transform_for(2)};
+  HeatmapDecodeParams p;
+  p.out_h = h;
+  p.out_w = w;
+  p.nms_radius = 2;
+  p.top_k = 4;
+  p.threshold = 0.1f;
+  const HeatmapPeaks got = run_gpu_heatmaps(heat, n, h, w, k, p, tf);
+  expect_same_peaks(got, decode_heatmaps_reference(heat.data(), n, h, w, k, tf.data(), p), "quadratic bumps");
+  for (int b = 0; b < n; ++b)
+    for (int c = 0; c < k; ++c) {
+      const size_t slot = static_cast<size_t>(b) * k + c;
+      ASSERT_EQ(got.counts[slot], 2) << "item " << b << " keypoint " << c;
+      const int first = bumps[c][0].height > bumps[c][1].height ? 0 : 1;
+      for (int i = 0; i < 2; ++i) {
+        const Bump& bp = bumps[c][i == 0 ? first : 1 - first];
+        const HeatmapPeak& pk = got.peaks[slot * p.top_k + i];
+        const double mx = bp.x - 0.25 * b + 0.5, my = bp.y + 0.5 * b + 0.5;
+        EXPECT_NEAR(pk.x, mx * tf[b].scale_x + tf[b].offset_x, 1e-3 * tf[b].scale_x) << b << " " << c << " " << i;
+        EXPECT_NEAR(pk.y, my * tf[b].scale_y + tf[b].offset_y, 1e-3 * tf[b].scale_y) << b << " " << c << " " << i;
+        // The score is U at the peak cell (unrefined), below the bump's height.
+        EXPECT_LE(pk.score, bp.height + 1e-6);
+        EXPECT_GE(pk.score, bp.height - a * 0.5 - 1e-6);
+      }
+    }
+}
+
+// A Gaussian blob in a 4x-upsampled map: bilinear interpolation is piecewise linear, so the
+// upsampled maximum sits at the source cell nearest the blob centre, model-input position
+// (cell + 0.5) * 4 (half-pixel centres), and the refinement moves it by at most one model pixel.
+TEST(CudaDecode, HeatmapDecoderPlacesUpsampledBlobs) {
+  POSERT_REQUIRE_GPU();
+  const int h = 16, w = 12, k = 1;
+  const double cy = 6.3, cx = 4.6;  // nearest source cell (6, 5)
+  std::vector<float> heat(static_cast<size_t>(h) * w);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) heat[y * w + x] = static_cast<float>(std::exp(-((y - cy) * (y - cy) + (x - cx) * (x - cx)) / 4.5));
+  const std::vector<CropTransform> tf = {transform_for(2)};
+  HeatmapDecodeParams p;
+  p.out_h = 4 * h;
+  p.out_w = 4 * w;
+  p.top_k = 1;
+  const HeatmapPeaks got = run_gpu_heatmaps(heat, 1, h, w, k, p, tf);
+  expect_same_peaks(got, decode_heatmaps_reference(heat.data(), 1, h, w, k, tf.data(), p), "upsampled blob");
+  ASSERT_EQ(got.counts[0], 1);
+  EXPECT_NEAR(got.peaks[0].x, (5 + 0.5) * 4 * tf[0].scale_x + tf[0].offset_x, 1.0 * tf[0].scale_x);
+  EXPECT_NEAR(got.peaks[0].y, (6 + 0.5) * 4 * tf[0].scale_y + tf[0].offset_y, 1.0 * tf[0].scale_y);
+}
+
+TEST(CudaDecode, HeatmapDecoderRejectsBadParams) {
+  POSERT_REQUIRE_GPU();
+  HeatmapDecodeParams p;
+  p.out_h = 8;
+  p.out_w = 8;
+  p.top_k = kMaxHeatmapPeaks + 1;
+  EXPECT_THROW(cuda::GpuHeatmapDecoder(1, 4, 4, 1, p), Error);
+  p.top_k = 1;
+  p.nms_radius = 0;
+  EXPECT_THROW(cuda::GpuHeatmapDecoder(1, 4, 4, 1, p), Error);
+  p.nms_radius = 1;
+  cuda::GpuHeatmapDecoder dec(2, 4, 4, 1, p);
+  EXPECT_THROW(dec.enqueue(reinterpret_cast<const float*>(16), 3, reinterpret_cast<const CropTransform*>(16),
+                           reinterpret_cast<HeatmapPeak*>(16), reinterpret_cast<int32_t*>(16), nullptr),
+               Error);
+}
+
+#else
+
+TEST(CudaDecode, NeedsCudaBuild) { GTEST_SKIP() << "no GPU test: built without CUDA"; }
+
+#endif
+
+}  // namespace
+}  // namespace posert
