@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # gpu_suite.sh BUILD_DIR OUT_DIR [step...]: the GPU check-and-measure sequence for one call of the
 # GPU machine. Steps: info, tests (GPU tests + CLI on the GPU vs CPU), bench (PoseRT fp16+fp32,
-# with per-layer profile), compare (PoseRT and PyTorch side by side in the same run). Default:
-# all. Every log goes to OUT_DIR/logs/ and is packed into OUT_DIR/logs.tgz at the end.
+# with per-layer profile), compare (PoseRT and PyTorch side by side in the same run), pipeline
+# (end-to-end GPU pipeline breakdown and CPU-vs-CUDA decode for every decoder). Default: all. Every log goes to OUT_DIR/logs/ and is packed into OUT_DIR/logs.tgz at the end.
 set -uo pipefail
 build=${1:?usage: gpu_suite.sh BUILD_DIR OUT_DIR [step...]}
 out=${2:?usage: gpu_suite.sh BUILD_DIR OUT_DIR [step...]}
 shift 2
-steps=${*:-info tests bench compare}
+steps=${*:-info tests bench compare pipeline}
 logs="$out/logs"
 mkdir -p "$logs"
 export LD_LIBRARY_PATH="$PWD/$build/gpu-libs:${LD_LIBRARY_PATH:-}"
@@ -50,6 +50,17 @@ if has compare; then
     PYTHONUNBUFFERED=1 timeout 200 python3 bench/pytorch_baseline.py --model "$m" --batch 1,64 --modes compile-fp16,eager-fp16 \
       --iters 100 --no-reference --json "$logs/compare_${m}_torch.json" > "$logs/compare_${m}_torch.log" 2>&1
     tail -n 8 "$logs/compare_${m}_torch.log"
+  done
+fi
+if has pipeline; then
+  for m in movenet-lightning movenet-thunder; do
+    "$posert" bench --stage e2e --model "$m" --precision fp16 --batch 1,64 \
+      --timing-cache /tmp/posert-cache/timing.cache > "$logs/e2e_${m}.log" 2>&1
+    grep -v '^building' "$logs/e2e_${m}.log"
+  done
+  for m in movenet-lightning movenet-thunder movenet-multipose posenet heatmap; do
+    "$posert" bench --stage decode --model "$m" --batch 1,16,64,256 > "$logs/decode_${m}.log" 2>&1
+    cat "$logs/decode_${m}.log"
   done
 fi
 tar -czf "$out/logs.tgz" -C "$out" logs && rm -rf "$logs"

@@ -1,7 +1,8 @@
 // Detector implementation. CPU backend: import -> reference executor cut at the heads -> C++
 // decoder. CUDA backend: the optimized engine (built once per GPU and cached, or loaded from a
-// file) computes the heads; decoding is on the CPU for now. Both map poses back through the
-// letterbox to image coordinates.
+// file) runs inside the GPU pipeline (src/pipeline/cuda): upload, preprocessing kernel, engine and
+// GPU decoder on one stream in one CUDA graph, so only the poses come back. Both map poses back
+// through the letterbox to image coordinates.
 #include "posert/detector.h"
 
 #include <cstdlib>
@@ -13,6 +14,9 @@
 #include "pose/model_spec.h"
 #include "pose/preprocess.h"
 #include "posert/engine.h"
+#if POSERT_HAVE_CUDA
+#include "pipeline/cuda/gpu_pipeline.h"
+#endif
 
 namespace posert {
 
@@ -48,9 +52,9 @@ struct Detector::Impl {
   Graph graph;
   // CUDA backend
   std::shared_ptr<Engine> engine;
-  std::unique_ptr<Context> ctx;
-  std::vector<int> head_output;  // engine output index of each head, in spec order
-  std::vector<Shape> head_shape;  // per-image shape of each head
+#if POSERT_HAVE_CUDA
+  std::unique_ptr<cuda::GpuPipeline> pipeline;
+#endif
 };
 
 Detector::Detector(const DetectorOptions& opt) : impl_(std::make_unique<Impl>()) {
@@ -96,16 +100,9 @@ Detector::Detector(const DetectorOptions& opt) : impl_(std::make_unique<Impl>())
         impl_->engine->save(path);
       }
     }
-    const auto outs = impl_->engine->outputs();
-    for (const auto& h : impl_->spec->head_values) {
-      int found = -1;
-      for (size_t i = 0; i < outs.size(); ++i)
-        if (outs[i].name == h) found = static_cast<int>(i);
-      if (found < 0) throw Error("the engine has no output '" + h + "' that the " + impl_->spec->name + " decoder needs");
-      impl_->head_output.push_back(found);
-      impl_->head_shape.emplace_back(outs[found].shape.begin(), outs[found].shape.end());
-    }
-    impl_->ctx = std::make_unique<Context>(impl_->engine);
+#if POSERT_HAVE_CUDA
+    impl_->pipeline = std::make_unique<cuda::GpuPipeline>(impl_->engine, *impl_->spec, impl_->decode);
+#endif
     return;
   }
 
@@ -131,25 +128,23 @@ int Detector::input_size() const { return impl_->spec->input_size; }
 
 std::vector<Pose> Detector::detect(const uint8_t* rgb, int width, int height) {
   if (!rgb || width <= 0 || height <= 0) throw Error("detect: empty image");
+#if POSERT_HAVE_CUDA
+  if (impl_->pipeline) {
+    cuda::FrameView f;
+    f.pixels = rgb;
+    f.width = width;
+    f.height = height;
+    return std::move(impl_->pipeline->run({f}).at(0));
+  }
+#endif
   Image img;
   img.width = width;
   img.height = height;
   img.rgb.assign(rgb, rgb + static_cast<size_t>(width) * height * 3);
   Letterbox lb;
   Tensor input = preprocess(img, *impl_->spec, &lb);
-  std::vector<Tensor> heads;
-  if (impl_->ctx) {
-    impl_->ctx->upload_input(0, input.raw(), input.nbytes());
-    impl_->ctx->run(1);
-    for (size_t h = 0; h < impl_->head_output.size(); ++h) {
-      Tensor t(DType::F32, impl_->head_shape[h]);
-      impl_->ctx->download_output(impl_->head_output[h], t.raw(), t.nbytes());
-      heads.push_back(std::move(t));
-    }
-  } else {
-    RefExecutor exec(impl_->graph);
-    heads = exec.run({input}, impl_->spec->head_values);
-  }
+  RefExecutor exec(impl_->graph);
+  std::vector<Tensor> heads = exec.run({input}, impl_->spec->head_values);
   std::vector<const Tensor*> ph;
   for (const auto& h : heads) ph.push_back(&h);
   auto poses = decode_heads(*impl_->spec, ph, 0, impl_->decode);

@@ -11,6 +11,7 @@
 #include "engine/gpu_bench.h"
 #include "engine/ref_executor.h"
 #include "import/tfjs/tfjs_importer.h"
+#include "pipeline/pipeline_bench.h"
 #include "pose/model_spec.h"
 #include "pose/preprocess.h"
 #include "posert/detector.h"
@@ -89,19 +90,92 @@ int bench_cuda(const Args& a) {
   return 0;
 }
 
+// "64x48" -> {64, 48}
+std::pair<int, int> parse_hw(const std::string& s, const char* flag) {
+  const size_t x = s.find('x');
+  try {
+    if (x == std::string::npos) throw 0;
+    size_t u1 = 0, u2 = 0;
+    const int a = std::stoi(s.substr(0, x), &u1), b = std::stoi(s.substr(x + 1), &u2);
+    if (u1 != x || u2 != s.size() - x - 1 || a < 1 || b < 1 || a > 4096 || b > 4096) throw 0;
+    return {a, b};
+  } catch (...) {
+    throw Error(std::string(flag) + " needs HxW like 64x48 (1..4096), got '" + s + "'", ErrorKind::Usage);
+  }
+}
+
+int bench_e2e(const Args& a) {
+  E2eBenchOptions o;
+  o.model = a.get_or("--model", "movenet-lightning");
+  find_model_spec(o.model);
+  o.models_dir = a.get_or("--models-dir", default_models_dir());
+  o.precision = precision_name(parse_precision(a.get_or("--precision", "fp16")));
+  o.batches = parse_batches(a.get_or("--batch", "1"));
+  o.iters = a.get_int("--runs", 0, 0, 1000000);
+  o.warmup = a.get_int("--warmup", 30, 0, 100000);
+  o.width = a.get_int("--width", 640, 1, 16384);
+  o.height = a.get_int("--height", 480, 1, 16384);
+  o.timing_cache = a.get_or("--timing-cache", "");
+  const E2eBenchReport r = run_e2e_bench(o);
+  std::printf("model %s, end to end on the GPU (host %dx%d uint8 frames in, host poses out), %s, GPU %s\n", o.model.c_str(),
+              o.width, o.height, o.precision.c_str(), r.gpu.c_str());
+  std::printf("%6s %9s %9s %9s %9s %10s | %8s %8s %8s %8s %8s %8s | %11s %9s\n", "batch", "gpu p50", "gpu p99", "wall p50",
+              "wall p99", "images/s", "upload", "preproc", "infer", "decode", "download", "staged", "up bytes", "down B");
+  for (const auto& w : r.rows)
+    std::printf("%6d %9.4f %9.4f %9.4f %9.4f %10.0f | %8.4f %8.4f %8.4f %8.4f %8.4f %8.4f | %11lld %9lld\n", w.batch,
+                w.gpu_p50_ms, w.gpu_p99_ms, w.wall_p50_ms, w.wall_p99_ms, w.images_per_s, w.upload_ms, w.preprocess_ms,
+                w.inference_ms, w.decode_ms, w.download_ms, w.staged_total_ms, static_cast<long long>(w.upload_bytes),
+                static_cast<long long>(w.download_bytes));
+  std::printf("times in ms; gpu: CUDA events around the pipeline graph (upload .. download); wall: host time of the call\n"
+              "(staging copy, launch, wait, reading the poses); the stage columns come from separate stage-by-stage runs\n"
+              "(events between stages, no pipeline graph), medians.\n");
+  return 0;
+}
+
+int bench_decode(const Args& a) {
+  DecodeBenchOptions o;
+  o.model = a.get_or("--model", "movenet-lightning");
+  if (o.model != "heatmap") find_model_spec(o.model);
+  o.batches = parse_batches(a.get_or("--batch", "1,16,64,256"));
+  o.iters = a.get_int("--runs", 0, 0, 1000000);
+  o.warmup = a.get_int("--warmup", 3, 0, 100000);
+  o.threads = a.get_int("--threads", 0, 0, 1024);
+  const auto [hh, hw] = parse_hw(a.get_or("--heatmap", "64x48"), "--heatmap");
+  const auto [ih, iw] = parse_hw(a.get_or("--input", "256x192"), "--input");
+  o.hm_h = hh;
+  o.hm_w = hw;
+  o.in_h = ih;
+  o.in_w = iw;
+  o.keypoints = a.get_int("--keypoints", 17, 1, 256);
+  o.top_k = a.get_int("--top-k", 1, 1, 16);
+  const DecodeBenchReport r = run_decode_bench(o);
+  std::printf("decode: %s; CPU: optimized decoder, %d threads; GPU %s; random heads, medians and p99 in ms\n",
+              r.what.c_str(), r.cpu_threads, r.gpu.c_str());
+  std::printf("%6s %10s %10s %10s %10s %9s\n", "batch", "cpu p50", "cpu p99", "cuda p50", "cuda p99", "speedup");
+  for (const auto& w : r.rows)
+    std::printf("%6d %10.4f %10.4f %10.4f %10.4f %8.1fx\n", w.batch, w.cpu_p50_ms, w.cpu_p99_ms, w.gpu_p50_ms,
+                w.gpu_p99_ms, w.cpu_p50_ms / w.gpu_p50_ms);
+  return 0;
+}
+
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--model", "--backend", "--runs", "--warmup", "--models-dir", "--width", "--height", "--precision", "--batch",
-          "--engine", "--timing-cache"},
+          "--engine", "--timing-cache", "--stage", "--threads", "--heatmap", "--input", "--keypoints", "--top-k"},
          {"--help", "-h", "--profile", "--no-graphs", "--one-engine"});
   if (a.has("--help") || a.has("-h")) {
     std::puts("usage: posert bench --model NAME [--backend cpu] [--runs N] [--warmup N]\n"
               "                    [--width W --height H]\n"
               "       posert bench --model NAME --backend cuda [--precision fp16|fp32]\n"
               "                    [--batch 1,8,64,256] [--runs N] [--warmup N] [--profile]\n"
-              "                    [--no-graphs] [--one-engine] [--engine X.engine]\n\n"
+              "                    [--no-graphs] [--one-engine] [--engine X.engine]\n"
+              "       posert bench --stage e2e --model NAME [--precision P] [--batch LIST]\n"
+              "                    [--width W --height H] [--runs N] [--warmup N]\n"
+              "       posert bench --stage decode --model NAME|heatmap [--batch 1,16,64,256]\n"
+              "                    [--threads N] [--heatmap 64x48] [--input 256x192]\n"
+              "                    [--keypoints 17] [--top-k 1] [--runs N]\n\n"
               "cpu: times the CPU pipeline on random W x H images (default 640x480): preprocessing,\n"
               "inference (reference executor, cut at the heads) and decoding, each as the median\n"
               "and p99 of N timed runs (default 10) after warm-up runs (default 2).\n"
@@ -110,9 +184,19 @@ int cmd_bench(int argc, char** argv) {
               "warm-up), rotating over several contexts so inputs are not served from L2; prints\n"
               "throughput, the pinned-memory upload/download times, device memory, and with\n"
               "--profile the time of each layer launched alone. Each batch size gets its own engine\n"
-              "tuned for it, unless --one-engine (one engine, max batch = the largest, tuned there).");
+              "tuned for it, unless --one-engine (one engine, max batch = the largest, tuned there).\n"
+              "--stage e2e: the GPU pipeline from host uint8 frames (random W x H) to host poses, one\n"
+              "CUDA graph per batch: GPU time (events) and host wall time, median and p99, with the\n"
+              "upload / preprocess / inference / decode / download breakdown and the PCIe bytes.\n"
+              "--stage decode: the optimized CPU decoder (N threads, default all cores) against the\n"
+              "CUDA decoder on the same random heads per batch size; 'heatmap' is the generic heatmap\n"
+              "decoder (K heatmaps of --heatmap size upsampled to --input size, NMS, refinement, top-k).");
     return 0;
   }
+  const std::string stage = a.get_or("--stage", "");
+  if (stage == "e2e") return bench_e2e(a);
+  if (stage == "decode") return bench_decode(a);
+  if (!stage.empty()) throw Error("--stage must be e2e or decode, got '" + stage + "'", ErrorKind::Usage);
   const std::string backend = a.get_or("--backend", "cpu");
   if (backend == "cuda") return bench_cuda(a);
   if (backend != "cpu") throw Error("backend '" + backend + "' is unknown (cpu or cuda)", ErrorKind::Usage);

@@ -1,0 +1,145 @@
+// posert bench --stage decode: the optimized CPU decoder against the CUDA decoder on the same
+// random heads (src/pose/decode_bench.h makes them), per batch size. The GPU figure is the decode
+// kernels alone on heads already in device memory (what the pipeline runs after the engine),
+// timed with CUDA events; the CPU figure is the multi-threaded decoder on heads in host memory.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "engine/cuda/device_engine.h"
+#include "pipeline/pipeline_bench.h"
+#include "pose/cpu_decode.h"
+#include "pose/cuda/gpu_decode.h"
+#include "pose/decode_bench.h"
+#include "posert/engine.h"
+
+namespace posert {
+
+namespace {
+
+double pct(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
+}
+
+struct DeviceBuffer {
+  void* p = nullptr;
+  explicit DeviceBuffer(size_t bytes) { cuda::check(cudaMalloc(&p, std::max<size_t>(bytes, 1)), "cudaMalloc (decode bench)"); }
+  ~DeviceBuffer() { cudaFree(p); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+
+// CPU runs: the requested count, or as many as fit in ~5 s (at least 5, at most 50).
+int cpu_runs(const DecodeBenchOptions& o, double one_run_ms) {
+  if (o.iters > 0) return o.iters;
+  return std::clamp(static_cast<int>(5000.0 / std::max(one_run_ms, 1e-3)), 5, 50);
+}
+
+template <class Fn>
+std::vector<double> time_gpu(cudaStream_t s, int warmup, int iters, Fn&& fn) {
+  cudaEvent_t e0, e1;
+  cuda::check(cudaEventCreate(&e0), "cudaEventCreate");
+  cuda::check(cudaEventCreate(&e1), "cudaEventCreate");
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> ms;
+  for (int i = 0; i < iters; ++i) {
+    cuda::check(cudaEventRecord(e0, s), "cudaEventRecord");
+    fn();
+    cuda::check(cudaEventRecord(e1, s), "cudaEventRecord");
+    cuda::check(cudaEventSynchronize(e1), "cudaEventSynchronize");
+    float m = 0;
+    cuda::check(cudaEventElapsedTime(&m, e0, e1), "cudaEventElapsedTime");
+    ms.push_back(m);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return ms;
+}
+
+}  // namespace
+
+DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
+  std::string why;
+  if (!cuda_available(&why)) throw Error("--stage decode: " + why);
+  DecodeBenchReport r;
+  const auto t = cuda::current_target();
+  r.gpu = t.gpu_name + " (sm_" + std::to_string(t.cc_major) + std::to_string(t.cc_minor) + ")";
+  cudaStream_t s = nullptr;
+  cuda::check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+  const int gpu_iters = o.iters > 0 ? o.iters : 200;
+  const bool heatmap = o.model == "heatmap";
+  HeatmapDecodeParams hp;
+  hp.out_h = o.in_h;
+  hp.out_w = o.in_w;
+  hp.top_k = o.top_k;
+  if (heatmap) {
+    check_heatmap_params(hp, o.hm_h, o.hm_w, o.keypoints);
+    r.what = "generic heatmap decoder, " + std::to_string(o.keypoints) + " heatmaps of " + std::to_string(o.hm_h) + "x" +
+             std::to_string(o.hm_w) + " upsampled to " + std::to_string(o.in_h) + "x" + std::to_string(o.in_w) +
+             ", NMS 3x3, quadratic refinement, top-" + std::to_string(o.top_k);
+  }
+  for (int n : o.batches) {
+    std::fprintf(stderr, "decode bench: batch %d\n", n);
+    DecodeBenchRow row;
+    row.batch = n;
+    const uint32_t seed = 17 + n;
+    const auto tf = random_transforms(n, seed);
+    DeviceBuffer d_tf(n * sizeof(CropTransform));
+    cuda::check(cudaMemcpy(d_tf.p, tf.data(), n * sizeof(CropTransform), cudaMemcpyHostToDevice), "upload");
+    if (heatmap) {
+      const DecodeTiming probe = bench_cpu_heatmap_decode(n, o.hm_h, o.hm_w, o.keypoints, hp, o.threads, 0, 1, seed);
+      const DecodeTiming cpu = bench_cpu_heatmap_decode(n, o.hm_h, o.hm_w, o.keypoints, hp, o.threads, o.warmup,
+                                                        cpu_runs(o, probe.median_ms), seed);
+      row.cpu_p50_ms = cpu.median_ms;
+      row.cpu_p99_ms = cpu.p99_ms;
+      row.cpu_runs = static_cast<int>(cpu.run_ms.size());
+      const Tensor hm = random_heatmaps(n, o.hm_h, o.hm_w, o.keypoints, seed);
+      DeviceBuffer d_hm(hm.nbytes()), d_peaks(static_cast<size_t>(n) * o.keypoints * o.top_k * sizeof(HeatmapPeak)),
+          d_counts(static_cast<size_t>(n) * o.keypoints * sizeof(int32_t));
+      cuda::check(cudaMemcpy(d_hm.p, hm.raw(), hm.nbytes(), cudaMemcpyHostToDevice), "upload");
+      cuda::GpuHeatmapDecoder dec(n, o.hm_h, o.hm_w, o.keypoints, hp);
+      const auto ms = time_gpu(s, 10, gpu_iters, [&] {
+        dec.enqueue(static_cast<const float*>(d_hm.p), n, static_cast<const CropTransform*>(d_tf.p),
+                    static_cast<HeatmapPeak*>(d_peaks.p), static_cast<int32_t*>(d_counts.p), s);
+      });
+      row.gpu_p50_ms = pct(ms, 0.5);
+      row.gpu_p99_ms = pct(ms, 0.99);
+      row.gpu_runs = gpu_iters;
+      r.cpu_threads = CpuHeatmapDecoder(o.threads).threads();
+    } else {
+      const ModelSpec& spec = find_model_spec(o.model);
+      r.what = spec.name + " decoder (heads of the model's shapes)";
+      const DecodeOptions dopt{};
+      const DecodeTiming probe = bench_cpu_pose_decode(spec, dopt, n, o.threads, 0, 1, seed);
+      const DecodeTiming cpu = bench_cpu_pose_decode(spec, dopt, n, o.threads, o.warmup, cpu_runs(o, probe.median_ms), seed);
+      row.cpu_p50_ms = cpu.median_ms;
+      row.cpu_p99_ms = cpu.p99_ms;
+      row.cpu_runs = static_cast<int>(cpu.run_ms.size());
+      const auto heads = random_pose_heads(spec, n, seed);
+      std::vector<std::unique_ptr<DeviceBuffer>> d_heads;
+      std::vector<const float*> ptrs;
+      for (const auto& h : heads) {
+        d_heads.push_back(std::make_unique<DeviceBuffer>(h.nbytes()));
+        cuda::check(cudaMemcpy(d_heads.back()->p, h.raw(), h.nbytes(), cudaMemcpyHostToDevice), "upload");
+        ptrs.push_back(static_cast<const float*>(d_heads.back()->p));
+      }
+      cuda::GpuPoseDecoder dec(spec, n, dopt);
+      DeviceBuffer d_out(dec.output_bytes(n));
+      const auto ms = time_gpu(s, 10, gpu_iters, [&] {
+        dec.enqueue(ptrs, n, static_cast<const CropTransform*>(d_tf.p), d_out.p, s);
+      });
+      row.gpu_p50_ms = pct(ms, 0.5);
+      row.gpu_p99_ms = pct(ms, 0.99);
+      row.gpu_runs = gpu_iters;
+      r.cpu_threads = CpuPoseDecoder(spec, dopt, o.threads).threads();
+    }
+    r.rows.push_back(row);
+  }
+  cudaStreamDestroy(s);
+  return r;
+}
+
+}  // namespace posert

@@ -1,0 +1,280 @@
+#include "pipeline/cuda/gpu_pipeline.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "engine/cuda/device_engine.h"
+#include "pipeline/cuda/gpu_preprocess.h"
+#include "pose/cuda/gpu_decode.h"
+#include "pose/pose_record.h"
+
+namespace posert::cuda {
+
+namespace {
+
+// Pinned host + device buffer pair that only grows (growth happens off the steady-state path:
+// the first frame of a larger size).
+struct Staging {
+  void* host = nullptr;
+  void* dev = nullptr;
+  size_t cap = 0;
+  void reserve(size_t bytes, const char* what) {
+    if (bytes <= cap) return;
+    release();
+    const size_t want = std::max(bytes, cap * 3 / 2);
+    check(cudaMallocHost(&host, want), what);
+    check(cudaMalloc(&dev, want), what);
+    cap = want;
+  }
+  void release() {
+    if (host) cudaFreeHost(host);
+    if (dev) cudaFree(dev);
+    host = dev = nullptr;
+    cap = 0;
+  }
+};
+
+struct EventSet {
+  cudaEvent_t e[6]{};
+  EventSet() {
+    for (auto& x : e) check(cudaEventCreate(&x), "cudaEventCreate");
+  }
+  ~EventSet() {
+    for (auto& x : e) cudaEventDestroy(x);
+  }
+  double ms(int a, int b) const {
+    float m = 0;
+    check(cudaEventElapsedTime(&m, e[a], e[b]), "cudaEventElapsedTime");
+    return m;
+  }
+};
+
+}  // namespace
+
+struct GpuPipeline::Impl {
+  std::shared_ptr<Engine> engine;
+  const ModelSpec* spec = nullptr;
+  std::unique_ptr<Context> ctx;
+  std::unique_ptr<GpuPoseDecoder> decoder;
+  cudaStream_t stream = nullptr;
+  int max_batch = 1;
+  int in_w = 0, in_h = 0;
+  PreprocessOut enc = PreprocessOut::RoundedInt32;
+  std::vector<const float*> heads;
+  PoseItemLayout layout;
+  Staging frames;  // packed frames
+  Staging meta;    // [FrameDesc x max_batch][CropTransform x max_batch]
+  Staging out;     // max_batch pose items
+  bool use_graphs = true;
+  bool timing = false;
+  double last_gpu_ms = 0;
+  std::map<std::pair<int, size_t>, cudaGraphExec_t> graphs;
+  std::unique_ptr<EventSet> events;
+
+  FrameDesc* desc_host() const { return static_cast<FrameDesc*>(meta.host); }
+  CropTransform* tf_host() const {
+    return reinterpret_cast<CropTransform*>(static_cast<char*>(meta.host) + max_batch * sizeof(FrameDesc));
+  }
+  const FrameDesc* desc_dev() const { return static_cast<const FrameDesc*>(meta.dev); }
+  const CropTransform* tf_dev() const {
+    return reinterpret_cast<const CropTransform*>(static_cast<const char*>(meta.dev) + max_batch * sizeof(FrameDesc));
+  }
+  size_t meta_bytes() const { return max_batch * (sizeof(FrameDesc) + sizeof(CropTransform)); }
+
+  void clear_graphs() {
+    for (auto& [k, g] : graphs) cudaGraphExecDestroy(g);
+    graphs.clear();
+  }
+
+  // Packs the frames into the pinned staging buffer and fills the descriptors; returns the bytes.
+  size_t stage(const std::vector<FrameView>& fr, const std::vector<CropRect>* crops) {
+    const int n = static_cast<int>(fr.size());
+    if (n < 1 || n > max_batch)
+      throw Error("batch of " + std::to_string(n) + " frames is outside the engine's range 1.." + std::to_string(max_batch));
+    if (crops && crops->size() != fr.size()) throw Error("one crop rectangle per frame is needed");
+    size_t total = 0;
+    for (const auto& f : fr) {
+      if (!f.pixels || f.width <= 0 || f.height <= 0 || f.width > 32768 || f.height > 32768)
+        throw Error("frame of " + std::to_string(f.width) + "x" + std::to_string(f.height) + " pixels is empty or too large");
+      if (f.pitch != 0 && f.pitch < f.width * 3) throw Error("frame pitch is smaller than width * 3");
+      total += (static_cast<size_t>(f.width) * f.height * 3 + 255) / 256 * 256;
+    }
+    const size_t old_cap = frames.cap;
+    frames.reserve(total, "pinned frame buffer");
+    if (frames.cap != old_cap) clear_graphs();  // captured copies point at the old buffers
+    size_t off = 0;
+    for (int b = 0; b < n; ++b) {
+      const FrameView& f = fr[b];
+      const size_t row = static_cast<size_t>(f.width) * 3;
+      const size_t pitch = f.pitch ? static_cast<size_t>(f.pitch) : row;
+      char* dst = static_cast<char*>(frames.host) + off;
+      if (pitch == row) std::memcpy(dst, f.pixels, row * f.height);
+      else
+        for (int y = 0; y < f.height; ++y) std::memcpy(dst + y * row, f.pixels + y * pitch, row);
+      CropRect c = crops ? (*crops)[b] : letterbox_crop(make_letterbox(f.width, f.height, std::max(in_w, in_h)));
+      if (c.w <= 0 || c.h <= 0 || c.w > 65536 || c.h > 65536)
+        throw Error("crop rectangle " + std::to_string(c.w) + "x" + std::to_string(c.h) + " is empty or too large");
+      FrameDesc& d = desc_host()[b];
+      d.offset = static_cast<int64_t>(off);
+      d.width = f.width;
+      d.height = f.height;
+      d.pitch = static_cast<int32_t>(row);
+      d.bgr = f.bgr ? 1 : 0;
+      d.crop_x = c.x;
+      d.crop_y = c.y;
+      d.crop_w = c.w;
+      d.crop_h = c.h;
+      tf_host()[b] = crop_transform(c, in_w, in_h);
+      off += (row * f.height + 255) / 256 * 256;
+    }
+    return total;
+  }
+
+  // The stages; `ev` records events between them (profiled runs only).
+  void launch(int n, size_t frame_bytes, const EventSet* ev) {
+    auto rec = [&](int i) {
+      if (ev) check(cudaEventRecord(ev->e[i], stream), "cudaEventRecord");
+    };
+    rec(0);
+    check(cudaMemcpyAsync(frames.dev, frames.host, frame_bytes, cudaMemcpyHostToDevice, stream), "frame upload");
+    check(cudaMemcpyAsync(meta.dev, meta.host, meta_bytes(), cudaMemcpyHostToDevice, stream), "descriptor upload");
+    rec(1);
+    preprocess_frames(static_cast<const uint8_t*>(frames.dev), desc_dev(), n, in_w, in_h, enc, ctx->input(0), stream);
+    rec(2);
+    ctx->enqueue(n);
+    rec(3);
+    decoder->enqueue(heads, n, tf_dev(), out.dev, stream);
+    rec(4);
+    check(cudaMemcpyAsync(out.host, out.dev, n * layout.item_bytes(), cudaMemcpyDeviceToHost, stream), "pose download");
+    rec(5);
+  }
+
+  std::vector<std::vector<Pose>> results(int n) const {
+    std::vector<std::vector<Pose>> r(n);
+    for (int b = 0; b < n; ++b)
+      r[b] = poses_from_item(static_cast<const char*>(out.host) + b * layout.item_bytes(), layout.max_poses);
+    return r;
+  }
+};
+
+GpuPipeline::GpuPipeline(std::shared_ptr<Engine> engine, const ModelSpec& spec, const DecodeOptions& opt)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.engine = std::move(engine);
+  m.spec = &spec;
+  m.max_batch = m.engine->max_batch();
+  const auto ins = m.engine->inputs();
+  if (ins.size() != 1 || ins[0].shape.size() != 4 || ins[0].shape[3] != 3)
+    throw Error("the " + spec.name + " engine does not take one [N, H, W, 3] image input");
+  m.in_h = static_cast<int>(ins[0].shape[1]);
+  m.in_w = static_cast<int>(ins[0].shape[2]);
+  if (m.in_h != spec.input_size || m.in_w != spec.input_size)
+    throw Error("the engine's input is " + std::to_string(m.in_w) + "x" + std::to_string(m.in_h) + ", the " + spec.name +
+                " model takes " + std::to_string(spec.input_size) + "x" + std::to_string(spec.input_size));
+  const bool want_int = spec.encoding == InputEncoding::RoundedInt32;
+  if ((ins[0].dtype == "i32") != want_int)
+    throw Error("the engine's input type " + ins[0].dtype + " does not match the " + spec.name + " input encoding");
+  m.enc = want_int ? PreprocessOut::RoundedInt32 : PreprocessOut::FloatMinus1To1;
+  m.ctx = std::make_unique<Context>(m.engine);
+  m.stream = static_cast<cudaStream_t>(m.ctx->stream());
+  const auto outs = m.engine->outputs();
+  for (const auto& h : spec.head_values) {
+    int found = -1;
+    for (size_t i = 0; i < outs.size(); ++i)
+      if (outs[i].name == h) found = static_cast<int>(i);
+    if (found < 0) throw Error("the engine has no output '" + h + "' that the " + spec.name + " decoder needs");
+    if (outs[found].dtype != "f32") throw Error("engine output '" + h + "' is not float32");
+    m.heads.push_back(static_cast<const float*>(m.ctx->output(found)));
+  }
+  m.decoder = std::make_unique<GpuPoseDecoder>(spec, m.max_batch, opt);
+  m.layout.max_poses = m.decoder->max_poses();
+  m.meta.reserve(m.meta_bytes(), "pinned descriptor buffer");
+  std::memset(m.meta.host, 0, m.meta_bytes());
+  m.out.reserve(m.max_batch * m.layout.item_bytes(), "pinned pose buffer");
+  m.events = std::make_unique<EventSet>();
+}
+
+GpuPipeline::~GpuPipeline() {
+  if (!impl_) return;
+  cudaStreamSynchronize(impl_->stream);
+  impl_->clear_graphs();
+  impl_->frames.release();
+  impl_->meta.release();
+  impl_->out.release();
+}
+
+int GpuPipeline::max_batch() const { return impl_->max_batch; }
+void* GpuPipeline::stream() const { return impl_->stream; }
+void GpuPipeline::set_use_graphs(bool on) { impl_->use_graphs = on; }
+void GpuPipeline::set_timing(bool on) { impl_->timing = on; }
+double GpuPipeline::last_gpu_ms() const { return impl_->last_gpu_ms; }
+
+std::vector<std::vector<Pose>> GpuPipeline::run(const std::vector<FrameView>& fr, const std::vector<CropRect>* crops) {
+  Impl& m = *impl_;
+  const int n = static_cast<int>(fr.size());
+  const size_t bytes = m.stage(fr, crops);
+  if (m.timing) check(cudaEventRecord(m.events->e[0], m.stream), "cudaEventRecord");
+  if (!m.use_graphs) {
+    m.ctx->set_use_graphs(true);
+    m.launch(n, bytes, nullptr);
+  } else {
+    const auto key = std::make_pair(n, bytes);
+    auto it = m.graphs.find(key);
+    if (it != m.graphs.end()) {
+      check(cudaGraphLaunch(it->second, m.stream), "cudaGraphLaunch (pipeline)");
+    } else {
+      // First run of this shape: launched directly (libraries such as cuDNN set up their plans on
+      // a shape's first call, which stream capture forbids), then captured without running, so
+      // the next run replays the graph.
+      if (m.graphs.size() >= 16) m.clear_graphs();  // many frame sizes: keep the cache bounded
+      m.ctx->set_use_graphs(false);  // the engine's layers go into this graph directly
+      m.launch(n, bytes, nullptr);
+      cudaGraph_t g = nullptr;
+      check(cudaStreamBeginCapture(m.stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+      try {
+        m.launch(n, bytes, nullptr);
+      } catch (...) {
+        cudaStreamEndCapture(m.stream, &g);
+        if (g) cudaGraphDestroy(g);
+        throw;
+      }
+      check(cudaStreamEndCapture(m.stream, &g), "cudaStreamEndCapture");
+      cudaGraphExec_t exec = nullptr;
+      const cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
+      cudaGraphDestroy(g);
+      check(e, "cudaGraphInstantiate (pipeline)");
+      m.graphs.emplace(key, exec);
+    }
+  }
+  if (m.timing) check(cudaEventRecord(m.events->e[5], m.stream), "cudaEventRecord");
+  check(cudaStreamSynchronize(m.stream), "pipeline");
+  if (m.timing) m.last_gpu_ms = m.events->ms(0, 5);
+  return m.results(n);
+}
+
+std::vector<std::vector<Pose>> GpuPipeline::run_profiled(const std::vector<FrameView>& fr, StageTimes* t,
+                                                         const std::vector<CropRect>* crops) {
+  Impl& m = *impl_;
+  const int n = static_cast<int>(fr.size());
+  const size_t bytes = m.stage(fr, crops);
+  m.ctx->set_use_graphs(true);
+  m.launch(n, bytes, m.events.get());
+  check(cudaStreamSynchronize(m.stream), "pipeline");
+  if (t) {
+    t->upload = m.events->ms(0, 1);
+    t->preprocess = m.events->ms(1, 2);
+    t->inference = m.events->ms(2, 3);
+    t->decode = m.events->ms(3, 4);
+    t->download = m.events->ms(4, 5);
+    t->total = m.events->ms(0, 5);
+    t->upload_bytes = static_cast<int64_t>(bytes + m.meta_bytes());
+    t->download_bytes = static_cast<int64_t>(n * m.layout.item_bytes());
+  }
+  return m.results(n);
+}
+
+}  // namespace posert::cuda

@@ -1,0 +1,62 @@
+// The end-to-end GPU pipeline: host uint8 frames in, poses out, on one CUDA stream:
+//   upload (pinned -> device) -> preprocess kernel (crop/letterbox, resize, encode) -> engine ->
+//   GPU decoder (reads the heads in place) -> download of the pose records only.
+// The whole sequence is captured as one CUDA graph per (batch size, total frame bytes); the
+// per-item frame descriptors and crop transforms travel in a fixed-size pinned block that the
+// graph copies, so new frames of the same sizes replay the same graph.
+// Plain C++ header (no CUDA types); exists only in CUDA builds.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "pose/model_spec.h"
+#include "pose/preprocess.h"
+#include "posert/engine.h"
+
+namespace posert::cuda {
+
+struct FrameView {
+  const uint8_t* pixels = nullptr;  // host memory, rows of `pitch` bytes
+  int width = 0, height = 0;
+  int pitch = 0;     // 0: width * 3
+  bool bgr = false;  // byte order B, G, R instead of R, G, B
+};
+
+// Milliseconds of each stage, measured with CUDA events between the stages (run_profiled).
+struct StageTimes {
+  double upload = 0, preprocess = 0, inference = 0, decode = 0, download = 0, total = 0;
+  int64_t upload_bytes = 0, download_bytes = 0;  // what crossed PCIe
+};
+
+class GpuPipeline {
+ public:
+  // The engine's max batch bounds the batch. The pipeline owns one execution context.
+  GpuPipeline(std::shared_ptr<Engine> engine, const ModelSpec& spec, const DecodeOptions& opt);
+  ~GpuPipeline();
+  GpuPipeline(const GpuPipeline&) = delete;
+  GpuPipeline& operator=(const GpuPipeline&) = delete;
+
+  int max_batch() const;
+  // Poses per frame, in frame pixels. crops: one CropRect per frame, or null for the letterbox of
+  // each frame (the CPU path's preprocessing). Synchronous.
+  std::vector<std::vector<Pose>> run(const std::vector<FrameView>& frames, const std::vector<CropRect>* crops = nullptr);
+  // The same, launched stage by stage (no pipeline graph; the engine still replays its own) with
+  // CUDA events between the stages; fills *times.
+  std::vector<std::vector<Pose>> run_profiled(const std::vector<FrameView>& frames, StageTimes* times,
+                                              const std::vector<CropRect>* crops = nullptr);
+  // Off: launch the stages one by one in run() too (for comparisons).
+  void set_use_graphs(bool on);
+  // On: run() records CUDA events around its launch; last_gpu_ms() is then the GPU time from the
+  // start of the upload to the end of the download of the last run().
+  void set_timing(bool on);
+  double last_gpu_ms() const;
+  void* stream() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace posert::cuda

@@ -1,0 +1,275 @@
+// The GPU pipeline: the preprocessing kernel against the CPU preprocessing (bit for bit, over odd
+// frame sizes, crops inside and beyond the frame, BGR, row pitch, both encodings, non-square
+// outputs), and whole pipelines (upload -> preprocess -> engine -> GPU decoder -> download) against
+// the same engine fed by the CPU preprocessing and decoded by the CPU reference decoders, and
+// against the CPU backend. Runs on the GPU machine; skips with the reason elsewhere.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "gpu/gpu_test_util.h"
+#include "support/test_support.h"
+
+#if POSERT_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include <cstring>
+
+#include "engine/cuda/device_engine.h"
+#include "io/image.h"
+#include "pipeline/cuda/gpu_pipeline.h"
+#include "pipeline/cuda/gpu_preprocess.h"
+#include "pose/model_spec.h"
+#include "pose/preprocess.h"
+#include "posert/detector.h"
+#endif
+
+namespace posert {
+namespace {
+
+#if POSERT_HAVE_CUDA
+
+struct Frame {
+  int w, h, pitch;
+  bool bgr;
+  std::vector<uint8_t> bytes;  // pitch * h, in the frame's byte order
+  std::vector<uint8_t> rgb;    // packed RGB, for the CPU
+};
+
+Frame random_frame(int w, int h, int extra_pitch, bool bgr, std::mt19937& rng) {
+  Frame f{w, h, w * 3 + extra_pitch, bgr, {}, {}};
+  f.rgb.resize(static_cast<size_t>(w) * h * 3);
+  for (auto& v : f.rgb) v = static_cast<uint8_t>(rng());
+  f.bytes.assign(static_cast<size_t>(f.pitch) * h, 0xAB);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c)
+        f.bytes[static_cast<size_t>(y) * f.pitch + x * 3 + (bgr ? 2 - c : c)] = f.rgb[(static_cast<size_t>(y) * w + x) * 3 + c];
+  return f;
+}
+
+TEST(CudaPipeline, PreprocessKernelMatchesCpuBitForBit) {
+  POSERT_REQUIRE_GPU();
+  std::mt19937 rng(11);
+  struct Item {
+    Frame f;
+    CropRect crop;
+  };
+  std::vector<Item> items;
+  items.push_back({random_frame(37, 53, 0, false, rng), {}});
+  items.back().crop = letterbox_crop(make_letterbox(37, 53, 192));
+  items.push_back({random_frame(640, 480, 5, true, rng), {}});
+  items.back().crop = letterbox_crop(make_letterbox(640, 480, 192));
+  items.push_back({random_frame(101, 77, 3, false, rng), {5, 7, 20, 31}});      // inside the frame
+  items.push_back({random_frame(64, 64, 0, true, rng), {-10, -20, 100, 90}});   // beyond every edge
+  items.push_back({random_frame(1, 1, 0, false, rng), {0, 0, 1, 1}});           // one pixel
+  items.push_back({random_frame(500, 40, 1, false, rng), {450, 30, 300, 500}}); // mostly outside
+  const int n = static_cast<int>(items.size());
+  std::vector<uint8_t> packed;
+  std::vector<cuda::FrameDesc> desc(n);
+  for (int b = 0; b < n; ++b) {
+    packed.resize((packed.size() + 15) / 16 * 16);
+    desc[b].offset = static_cast<int64_t>(packed.size());
+    desc[b].width = items[b].f.w;
+    desc[b].height = items[b].f.h;
+    desc[b].pitch = items[b].f.pitch;
+    desc[b].bgr = items[b].f.bgr;
+    desc[b].crop_x = items[b].crop.x;
+    desc[b].crop_y = items[b].crop.y;
+    desc[b].crop_w = items[b].crop.w;
+    desc[b].crop_h = items[b].crop.h;
+    packed.insert(packed.end(), items[b].f.bytes.begin(), items[b].f.bytes.end());
+  }
+  void *d_frames = nullptr, *d_desc = nullptr, *d_out = nullptr;
+  cuda::check(cudaMalloc(&d_frames, packed.size()), "malloc");
+  cuda::check(cudaMalloc(&d_desc, n * sizeof(cuda::FrameDesc)), "malloc");
+  cuda::check(cudaMemcpy(d_frames, packed.data(), packed.size(), cudaMemcpyHostToDevice), "upload");
+  cuda::check(cudaMemcpy(d_desc, desc.data(), n * sizeof(cuda::FrameDesc), cudaMemcpyHostToDevice), "upload");
+  const std::pair<int, int> sizes[] = {{192, 192}, {48, 64}, {257, 255}};
+  int compared = 0;
+  for (const auto& [ow, oh] : sizes) {
+    for (InputEncoding enc : {InputEncoding::RoundedInt32, InputEncoding::FloatMinus1To1}) {
+      const DType dt = enc == InputEncoding::RoundedInt32 ? DType::I32 : DType::F32;
+      Tensor want(dt, {n, oh, ow, 3});
+      for (int b = 0; b < n; ++b)
+        preprocess_crop_into(items[b].f.rgb.data(), items[b].f.w, items[b].f.h, items[b].crop, enc, want, b);
+      cuda::check(cudaMalloc(&d_out, want.nbytes()), "malloc");
+      cuda::check(cudaMemset(d_out, 0xFF, want.nbytes()), "memset");
+      cuda::preprocess_frames(static_cast<const uint8_t*>(d_frames), static_cast<const cuda::FrameDesc*>(d_desc), n, ow, oh,
+                              enc == InputEncoding::RoundedInt32 ? cuda::PreprocessOut::RoundedInt32
+                                                                 : cuda::PreprocessOut::FloatMinus1To1,
+                              d_out, nullptr);
+      Tensor got(dt, {n, oh, ow, 3});
+      cuda::check(cudaMemcpy(got.raw(), d_out, got.nbytes(), cudaMemcpyDeviceToHost), "download");
+      cudaFree(d_out);
+      for (int b = 0; b < n; ++b) {
+        const size_t per = got.nbytes() / n;
+        EXPECT_EQ(0, std::memcmp(got.raw() + b * per, want.raw() + b * per, per))
+            << "item " << b << " (" << items[b].f.w << "x" << items[b].f.h << ", crop " << items[b].crop.x << ","
+            << items[b].crop.y << " " << items[b].crop.w << "x" << items[b].crop.h << ") output " << ow << "x" << oh
+            << (enc == InputEncoding::RoundedInt32 ? " int32" : " float");
+        ++compared;
+      }
+    }
+  }
+  EXPECT_EQ(compared, n * 6);
+  cudaFree(d_frames);
+  cudaFree(d_desc);
+}
+
+std::vector<Image> photos() {
+  std::vector<Image> r;
+  for (const char* p : {"messi5.jpg", "person_multi_det.jpg", "astronaut.png"}) {
+    const std::string path = test::photos_dir() + "/" + p;
+    if (std::filesystem::exists(path)) r.push_back(read_image(path));
+  }
+  if (r.empty()) {  // no photos installed: random frames keep the test meaningful
+    std::mt19937 rng(5);
+    for (auto [w, h] : {std::pair{640, 480}, std::pair{333, 500}}) {
+      Image im;
+      im.width = w;
+      im.height = h;
+      im.rgb.resize(static_cast<size_t>(w) * h * 3);
+      for (auto& v : im.rgb) v = static_cast<uint8_t>(rng());
+      r.push_back(std::move(im));
+    }
+  }
+  return r;
+}
+
+// The oracle for a pipeline: the same engine fed by the CPU preprocessing, its heads downloaded
+// and decoded by the CPU reference decoder, mapped through the crop's transform.
+std::vector<Pose> oracle(const std::shared_ptr<Engine>& engine, const ModelSpec& spec, const Image& img, const CropRect& crop) {
+  const DType dt = spec.encoding == InputEncoding::RoundedInt32 ? DType::I32 : DType::F32;
+  Tensor in(dt, {1, spec.input_size, spec.input_size, 3});
+  preprocess_crop_into(img.rgb.data(), img.width, img.height, crop, spec.encoding, in, 0);
+  Context ctx(engine);
+  ctx.upload_input(0, in.raw(), in.nbytes());
+  ctx.run(1);
+  const auto outs = engine->outputs();
+  std::vector<Tensor> heads;
+  for (const auto& h : spec.head_values)
+    for (size_t i = 0; i < outs.size(); ++i)
+      if (outs[i].name == h) {
+        Shape s(outs[i].shape.begin(), outs[i].shape.end());
+        s[0] = 1;
+        Tensor t(DType::F32, s);
+        ctx.download_output(static_cast<int>(i), t.raw(), t.nbytes());
+        heads.push_back(std::move(t));
+      }
+  std::vector<const Tensor*> ph;
+  for (auto& t : heads) ph.push_back(&t);
+  auto poses = decode_heads(spec, ph, 0, DecodeOptions{});
+  const CropTransform tf = crop_transform(crop, spec.input_size, spec.input_size);
+  for (auto& p : poses) {
+    for (auto& k : p.keypoints) {
+      k.x = k.x * tf.scale_x + tf.offset_x;
+      k.y = k.y * tf.scale_y + tf.offset_y;
+    }
+    p.bbox = {p.bbox[0] * tf.scale_x + tf.offset_x, p.bbox[1] * tf.scale_y + tf.offset_y, p.bbox[2] * tf.scale_x,
+              p.bbox[3] * tf.scale_y};
+  }
+  return poses;
+}
+
+// Same poses in the same order: keypoints within tol_px frame pixels, scores within 1e-5.
+void expect_same_poses(const std::vector<Pose>& got, const std::vector<Pose>& want, double tol_px, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t p = 0; p < want.size(); ++p) {
+    EXPECT_NEAR(got[p].score, want[p].score, 1e-5) << what << " pose " << p;
+    ASSERT_EQ(got[p].keypoints.size(), want[p].keypoints.size());
+    for (size_t k = 0; k < want[p].keypoints.size(); ++k) {
+      EXPECT_NEAR(got[p].keypoints[k].x, want[p].keypoints[k].x, tol_px) << what << " pose " << p << " kp " << k;
+      EXPECT_NEAR(got[p].keypoints[k].y, want[p].keypoints[k].y, tol_px) << what << " pose " << p << " kp " << k;
+      EXPECT_NEAR(got[p].keypoints[k].score, want[p].keypoints[k].score, 1e-5) << what << " pose " << p << " kp " << k;
+    }
+    for (int i = 0; i < 4; ++i) EXPECT_NEAR(got[p].bbox[i], want[p].bbox[i], tol_px) << what << " pose " << p << " bbox " << i;
+  }
+}
+
+void check_pipeline(const char* model, const char* precision) {
+  if (!test::have_model(model)) GTEST_SKIP() << "model " << model << " not installed";
+  const ModelSpec& spec = find_model_spec(model);
+  const auto imgs = photos();
+  const int n = static_cast<int>(imgs.size());
+  BuildOptions bo;
+  bo.precision = precision;
+  bo.max_batch = n;
+  auto engine = Engine::build(model, test::models_dir(), bo);
+  cuda::GpuPipeline pipe(engine, spec, DecodeOptions{});
+  std::vector<cuda::FrameView> frames;
+  std::vector<CropRect> letterboxes, crops;
+  for (const auto& im : imgs) {
+    cuda::FrameView f;
+    f.pixels = im.rgb.data();
+    f.width = im.width;
+    f.height = im.height;
+    frames.push_back(f);
+    letterboxes.push_back(letterbox_crop(make_letterbox(im.width, im.height, spec.input_size)));
+    // A top-down style crop: the central part of the frame, not square.
+    crops.push_back({im.width / 5, im.height / 6, im.width / 2 + 3, im.height * 2 / 3});
+  }
+  const auto batched = pipe.run(frames);                 // one graph for the batch
+  const auto again = pipe.run(frames);                   // graph replay
+  const auto cropped = pipe.run(frames, &crops);         // same sizes, other crops: same graph
+  cuda::StageTimes st;
+  const auto profiled = pipe.run_profiled(frames, &st);  // stage by stage
+  pipe.set_use_graphs(false);
+  const auto single = pipe.run({frames[n - 1]});         // batch 1, no graph
+  EXPECT_GT(st.total, 0.0);
+  EXPECT_EQ(st.download_bytes, static_cast<int64_t>(n * PoseItemLayout{spec.max_people}.item_bytes()))
+      << "only pose records come back";
+  // 1e-3 model-input pixels, in frame pixels.
+  for (int b = 0; b < n; ++b) {
+    const double scale = static_cast<double>(letterboxes[b].w) / spec.input_size;
+    const std::string what = std::string(model) + " " + precision + " image " + std::to_string(b);
+    expect_same_poses(batched[b], oracle(engine, spec, imgs[b], letterboxes[b]), 1e-3 * scale, what + " letterbox");
+    expect_same_poses(again[b], batched[b], 0.0, what + " graph replay");
+    expect_same_poses(profiled[b], batched[b], 0.0, what + " profiled");
+    expect_same_poses(cropped[b], oracle(engine, spec, imgs[b], crops[b]),
+                      1e-3 * static_cast<double>(crops[b].w) / spec.input_size, what + " crop");
+  }
+  expect_same_poses(single[0], batched[n - 1], 0.0, std::string(model) + " batch 1 vs batch " + std::to_string(n));
+  std::printf("[pipeline] %s %s batch %d: upload %.3f preprocess %.3f inference %.3f decode %.3f download %.3f total %.3f ms\n",
+              model, precision, n, st.upload, st.preprocess, st.inference, st.decode, st.download, st.total);
+}
+
+TEST(CudaPipeline, LightningFp32) { POSERT_REQUIRE_GPU(); check_pipeline("movenet-lightning", "fp32"); }
+TEST(CudaPipeline, ThunderFp16) { POSERT_REQUIRE_GPU(); check_pipeline("movenet-thunder", "fp16"); }
+TEST(CudaPipeline, MultiPoseFp16) { POSERT_REQUIRE_GPU(); check_pipeline("movenet-multipose", "fp16"); }
+TEST(CudaPipeline, PoseNetFp16) { POSERT_REQUIRE_GPU(); check_pipeline("posenet", "fp16"); }
+
+// The CUDA detector (what `posert run --backend cuda` uses) against the CPU detector on real
+// photos: fp32 keypoints of confident poses within 0.05 model-input pixels.
+TEST(CudaPipeline, DetectorMatchesCpuBackend) {
+  POSERT_REQUIRE_GPU();
+  if (!test::have_model("movenet-lightning")) GTEST_SKIP() << "model movenet-lightning not installed";
+  DetectorOptions o;
+  o.model = "movenet-lightning";
+  o.models_dir = test::models_dir();
+  o.backend = "cpu";
+  Detector cpu(o);
+  o.backend = "cuda";
+  o.precision = "fp32";
+  o.engine_cache_dir = test::temp_dir();
+  Detector gpu(o);
+  for (const auto& im : photos()) {
+    const auto a = cpu.detect(im.rgb.data(), im.width, im.height);
+    const auto b = gpu.detect(im.rgb.data(), im.width, im.height);
+    ASSERT_EQ(a.size(), 1u);
+    ASSERT_EQ(b.size(), 1u);
+    const double scale = static_cast<double>(std::max(im.width, im.height)) / 192;
+    for (size_t k = 0; k < a[0].keypoints.size(); ++k) {
+      if (a[0].keypoints[k].score < 0.5f) continue;
+      EXPECT_NEAR(b[0].keypoints[k].x, a[0].keypoints[k].x, 0.05 * scale) << "kp " << k;
+      EXPECT_NEAR(b[0].keypoints[k].y, a[0].keypoints[k].y, 0.05 * scale) << "kp " << k;
+    }
+  }
+}
+
+#else
+TEST(CudaPipeline, NeedsCudaBuild) { GTEST_SKIP() << "no GPU test: this build has no CUDA backend"; }
+#endif
+
+}  // namespace
+}  // namespace posert
