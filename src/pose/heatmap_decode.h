@@ -13,10 +13,12 @@
 //      U = top + (bot - top) * fy.
 // 2. Peak: (y, x) is a peak of keypoint k when U[y][x][k] >= threshold and U[y][x][k] equals the
 //    maximum of U[.][.][k] over the (2r+1) x (2r+1) window around it, clipped at the borders
-//    (r = nms_radius). NaN is never a peak.
+//    (r = nms_radius). NaN is never a peak, and NaN neighbours never suppress one (the rule is "no
+//    window value is greater").
 // 3. Refinement: dx = 0 at the left/right border; otherwise with L = U[y][x-1], C = U[y][x],
 //    R = U[y][x+1], den = L - 2C + R: dx = den < 0 ? clamp(0.5f * (L - R) / den, -0.5f, 0.5f) : 0.
-//    dy likewise from the rows above and below.
+//    dy likewise from the rows above and below. (Heatmaps holding infinities give a NaN dx here,
+//    which the decoders need not agree on; finite heatmaps are the contract.)
 // 4. Position in model-input pixels (pixel i spans [i, i+1)): (x + 0.5f + dx, y + 0.5f + dy); then
 //    frame pixels through the item's CropTransform. The score is U at the peak (unrefined).
 // 5. Per keypoint, peaks sorted by score descending, ties by raster index y * out_w + x ascending;

@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "core/thread_pool.h"
 #include "engine/cuda/device_engine.h"
 #include "pipeline/cuda/gpu_preprocess.h"
 #include "pose/cuda/gpu_decode.h"
@@ -74,6 +75,9 @@ struct GpuPipeline::Impl {
   double last_gpu_ms = 0;
   std::map<std::pair<int, size_t>, cudaGraphExec_t> graphs;
   std::unique_ptr<EventSet> events;
+  // Copies large batches of frames into the pinned buffer in parallel (one memcpy stream from
+  // pageable memory runs at only a few GB/s); created on first need.
+  std::unique_ptr<ThreadPool> copy_pool;
 
   FrameDesc* desc_host() const { return static_cast<FrameDesc*>(meta.host); }
   CropTransform* tf_host() const {
@@ -106,15 +110,11 @@ struct GpuPipeline::Impl {
     const size_t old_cap = frames.cap;
     frames.reserve(total, "pinned frame buffer");
     if (frames.cap != old_cap) clear_graphs();  // captured copies point at the old buffers
+    std::vector<size_t> offsets(n);
     size_t off = 0;
     for (int b = 0; b < n; ++b) {
       const FrameView& f = fr[b];
       const size_t row = static_cast<size_t>(f.width) * 3;
-      const size_t pitch = f.pitch ? static_cast<size_t>(f.pitch) : row;
-      char* dst = static_cast<char*>(frames.host) + off;
-      if (pitch == row) std::memcpy(dst, f.pixels, row * f.height);
-      else
-        for (int y = 0; y < f.height; ++y) std::memcpy(dst + y * row, f.pixels + y * pitch, row);
       CropRect c = crops ? (*crops)[b] : letterbox_crop(make_letterbox(f.width, f.height, std::max(in_w, in_h)));
       if (c.w <= 0 || c.h <= 0 || c.w > 65536 || c.h > 65536)
         throw Error("crop rectangle " + std::to_string(c.w) + "x" + std::to_string(c.h) + " is empty or too large");
@@ -129,7 +129,24 @@ struct GpuPipeline::Impl {
       d.crop_w = c.w;
       d.crop_h = c.h;
       tf_host()[b] = crop_transform(c, in_w, in_h);
+      offsets[b] = off;
       off += (row * f.height + 255) / 256 * 256;
+    }
+    // Rows are packed (pitch = width * 3) into the pinned buffer; frames in parallel when large.
+    auto copy_frame = [&](int b, int) {
+      const FrameView& f = fr[b];
+      const size_t row = static_cast<size_t>(f.width) * 3;
+      const size_t pitch = f.pitch ? static_cast<size_t>(f.pitch) : row;
+      char* dst = static_cast<char*>(frames.host) + offsets[b];
+      if (pitch == row) std::memcpy(dst, f.pixels, row * f.height);
+      else
+        for (int y = 0; y < f.height; ++y) std::memcpy(dst + y * row, f.pixels + y * pitch, row);
+    };
+    if (n > 1 && total >= (size_t{8} << 20)) {
+      if (!copy_pool) copy_pool = std::make_unique<ThreadPool>(std::min(8, static_cast<int>(std::thread::hardware_concurrency())));
+      copy_pool->parallel_for(n, copy_frame);
+    } else {
+      for (int b = 0; b < n; ++b) copy_frame(b, 0);
     }
     return total;
   }
