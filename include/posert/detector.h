@@ -20,7 +20,20 @@ struct DetectorOptions {
   std::string engine_path;
   std::string engine_cache_dir;
   std::string precision = "fp16";
+  int max_batch = 1;  // CUDA backend: the most frames one detect_batch call may pass
   bool verbose = false;
+};
+
+// One frame for detect_batch: host memory, 8-bit RGB (or BGR) rows of `pitch` bytes.
+struct FrameRef {
+  const uint8_t* pixels = nullptr;
+  int width = 0, height = 0;
+  int pitch = 0;     // bytes per row; 0: width * 3
+  bool bgr = false;  // bytes in B, G, R order
+  // The part of the frame to run the network on, in frame pixels (it may extend past the frame,
+  // which reads as black): a person box from a previous frame or a detector. crop_w == 0: the
+  // whole frame, letterboxed to a centred square.
+  int crop_x = 0, crop_y = 0, crop_w = 0, crop_h = 0;
 };
 
 class Detector {
@@ -32,6 +45,11 @@ class Detector {
 
   // rgb: width*height*3 bytes, row-major. Poses are in the image's pixel coordinates.
   std::vector<Pose> detect(const uint8_t* rgb, int width, int height);
+  // Poses of each frame, in that frame's pixel coordinates. With the CUDA backend the batch runs
+  // as one CUDA graph (upload, preprocessing, engine, GPU decoding, download of the poses only) and
+  // may hold up to max_batch() frames; the CPU backend takes any number, one after another.
+  std::vector<std::vector<Pose>> detect_batch(const std::vector<FrameRef>& frames);
+  int max_batch() const;
 
   const std::string& model_name() const;
   int input_size() const;

@@ -121,17 +121,6 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int kGroupOffset[5] = {0, 4, 8, 12, 13};
 constexpr int kGroups = 5;
 
-inline void map_pose(Pose& p, const CropTransform& t) {
-  for (auto& kp : p.keypoints) {
-    kp.x = kp.x * t.scale_x + t.offset_x;
-    kp.y = kp.y * t.scale_y + t.offset_y;
-  }
-  p.bbox[0] = p.bbox[0] * t.scale_x + t.offset_x;
-  p.bbox[1] = p.bbox[1] * t.scale_y + t.offset_y;
-  p.bbox[2] *= t.scale_x;
-  p.bbox[3] *= t.scale_y;
-}
-
 // Writes poses (<= max_poses, each with 17 keypoints) into one wire item.
 void write_item(const Pose* poses, int count, int max_poses, void* item) {
   auto* bytes = static_cast<unsigned char*>(item);

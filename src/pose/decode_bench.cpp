@@ -125,12 +125,7 @@ DecodeTiming bench_reference_pose_decode(const ModelSpec& spec, const DecodeOpti
   return time_runs(warmup, runs, [&] {
     for (int b = 0; b < n; ++b) {
       std::vector<Pose> poses = decode_heads(spec, ptrs, b, opt);
-      for (auto& p : poses) {
-        for (auto& kp : p.keypoints) {
-          kp.x = kp.x * tf[b].scale_x + tf[b].offset_x;
-          kp.y = kp.y * tf[b].scale_y + tf[b].offset_y;
-        }
-      }
+      for (auto& p : poses) map_pose(p, tf[b]);
     }
   });
 }

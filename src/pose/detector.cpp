@@ -82,7 +82,10 @@ Detector::Detector(const DetectorOptions& opt) : impl_(std::make_unique<Impl>())
       const std::string cache = opt.engine_cache_dir.empty() ? default_engine_cache() : opt.engine_cache_dir;
       std::error_code ec;
       fs::create_directories(cache, ec);
-      const std::string path = cache + "/" + impl_->spec->name + "-" + opt.precision + "-b1.engine";
+      if (opt.max_batch < 1 || opt.max_batch > 4096)
+        throw Error("max batch " + std::to_string(opt.max_batch) + " is out of range 1..4096", ErrorKind::Usage);
+      const std::string path =
+          cache + "/" + impl_->spec->name + "-" + opt.precision + "-b" + std::to_string(opt.max_batch) + ".engine";
       try {
         if (fs::exists(path)) impl_->engine = Engine::load(path);
       } catch (const Error& e) {
@@ -93,7 +96,7 @@ Detector::Detector(const DetectorOptions& opt) : impl_(std::make_unique<Impl>())
                                       opt.precision.c_str(), path.c_str());
         BuildOptions bo;
         bo.precision = opt.precision;
-        bo.max_batch = 1;
+        bo.max_batch = opt.max_batch;
         bo.timing_cache = cache + "/timing.cache";
         bo.verbose = opt.verbose;
         impl_->engine = Engine::build(impl_->spec->name, dir, bo);
@@ -126,30 +129,83 @@ Detector::~Detector() = default;
 const std::string& Detector::model_name() const { return impl_->spec->name; }
 int Detector::input_size() const { return impl_->spec->input_size; }
 
+int Detector::max_batch() const { return impl_->engine ? impl_->engine->max_batch() : 1 << 30; }
+
 std::vector<Pose> Detector::detect(const uint8_t* rgb, int width, int height) {
   if (!rgb || width <= 0 || height <= 0) throw Error("detect: empty image");
+  FrameRef f;
+  f.pixels = rgb;
+  f.width = width;
+  f.height = height;
+  return std::move(detect_batch({f}).at(0));
+}
+
+std::vector<std::vector<Pose>> Detector::detect_batch(const std::vector<FrameRef>& frames) {
+  if (frames.empty()) return {};
+  std::vector<CropRect> crops;
+  bool any_crop = false;
+  for (const auto& f : frames) {
+    if (!f.pixels || f.width <= 0 || f.height <= 0 || f.width > 32768 || f.height > 32768)
+      throw Error("detect: frame of " + std::to_string(f.width) + "x" + std::to_string(f.height) + " is empty or too large");
+    if (f.pitch != 0 && f.pitch < f.width * 3) throw Error("detect: frame pitch is smaller than width * 3");
+    if (f.crop_w < 0 || f.crop_h < 0 || (f.crop_w == 0) != (f.crop_h == 0))
+      throw Error("detect: crop " + std::to_string(f.crop_w) + "x" + std::to_string(f.crop_h) + " is not a rectangle");
+    any_crop |= f.crop_w > 0;
+    crops.push_back(f.crop_w > 0 ? CropRect{f.crop_x, f.crop_y, f.crop_w, f.crop_h}
+                                 : letterbox_crop(make_letterbox(f.width, f.height, impl_->spec->input_size)));
+  }
 #if POSERT_HAVE_CUDA
   if (impl_->pipeline) {
-    cuda::FrameView f;
-    f.pixels = rgb;
-    f.width = width;
-    f.height = height;
-    return std::move(impl_->pipeline->run({f}).at(0));
+    if (static_cast<int>(frames.size()) > impl_->pipeline->max_batch())
+      throw Error("detect: " + std::to_string(frames.size()) + " frames, but the engine's max batch is " +
+                      std::to_string(impl_->pipeline->max_batch()) + " (DetectorOptions::max_batch)",
+                  ErrorKind::Usage);
+    std::vector<cuda::FrameView> views;
+    for (const auto& f : frames) {
+      cuda::FrameView v;
+      v.pixels = f.pixels;
+      v.width = f.width;
+      v.height = f.height;
+      v.pitch = f.pitch;
+      v.bgr = f.bgr;
+      views.push_back(v);
+    }
+    return impl_->pipeline->run(views, any_crop ? &crops : nullptr);
   }
 #endif
-  Image img;
-  img.width = width;
-  img.height = height;
-  img.rgb.assign(rgb, rgb + static_cast<size_t>(width) * height * 3);
-  Letterbox lb;
-  Tensor input = preprocess(img, *impl_->spec, &lb);
+  std::vector<std::vector<Pose>> out;
+  const DType dt = impl_->spec->encoding == InputEncoding::RoundedInt32 ? DType::I32 : DType::F32;
   RefExecutor exec(impl_->graph);
-  std::vector<Tensor> heads = exec.run({input}, impl_->spec->head_values);
-  std::vector<const Tensor*> ph;
-  for (const auto& h : heads) ph.push_back(&h);
-  auto poses = decode_heads(*impl_->spec, ph, 0, impl_->decode);
-  poses_to_image(poses, lb);
-  return poses;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const FrameRef& f = frames[i];
+    // Packed RGB for the CPU preprocessing (a copy only when the frame is pitched or BGR).
+    std::vector<uint8_t> packed;
+    const uint8_t* rgb = f.pixels;
+    const size_t row = static_cast<size_t>(f.width) * 3;
+    if ((f.pitch != 0 && static_cast<size_t>(f.pitch) != row) || f.bgr) {
+      packed.resize(row * f.height);
+      for (int y = 0; y < f.height; ++y) {
+        const uint8_t* src = f.pixels + static_cast<size_t>(y) * (f.pitch ? f.pitch : row);
+        uint8_t* dst = packed.data() + y * row;
+        for (size_t x = 0; x < row; x += 3) {
+          dst[x] = src[x + (f.bgr ? 2 : 0)];
+          dst[x + 1] = src[x + 1];
+          dst[x + 2] = src[x + (f.bgr ? 0 : 2)];
+        }
+      }
+      rgb = packed.data();
+    }
+    Tensor input(dt, {1, impl_->spec->input_size, impl_->spec->input_size, 3});
+    preprocess_crop_into(rgb, f.width, f.height, crops[i], impl_->spec->encoding, input, 0);
+    std::vector<Tensor> heads = exec.run({input}, impl_->spec->head_values);
+    std::vector<const Tensor*> ph;
+    for (const auto& h : heads) ph.push_back(&h);
+    auto poses = decode_heads(*impl_->spec, ph, 0, impl_->decode);
+    const CropTransform tf = crop_transform(crops[i], impl_->spec->input_size, impl_->spec->input_size);
+    for (auto& p : poses) map_pose(p, tf);
+    out.push_back(std::move(poses));
+  }
+  return out;
 }
 
 }  // namespace posert

@@ -54,4 +54,15 @@ void poses_to_item(const std::vector<Pose>& poses, int max_poses, void* item) {
   std::memcpy(bytes, &c, sizeof(c));
 }
 
+void map_pose(Pose& p, const CropTransform& t) {
+  for (auto& kp : p.keypoints) {
+    kp.x = kp.x * t.scale_x + t.offset_x;
+    kp.y = kp.y * t.scale_y + t.offset_y;
+  }
+  p.bbox[0] = p.bbox[0] * t.scale_x + t.offset_x;
+  p.bbox[1] = p.bbox[1] * t.scale_y + t.offset_y;
+  p.bbox[2] *= t.scale_x;
+  p.bbox[3] *= t.scale_y;
+}
+
 }  // namespace posert

@@ -35,6 +35,10 @@ struct PoseItemLayout {
   size_t item_bytes() const { return 16 + static_cast<size_t>(max_poses) * sizeof(PoseRecord); }
 };
 
+// Maps a pose from model-input pixels to frame pixels: keypoints and bbox x, y through the
+// transform, bbox width and height scaled.
+void map_pose(Pose& p, const CropTransform& t);
+
 // Poses of one item read back from its bytes (count checked against max_poses).
 std::vector<Pose> poses_from_item(const void* item, int max_poses);
 // Writes poses into one item (at most max_poses; the rest of the item is zeroed).

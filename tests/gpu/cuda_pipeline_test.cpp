@@ -161,14 +161,7 @@ std::vector<Pose> oracle(const std::shared_ptr<Engine>& engine, const ModelSpec&
   for (auto& t : heads) ph.push_back(&t);
   auto poses = decode_heads(spec, ph, 0, DecodeOptions{});
   const CropTransform tf = crop_transform(crop, spec.input_size, spec.input_size);
-  for (auto& p : poses) {
-    for (auto& k : p.keypoints) {
-      k.x = k.x * tf.scale_x + tf.offset_x;
-      k.y = k.y * tf.scale_y + tf.offset_y;
-    }
-    p.bbox = {p.bbox[0] * tf.scale_x + tf.offset_x, p.bbox[1] * tf.scale_y + tf.offset_y, p.bbox[2] * tf.scale_x,
-              p.bbox[3] * tf.scale_y};
-  }
+  for (auto& p : poses) map_pose(p, tf);
   return poses;
 }
 
@@ -240,7 +233,8 @@ TEST(CudaPipeline, MultiPoseFp16) { POSERT_REQUIRE_GPU(); check_pipeline("movene
 TEST(CudaPipeline, PoseNetFp16) { POSERT_REQUIRE_GPU(); check_pipeline("posenet", "fp16"); }
 
 // The CUDA detector (what `posert run --backend cuda` uses) against the CPU detector on real
-// photos: fp32 keypoints of confident poses within 0.05 model-input pixels.
+// photos, through detect() and through detect_batch() with a BGR pitched frame and a crop: fp32
+// keypoints of confident poses within 0.05 model-input pixels.
 TEST(CudaPipeline, DetectorMatchesCpuBackend) {
   POSERT_REQUIRE_GPU();
   if (!test::have_model("movenet-lightning")) GTEST_SKIP() << "model movenet-lightning not installed";
@@ -251,20 +245,41 @@ TEST(CudaPipeline, DetectorMatchesCpuBackend) {
   Detector cpu(o);
   o.backend = "cuda";
   o.precision = "fp32";
+  o.max_batch = 3;
   o.engine_cache_dir = test::temp_dir();
   Detector gpu(o);
-  for (const auto& im : photos()) {
-    const auto a = cpu.detect(im.rgb.data(), im.width, im.height);
-    const auto b = gpu.detect(im.rgb.data(), im.width, im.height);
-    ASSERT_EQ(a.size(), 1u);
-    ASSERT_EQ(b.size(), 1u);
-    const double scale = static_cast<double>(std::max(im.width, im.height)) / 192;
+  EXPECT_EQ(gpu.max_batch(), 3);
+  auto compare = [](const std::vector<Pose>& a, const std::vector<Pose>& b, double scale, const std::string& what) {
+    ASSERT_EQ(a.size(), 1u) << what;
+    ASSERT_EQ(b.size(), 1u) << what;
     for (size_t k = 0; k < a[0].keypoints.size(); ++k) {
       if (a[0].keypoints[k].score < 0.5f) continue;
-      EXPECT_NEAR(b[0].keypoints[k].x, a[0].keypoints[k].x, 0.05 * scale) << "kp " << k;
-      EXPECT_NEAR(b[0].keypoints[k].y, a[0].keypoints[k].y, 0.05 * scale) << "kp " << k;
+      EXPECT_NEAR(b[0].keypoints[k].x, a[0].keypoints[k].x, 0.05 * scale) << what << " kp " << k;
+      EXPECT_NEAR(b[0].keypoints[k].y, a[0].keypoints[k].y, 0.05 * scale) << what << " kp " << k;
     }
+  };
+  for (const auto& im : photos()) {
+    const double scale = static_cast<double>(std::max(im.width, im.height)) / 192;
+    compare(cpu.detect(im.rgb.data(), im.width, im.height), gpu.detect(im.rgb.data(), im.width, im.height), scale, "detect");
+    const int pitch = im.width * 3 + 5;
+    std::vector<uint8_t> bgr(static_cast<size_t>(pitch) * im.height, 0);
+    for (int y = 0; y < im.height; ++y)
+      for (int x = 0; x < im.width; ++x)
+        for (int c = 0; c < 3; ++c)
+          bgr[static_cast<size_t>(y) * pitch + x * 3 + 2 - c] = im.rgb[(static_cast<size_t>(y) * im.width + x) * 3 + c];
+    FrameRef plain{im.rgb.data(), im.width, im.height};
+    FrameRef swapped{bgr.data(), im.width, im.height, pitch, true};
+    FrameRef crop = plain;
+    crop.crop_x = im.width / 6;
+    crop.crop_y = -im.height / 10;
+    crop.crop_w = crop.crop_h = std::max(im.width, im.height) * 3 / 4;
+    const std::vector<FrameRef> batch{plain, swapped, crop};
+    const auto a = cpu.detect_batch(batch), b = gpu.detect_batch(batch);
+    compare(a[0], b[0], scale, "batch plain");
+    compare(a[1], b[1], scale, "batch BGR");
+    compare(a[2], b[2], static_cast<double>(crop.crop_w) / 192, "batch crop");
   }
+  EXPECT_THROW(gpu.detect_batch(std::vector<FrameRef>(4, FrameRef{photos()[0].rgb.data(), 8, 8})), Error);
 }
 
 #else

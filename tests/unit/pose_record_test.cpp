@@ -93,3 +93,23 @@ TEST(PoseRecord, BadCountThrows) {
 
 }  // namespace
 }  // namespace posert
+
+namespace posert {
+namespace {
+
+TEST(PoseRecord, MapPoseScalesAndOffsets) {
+  Pose p;
+  p.keypoints.assign(17, Keypoint{2.0f, 3.0f, 0.5f});
+  p.bbox = {1.0f, 2.0f, 10.0f, 20.0f};
+  map_pose(p, CropTransform{2.0f, 0.5f, -7.0f, 100.0f});
+  EXPECT_FLOAT_EQ(p.keypoints[16].x, 2.0f * 2.0f - 7.0f);
+  EXPECT_FLOAT_EQ(p.keypoints[16].y, 3.0f * 0.5f + 100.0f);
+  EXPECT_FLOAT_EQ(p.keypoints[16].score, 0.5f);
+  EXPECT_FLOAT_EQ(p.bbox[0], -5.0f);
+  EXPECT_FLOAT_EQ(p.bbox[1], 101.0f);
+  EXPECT_FLOAT_EQ(p.bbox[2], 20.0f);
+  EXPECT_FLOAT_EQ(p.bbox[3], 10.0f);
+}
+
+}  // namespace
+}  // namespace posert
