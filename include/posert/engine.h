@@ -65,8 +65,9 @@ class Context {
   // Synchronous helpers; bytes must not exceed the buffer.
   void upload_input(int i, const void* host, size_t bytes);
   void download_output(int i, void* host, size_t bytes);
-  // Per-layer GPU time in microseconds (each layer launched alone), for profiles.
-  std::vector<std::pair<std::string, double>> profile_layers(int batch, int iters);
+  // Per-layer GPU time in microseconds: each layer alone as a one-layer CUDA graph (median of 9
+  // launches after warm-up), so host-side library work does not count. Overwrites activations.
+  std::vector<std::pair<std::string, double>> profile_layers(int batch);
 
   struct Impl;
 

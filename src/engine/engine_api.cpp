@@ -152,25 +152,19 @@ void Context::download_output(int i, void* host, size_t bytes) {
   impl_->ctx->synchronize();
 }
 
-std::vector<std::pair<std::string, double>> Context::profile_layers(int batch, int iters) {
+std::vector<std::pair<std::string, double>> Context::profile_layers(int batch) {
   const auto& p = impl_->engine->impl->plan();
   std::vector<std::pair<std::string, double>> r;
   cudaEvent_t e0, e1;
   cuda::check(cudaEventCreate(&e0), "cudaEventCreate");
   cuda::check(cudaEventCreate(&e1), "cudaEventCreate");
+  // Each layer alone as a one-layer CUDA graph, as the tuner times it: launched directly, cuDNN's
+  // host-side work per call (tens of microseconds) would hide the GPU time.
   for (size_t i = 0; i < p.layers.size(); ++i) {
-    std::vector<double> us;
-    for (int k = 0; k < iters + 2; ++k) {
-      cudaEventRecord(e0, impl_->ctx->stream());
-      impl_->ctx->launch_layer(i, batch, p.layers[i].tactic);
-      cudaEventRecord(e1, impl_->ctx->stream());
-      cuda::check(cudaEventSynchronize(e1), "profile");
-      float ms = 0;
-      cudaEventElapsedTime(&ms, e0, e1);
-      if (k >= 2) us.push_back(ms * 1000.0);
-    }
-    std::sort(us.begin(), us.end());
-    r.emplace_back(std::string(op_name(p.layers[i].op)) + " " + p.layers[i].name, us[us.size() / 2]);
+    std::string why;
+    const auto us = cuda::time_tactic(*impl_->ctx, i, batch, p.layers[i].tactic, e0, e1, &why);
+    if (!us) throw Error("profiling layer '" + p.layers[i].name + "': " + why);
+    r.emplace_back(std::string(op_name(p.layers[i].op)) + " " + p.layers[i].name, *us);
   }
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
@@ -211,7 +205,7 @@ void* Context::output(int) const { no_cuda(); }
 void Context::set_use_graphs(bool) { no_cuda(); }
 void Context::upload_input(int, const void*, size_t) { no_cuda(); }
 void Context::download_output(int, void*, size_t) { no_cuda(); }
-std::vector<std::pair<std::string, double>> Context::profile_layers(int, int) { no_cuda(); }
+std::vector<std::pair<std::string, double>> Context::profile_layers(int) { no_cuda(); }
 
 #endif
 

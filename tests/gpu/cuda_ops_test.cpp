@@ -113,7 +113,12 @@ Tensor run_cuda(const OpCase& c, int batch, Precision prec, int tactic, const st
   ctx.enqueue(batch);
   ctx.synchronize();
   if (graphs) {
+    // The first run may have reused the inputs' bytes for other tensors (the arena plans them by
+    // lifetime), so the replay gets fresh inputs, as every real run does.
     poison();
+    for (size_t i = 0; i < inputs.size(); ++i)
+      cuda::check(cudaMemcpy(ctx.tensor(eng->plan().inputs[i]), inputs[i].raw(), inputs[i].nbytes(), cudaMemcpyHostToDevice),
+                  "upload");
     ctx.enqueue(batch);
     ctx.synchronize();
   }

@@ -181,7 +181,7 @@ GpuBenchReport run_gpu_bench(const GpuBenchOptions& opt) {
     row.download_ms = pct(down, 0.5);
     r.rows.push_back(row);
   }
-  if (opt.profile) r.profile = ctxs[0]->profile_layers(max_batch, 20);
+  if (opt.profile) r.profile = ctxs[0]->profile_layers(max_batch);
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
   return r;

@@ -49,6 +49,9 @@ std::vector<int> candidates(const EnginePlan& p, const PlanLayer& l, DeviceConte
   return out;
 }
 
+
+}  // namespace
+
 // Times tactic t of layer i as the runtime runs it, inside a CUDA graph (so cuDNN's host-side
 // setup does not count), after two launches outside capture (cuDNN builds its plans there).
 // Median of 9 in microseconds; nothing, with the reason in *why, when a cuDNN call fails for the
@@ -113,7 +116,6 @@ std::optional<double> time_tactic(DeviceContext& ctx, size_t i, int batch, int t
   return us[us.size() / 2];
 }
 
-}  // namespace
 
 void fill_random(const DeviceEngine& engine, DeviceContext& ctx, unsigned seed) {
   const EnginePlan& p = engine.plan();

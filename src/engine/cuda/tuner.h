@@ -2,6 +2,7 @@
 // (PoseRT's kernels and cuDNN's algorithms; CUDA events around a CUDA graph of the layer, median
 // of repeated launches on random data) and keeps the fastest.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,13 @@ struct LayerTiming {
 // version there when a layer uses cuDNN (0 otherwise), and leaves the engine holding only the
 // weight forms the chosen tactics read.
 std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, bool verbose);
+
+// Times tactic t of layer i as the runtime runs it: two launches outside capture (cuDNN builds its
+// plans there), then CUDA events around a CUDA graph of the layer, median of 9, in microseconds.
+// Nothing (the reason in *why) when a cuDNN tactic fails for the layer or cannot be captured.
+// The tuner and `posert bench --profile` both use it.
+std::optional<double> time_tactic(DeviceContext& ctx, size_t i, int batch, int t, cudaEvent_t e0, cudaEvent_t e1,
+                                  std::string* why);
 
 // Fills every non-weight tensor of the context's arena with random data in [-1, 1] (int32 tensors: 0..255).
 void fill_random(const DeviceEngine& engine, DeviceContext& ctx, unsigned seed);
