@@ -13,7 +13,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "pose/cuda/gpu_decode.h"
 #include "pose/heatmap_decode.h"
@@ -334,6 +337,95 @@ TEST(CudaDecode, CapturedInAGraphGivesTheSameBytes) {
     const Heads h = random_heads(spec, 4, 17, Values::Smooth);
     EXPECT_EQ(run_gpu(spec, h, 4, {}, false).bytes, run_gpu(spec, h, 4, {}, true).bytes) << model;
   }
+}
+
+// Larger batches: the decoders pick fewer, bigger blocks per item as the batch grows.
+TEST(CudaDecode, LargerBatchesMatchCpu) {
+  POSERT_REQUIRE_GPU();
+  for (const char* model : {"movenet-lightning", "movenet-thunder", "movenet-multipose", "posenet"}) {
+    const ModelSpec& spec = find_model_spec(model);
+    const int n = 40;
+    const Heads h = random_heads(spec, n, 31, Values::Smooth);
+    const bool exact = spec.decoder == DecoderKind::MoveNetSingle;
+    expect_same(run_gpu(spec, h, n, {}).poses, run_cpu(spec, h, n, {}), 1e-3, 1e-5, exact, model);
+  }
+}
+
+// The decoders keep per-item state in their workspace between launches (argmax keys and
+// last-block counters, PoseNet's peak counts) that each launch must leave reset: one decoder,
+// enqueued again and again with different batch sizes, directly and as a replayed graph, gives
+// every item the bytes a fresh decoder gives it.
+TEST(CudaDecode, RepeatedAndReplayedEnqueuesGiveTheSameBytes) {
+  POSERT_REQUIRE_GPU();
+  for (const char* model : {"movenet-lightning", "movenet-thunder", "movenet-multipose", "posenet"}) {
+    const ModelSpec& spec = find_model_spec(model);
+    const int N = 40;
+    const Heads h = random_heads(spec, N, 43, Values::Smooth);
+    const std::vector<uint8_t> want = run_gpu(spec, h, N, {}).bytes;
+
+    cuda::GpuPoseDecoder dec(spec, N, {});
+    const size_t item = dec.layout().item_bytes();
+    std::vector<std::unique_ptr<DevBuf>> dh;
+    std::vector<const float*> ptrs;
+    for (const auto& t : h.t) {
+      dh.push_back(std::make_unique<DevBuf>(t.raw(), t.nbytes()));
+      ptrs.push_back(static_cast<const float*>(dh.back()->p));
+    }
+    std::vector<CropTransform> tf(N);
+    for (int b = 0; b < N; ++b) tf[b] = transform_for(b);
+    DevBuf dtf(tf.data(), tf.size() * sizeof(CropTransform));
+    DevBuf out(dec.output_bytes(N));
+    cudaStream_t s;
+    cuda_ok(cudaStreamCreate(&s), "cudaStreamCreate");
+    auto check = [&](int n, const std::string& what) {
+      cuda_ok(cudaStreamSynchronize(s), "decoder run");
+      const std::vector<uint8_t> got = out.download<uint8_t>();
+      EXPECT_TRUE(std::equal(got.begin(), got.begin() + n * item, want.begin())) << model << " " << what;
+    };
+    for (int n : {N, 1, 7, N, 3, 1, N}) {
+      out.fill(0xCD);
+      dec.enqueue(ptrs, n, static_cast<const CropTransform*>(dtf.p), out.p, s);
+      check(n, "direct n=" + std::to_string(n));
+    }
+    const int gn = 5;
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    cuda_ok(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), "begin capture");
+    dec.enqueue(ptrs, gn, static_cast<const CropTransform*>(dtf.p), out.p, s);
+    cuda_ok(cudaStreamEndCapture(s, &g), "end capture");
+    cuda_ok(cudaGraphInstantiate(&ge, g, 0), "instantiate");
+    for (int r = 0; r < 3; ++r) {
+      out.fill(0xCD);
+      cuda_ok(cudaGraphLaunch(ge, s), "graph launch");
+      check(gn, "graph replay " + std::to_string(r));
+      cuda_ok(cudaGraphLaunch(ge, s), "graph launch");  // twice in a row, without a sync between
+      check(gn, "graph replay twice " + std::to_string(r));
+      out.fill(0xCD);
+      dec.enqueue(ptrs, N, static_cast<const CropTransform*>(dtf.p), out.p, s);
+      check(N, "direct after replay " + std::to_string(r));
+    }
+    cudaGraphExecDestroy(ge);
+    cudaGraphDestroy(g);
+    cudaStreamDestroy(s);
+  }
+}
+
+// PoseNet with every part a peak of equal score, all offsets and displacements zero: each pose
+// sits on its root's cell and claims the roots of the next cell too, so the roots come from
+// deep in the queue (well past the first 32), in index order among equal scores.
+TEST(CudaDecode, PoseNetWalksFarIntoTheRootQueue) {
+  POSERT_REQUIRE_GPU();
+  const ModelSpec& spec = find_model_spec("posenet");
+  const int n = 2;
+  Heads h = zero_heads(spec, n);
+  for (int64_t i = 0; i < h.t[0].numel(); ++i) h.t[0].data<float>()[i] = 2.0f;
+  // Item 1: a few larger logits in a column, so that the roots there come first.
+  const int G = grid_of(spec);
+  const size_t item = static_cast<size_t>(G) * G * 17;
+  for (int y = 0; y < G; y += 3) h.t[0].data<float>()[item + (static_cast<size_t>(y) * G + 7) * 17 + 4] = 3.0f;
+  const auto cpu = run_cpu(spec, h, n, {});
+  ASSERT_EQ(cpu[0].size(), 6u);
+  expect_same(run_gpu(spec, h, n, {}).poses, cpu, 1e-3, 1e-5, false, "posenet flat");
 }
 
 TEST(CudaDecode, RejectsBadBatchAndHeads) {

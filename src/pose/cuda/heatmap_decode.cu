@@ -61,6 +61,7 @@ __global__ void heatmap_upsample_kernel(HeatmapArgs a, int64_t total) {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
+constexpr int kBatch = 8;  // pixels per thread loaded together in the peak scan
 
 // Strict order of peaks: score descending, raster index ascending. Empty slots: index INT_MAX.
 __device__ __forceinline__ bool peak_before(float va, int ia, float vb, int ib) {
@@ -87,27 +88,40 @@ __global__ void __launch_bounds__(kThreads) heatmap_peaks_kernel(HeatmapArgs a) 
   __shared__ int s_sel[kMaxHeatmapPeaks];
   __shared__ int s_nsel;
 
+  // The scan is latency-bound (one block per item and keypoint): each thread loads kBatch of its
+  // pixels at once, then takes them in the same ascending order as a one-at-a-time loop.
   int cnt = 0;
-  for (int p = tid; p < pixels; p += kThreads) {
-    const float v = U[p];
-    if (!(v >= a.threshold)) continue;  // also NaN
-    if (cnt == top_k && !(v > s_v[top_k - 1][tid])) continue;  // an earlier index wins ties
-    const int y = p / W, x = p % W;
-    bool peak = true;
-    for (int yy = max(0, y - r); yy <= min(Hh - 1, y + r) && peak; ++yy)
-      for (int xx = max(0, x - r); xx <= min(W - 1, x + r); ++xx)
-        if (U[yy * W + xx] > v) {
-          peak = false;
-          break;
-        }
-    if (!peak) continue;
-    int j = cnt < top_k ? cnt++ : top_k - 1;
-    for (; j > 0 && v > s_v[j - 1][tid]; --j) {
-      s_v[j][tid] = s_v[j - 1][tid];
-      s_i[j][tid] = s_i[j - 1][tid];
+  for (int p0 = tid; p0 < pixels; p0 += kThreads * kBatch) {
+    float vb[kBatch];
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j) {
+      const int p = p0 + j * kThreads;
+      vb[j] = p < pixels ? U[p] : 0.0f;
     }
-    s_v[j][tid] = v;
-    s_i[j][tid] = p;
+#pragma unroll
+    for (int q = 0; q < kBatch; ++q) {
+      const int p = p0 + q * kThreads;
+      if (p >= pixels) continue;
+      const float v = vb[q];
+      if (!(v >= a.threshold)) continue;  // also NaN
+      if (cnt == top_k && !(v > s_v[top_k - 1][tid])) continue;  // an earlier index wins ties
+      const int y = p / W, x = p % W;
+      bool peak = true;
+      for (int yy = max(0, y - r); yy <= min(Hh - 1, y + r) && peak; ++yy)
+        for (int xx = max(0, x - r); xx <= min(W - 1, x + r); ++xx)
+          if (U[yy * W + xx] > v) {
+            peak = false;
+            break;
+          }
+      if (!peak) continue;
+      int j = cnt < top_k ? cnt++ : top_k - 1;
+      for (; j > 0 && v > s_v[j - 1][tid]; --j) {
+        s_v[j][tid] = s_v[j - 1][tid];
+        s_i[j][tid] = s_i[j - 1][tid];
+      }
+      s_v[j][tid] = v;
+      s_i[j][tid] = p;
+    }
   }
 
   // Merge: top_k rounds of a block argmax over each thread's best remaining peak.

@@ -1,8 +1,12 @@
 // MoveNet MultiPose on the GPU: movenet_multi_raw + decode_movenet_multi + the crop transform in
-// three kernels: centres (5x5 NMS, top 6, boxes, regression; block per item), keypoint argmax
-// (block per item and person), rows and scores (block per item). Float for float as the CPU;
-// exp is exp_as_cpu (see decode_common.cuh).
+// two kernels: centres (5x5 NMS, top 6, boxes, regression; block per item), then keypoint argmax
+// for all six people over (cell chunk, item) blocks, the item's last block writing the rows and
+// scores. Float for float as the CPU; exp is exp_as_cpu (see decode_common.cuh).
 #include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
 
 #include "pose/cuda/decode_common.cuh"
 #include "pose/cuda/device_decoders.h"
@@ -15,8 +19,6 @@ namespace {
 constexpr int kK = kPoseKeypoints;
 constexpr int kPeople = kMoveNetMultiPeople;
 constexpr float kStride = 4.0f;
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
 constexpr int kMaxGrid = 64;  // the centre peaks of one item live in shared memory
 
 struct Person {
@@ -33,7 +35,9 @@ struct MultiArgs {
   float input_size;
   const CropTransform* tf;
   Person* people;  // [N, 6]
-  int* best;       // [N, 6, 17] chosen cell per person and keypoint
+  int chunk;       // cells per keypoint block; gridDim.x = ceil(G * G / chunk) blocks per item
+  unsigned long long* keys;  // [N, 6, 17] best (value, cell) so far, 0 = none; reset by the last block
+  unsigned* done;            // [N] keypoint blocks of the item finished; reset by the last block
   void* out;
   int max_poses;
 };
@@ -44,22 +48,49 @@ __device__ __forceinline__ bool topk_before(float ka, int ia, float kb, int ib) 
   return ka > kb || (ka == kb && ia < ib);
 }
 
-__global__ void __launch_bounds__(kThreads) multi_centres_kernel(MultiArgs a) {
+constexpr int kCentreThreads = 1024;
+constexpr int kCentreWarps = kCentreThreads / 32;
+constexpr int kCentreCells = (kMaxGrid * kMaxGrid + kCentreThreads - 1) / kCentreThreads;  // per thread
+
+__global__ void __launch_bounds__(kCentreThreads) multi_centres_kernel(MultiArgs a) {
   const int b = blockIdx.x, G = a.G, cells = G * G;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const float* centre = a.centre + static_cast<size_t>(b) * cells;
-  __shared__ float s_peak[kMaxGrid * kMaxGrid];
-  __shared__ ArgMax s_part[kWarps];
+  __shared__ float s_c[kMaxGrid * kMaxGrid];
+  __shared__ float s_peak[kMaxGrid * kMaxGrid];  // first the 5-wide row max, then the peaks
+  __shared__ ArgMax s_part[kCentreWarps];
   __shared__ int s_sel[kPeople];
 
-  // Centre NMS: a cell survives where it (nearly) equals the max of its 5x5 window.
-  for (int i = tid; i < cells; i += kThreads) {
+  // Centre NMS: a cell survives where it (nearly) equals the max of its 5x5 window. The CPU's
+  // std::max chain from the cell itself is the max of the window's non-NaN values (NaN only when
+  // the cell is NaN, which gives NaN either way); the sign of a zero max cannot change |c - m|.
+  // So a separable fmaxf (rows, then columns) gives the same peaks.
+  for (int i = tid; i < cells; i += kCentreThreads) s_c[i] = centre[i];
+  __syncthreads();
+  for (int i = tid; i < cells; i += kCentreThreads) {
     const int y = i / G, x = i % G;
-    const float c = centre[i];
-    float m = c;
-    for (int yy = max(0, y - 2); yy <= min(G - 1, y + 2); ++yy)
-      for (int xx = max(0, x - 2); xx <= min(G - 1, x + 2); ++xx) m = std_max(m, centre[yy * G + xx]);
-    s_peak[i] = __fmul_rn(c, fabsf(__fsub_rn(c, m)) < kMoveNetMultiNmsEps ? 1.0f : 0.0f);
+    float m = s_c[i];
+    for (int xx = max(0, x - 2); xx <= min(G - 1, x + 2); ++xx) m = fmaxf(m, s_c[y * G + xx]);
+    s_peak[i] = m;
+  }
+  __syncthreads();
+  float peak[kCentreCells];
+#pragma unroll
+  for (int j = 0; j < kCentreCells; ++j) {
+    const int i = tid + j * kCentreThreads;
+    if (i < cells) {
+      const int y = i / G, x = i % G;
+      const float c = s_c[i];
+      float m = c;
+      for (int yy = max(0, y - 2); yy <= min(G - 1, y + 2); ++yy) m = fmaxf(m, s_peak[yy * G + x]);
+      peak[j] = __fmul_rn(c, fabsf(__fsub_rn(c, m)) < kMoveNetMultiNmsEps ? 1.0f : 0.0f);
+    }
+  }
+  __syncthreads();  // every row max has been read
+#pragma unroll
+  for (int j = 0; j < kCentreCells; ++j) {
+    const int i = tid + j * kCentreThreads;
+    if (i < cells) s_peak[i] = peak[j];
   }
   __syncthreads();
 
@@ -69,9 +100,13 @@ __global__ void __launch_bounds__(kThreads) multi_centres_kernel(MultiArgs a) {
   for (int r = 0; r < kPeople; ++r) {
     float bk = -HUGE_VALF;
     int bi = INT_MAX;
-    for (int i = tid; i < cells; i += kThreads) {
-      const float k = topk_key(s_peak[i]);
-      if (topk_before(prev_k, prev_i, k, i) && topk_before(k, i, bk, bi)) bk = k, bi = i;
+#pragma unroll
+    for (int j = 0; j < kCentreCells; ++j) {
+      const int i = tid + j * kCentreThreads;
+      if (i < cells) {
+        const float k = topk_key(peak[j]);
+        if (topk_before(prev_k, prev_i, k, i) && topk_before(k, i, bk, bi)) bk = k, bi = i;
+      }
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
@@ -81,21 +116,26 @@ __global__ void __launch_bounds__(kThreads) multi_centres_kernel(MultiArgs a) {
     }
     if (lane == 0) s_part[warp] = {bk, bi};
     __syncthreads();
-    if (tid == 0) {
-      for (int w = 1; w < kWarps; ++w)
-        if (topk_before(s_part[w].v, s_part[w].i, s_part[0].v, s_part[0].i)) s_part[0] = s_part[w];
-      s_sel[r] = s_part[0].i;
+    if (warp == 0) {
+      bk = s_part[lane].v;
+      bi = s_part[lane].i;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        const float k = __shfl_xor_sync(0xffffffffu, bk, o);
+        const int i = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (topk_before(k, i, bk, bi)) bk = k, bi = i;
+      }
+      if (lane == 0) s_sel[r] = bi;
     }
-    __syncthreads();
+    __syncthreads();  // also: s_part is rewritten only after this
     prev_i = s_sel[r];
     prev_k = topk_key(s_peak[prev_i]);
-    __syncthreads();  // s_part is reused by the next round
   }
 
   // Per person: centre cell, box and regressed keypoints.
   Person* people = a.people + static_cast<size_t>(b) * kPeople;
   const float Gf = static_cast<float>(G);
-  for (int t = tid; t < kPeople * kK; t += kThreads) {
+  for (int t = tid; t < kPeople * kK; t += kCentreThreads) {
     const int p = t / kK, k = t % kK, cell = s_sel[p];
     const float* reg = a.reg + (static_cast<size_t>(b) * cells + cell) * 2 * kK;
     people[p].ry[k] = __fadd_rn(static_cast<float>(cell / G), reg[2 * k]);
@@ -129,57 +169,82 @@ __device__ __forceinline__ float weighted(const float* heat, int cell, int G, co
   return isnan(d2) ? d2 : __fmul_rn(h, 0.0f);
 }
 
-__global__ void __launch_bounds__(kThreads) multi_argmax_kernel(MultiArgs a) {
-  const int b = blockIdx.x, p = blockIdx.y, G = a.G, cells = G * G;
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const float* heat = a.heat + static_cast<size_t>(b) * cells * kK;
-  const float sigma = __fmul_rn(static_cast<float>(G), kMoveNetMultiSigmaPerCell);
-  __shared__ Person s_p;
-  __shared__ ArgMax s_part[kWarps][kK];
-  if (tid == 0) s_p = a.people[static_cast<size_t>(b) * kPeople + p];
-  __syncthreads();
-
-  ArgMax m[kK];
-#pragma unroll
-  for (int k = 0; k < kK; ++k) m[k] = argmax_empty();
-  for (int cell = tid; cell < cells; cell += kThreads) {
-#pragma unroll
-    for (int k = 0; k < kK; ++k) argmax_take(m[k], weighted(heat, cell, G, s_p, k, sigma), cell);
+// An argmax candidate as one integer whose unsigned order is the reduction's order (value
+// descending with -0 == +0, NaN last, then index ascending), so blocks merge with atomicMax.
+__device__ __forceinline__ unsigned long long argmax_key(ArgMax a) {
+  unsigned hi = 0;  // NaN: below every number
+  if (!isnan(a.v)) {
+    const unsigned u = __float_as_uint(a.v == 0.0f ? 0.0f : a.v);
+    hi = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
   }
-#pragma unroll
-  for (int k = 0; k < kK; ++k) {
-    const ArgMax r = warp_argmax(m[k]);
-    if (lane == 0) s_part[warp][k] = r;
-  }
-  __syncthreads();
-  if (tid < kK) {
-    const int k = tid;
-    ArgMax r = s_part[0][k];
-    for (int w = 1; w < kWarps; ++w) argmax_take(r, s_part[w][k].v, s_part[w][k].i);
-    a.best[(static_cast<size_t>(b) * kPeople + p) * kK + k] = isnan(weighted(heat, 0, G, s_p, k, sigma)) ? 0 : r.i;
-  }
+  return (static_cast<unsigned long long>(hi) << 32) | (0xffffffffu - static_cast<unsigned>(a.i));
+}
+__device__ __forceinline__ int argmax_key_index(unsigned long long key) {
+  return static_cast<int>(0xffffffffu - static_cast<unsigned>(key & 0xffffffffu));
 }
 
-constexpr int kOutThreads = 128;  // >= 6 * 17
+constexpr int kArgThreads = 32 * kK;  // warp k takes keypoint k
+constexpr int kTargetBlocks = 512;
+constexpr int kMinCellsPerLane = 2;
 
-__global__ void __launch_bounds__(kOutThreads) multi_output_kernel(MultiArgs a) {
-  const int b = blockIdx.x, G = a.G, cells = G * G, tid = threadIdx.x;
+// Block (chunk, item): warp k takes the weighted argmax of keypoint k for all six people over
+// the block's cells and merges it into the item's keys by atomicMax; the item's last block to
+// finish (threadfence + counter) writes the rows, scores and records and resets keys and counter.
+__global__ void __launch_bounds__(kArgThreads, 2) multi_keypoints_kernel(MultiArgs a) {
+  const int b = blockIdx.y, G = a.G, cells = G * G;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const float* heat = a.heat + static_cast<size_t>(b) * cells * kK;
   const float Gf = static_cast<float>(G);
   const float sigma = __fmul_rn(Gf, kMoveNetMultiSigmaPerCell);
-  const float scale = __fdiv_rn(kStride, __fmul_rn(Gf, kStride));
   __shared__ Person s_people[kPeople];
+  __shared__ bool s_last;
+  __shared__ int s_best[kPeople][kK];
   __shared__ float s_row[kPeople][kMoveNetMultiRow];
   __shared__ int s_slot[kPeople];
   __shared__ int s_count;
-  for (int p = tid; p < kPeople; p += kOutThreads) s_people[p] = a.people[static_cast<size_t>(b) * kPeople + p];
+  static_assert(sizeof(Person) % sizeof(unsigned) == 0, "Person is copied word by word");
+  for (int i = tid; i < kPeople * static_cast<int>(sizeof(Person) / sizeof(unsigned)); i += kArgThreads)
+    reinterpret_cast<unsigned*>(s_people)[i] =
+        reinterpret_cast<const unsigned*>(a.people + static_cast<size_t>(b) * kPeople)[i];
+  __syncthreads();
+
+  {
+    const int k = warp;
+    const int lo = blockIdx.x * a.chunk, hi = min(lo + a.chunk, cells);
+    ArgMax m[kPeople];
+#pragma unroll
+    for (int p = 0; p < kPeople; ++p) m[p] = argmax_empty();
+    for (int cell = lo + lane; cell < hi; cell += 32) {
+#pragma unroll
+      for (int p = 0; p < kPeople; ++p) argmax_take(m[p], weighted(heat, cell, G, s_people[p], k, sigma), cell);
+    }
+#pragma unroll
+    for (int p = 0; p < kPeople; ++p) {
+      const ArgMax r = warp_argmax(m[p]);
+      if (lane == 0 && r.i != INT_MAX) atomicMax(&a.keys[(static_cast<size_t>(b) * kPeople + p) * kK + k], argmax_key(r));
+    }
+  }
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) s_last = atomicAdd(&a.done[b], 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (!s_last) return;  // the whole block
+  __threadfence();
+  if (tid < kPeople * kK) {
+    const int p = tid / kK, k = tid % kK;
+    const unsigned long long key = atomicExch(&a.keys[(static_cast<size_t>(b) * kPeople + p) * kK + k], 0ull);
+    // The CPU's scan keeps cell 0 when its value is NaN (nothing compares greater).
+    s_best[p][k] = isnan(weighted(heat, 0, G, s_people[p], k, sigma)) ? 0 : argmax_key_index(key);
+  }
+  if (tid == 0) a.done[b] = 0;  // every block of this launch has counted: ready for the next one
   __syncthreads();
 
   // Rows of the graph's output: keypoints (y, x, score), the score being the best weighted value
   // of any person at the chosen cell.
+  const float scale = __fdiv_rn(kStride, __fmul_rn(Gf, kStride));
   if (tid < kPeople * kK) {
     const int p = tid / kK, k = tid % kK;
-    const int cell = a.best[(static_cast<size_t>(b) * kPeople + p) * kK + k];
+    const int cell = s_best[p][k];
     float score = weighted(heat, cell, G, s_people[0], k, sigma);
     for (int q = 1; q < kPeople; ++q) score = std_max(score, weighted(heat, cell, G, s_people[q], k, sigma));
     const float* off = a.off + (static_cast<size_t>(b) * cells + cell) * 2 * kK;
@@ -249,24 +314,51 @@ class MoveNetMultiDecoder : public DeviceDecoder {
         min_pose_score_(min_pose_score),
         max_poses_(layout.max_poses),
         people_(static_cast<size_t>(max_batch) * kPeople * sizeof(Person), "MoveNet MultiPose person workspace"),
-        best_(static_cast<size_t>(max_batch) * kPeople * kK * sizeof(int), "MoveNet MultiPose keypoint workspace") {
+        keys_(static_cast<size_t>(max_batch) * kPeople * kK * sizeof(unsigned long long),
+              "MoveNet MultiPose keypoint workspace"),
+        done_(static_cast<size_t>(max_batch) * sizeof(unsigned), "MoveNet MultiPose keypoint workspace") {
     if (G_ < 3 || G_ > kMaxGrid)
       throw Error(spec.name + ": the GPU MultiPose decoder supports grids of 3.." + std::to_string(kMaxGrid) +
                   " cells, the model has " + std::to_string(G_));
+    if (max_batch > 65535) throw Error(spec.name + " GPU decoder: max_batch " + std::to_string(max_batch) + " is above 65535");
+    // The keypoint kernel expects zero keys and counters and leaves them so.
+    cuda_check(cudaMemset(keys_.as<void>(), 0, static_cast<size_t>(max_batch) * kPeople * kK * sizeof(unsigned long long)),
+               "clearing the MoveNet MultiPose keypoint workspace");
+    cuda_check(cudaMemset(done_.as<void>(), 0, static_cast<size_t>(max_batch) * sizeof(unsigned)),
+               "clearing the MoveNet MultiPose keypoint workspace");
+    cuda_check(cudaDeviceSynchronize(), "clearing the MoveNet MultiPose keypoint workspace");
   }
 
   void enqueue(const std::vector<const float*>& heads, int n, const CropTransform* transforms, void* out,
                void* stream) override {
-    MultiArgs a{heads[0], heads[1],        heads[2],     heads[3],    heads[4],      heads[5],
-                G_,       min_pose_score_, input_size_, transforms,  people_.as<Person>(), best_.as<int>(),
-                out,      max_poses_};
+    // Small batches: many blocks per item, kMinCellsPerLane cells per lane; large batches: fewer.
+    const int cells = G_ * G_;
+    const int64_t lanes_wanted = static_cast<int64_t>(kTargetBlocks) * 32;
+    const int per_lane = static_cast<int>(
+        std::max<int64_t>(kMinCellsPerLane, (static_cast<int64_t>(cells) * n + lanes_wanted - 1) / lanes_wanted));
+    const int blocks = std::max(1, (cells + 32 * per_lane - 1) / (32 * per_lane));
+    MultiArgs a{};
+    a.centre = heads[0];
+    a.heat = heads[1];
+    a.reg = heads[2];
+    a.off = heads[3];
+    a.box_scale = heads[4];
+    a.box_off = heads[5];
+    a.G = G_;
+    a.min_pose_score = min_pose_score_;
+    a.input_size = input_size_;
+    a.tf = transforms;
+    a.people = people_.as<Person>();
+    a.chunk = (cells + blocks - 1) / blocks;
+    a.keys = keys_.as<unsigned long long>();
+    a.done = done_.as<unsigned>();
+    a.out = out;
+    a.max_poses = max_poses_;
     const auto s = static_cast<cudaStream_t>(stream);
-    multi_centres_kernel<<<n, kThreads, 0, s>>>(a);
+    multi_centres_kernel<<<n, kCentreThreads, 0, s>>>(a);
     launch_check("multi_centres_kernel");
-    multi_argmax_kernel<<<dim3(n, kPeople), kThreads, 0, s>>>(a);
-    launch_check("multi_argmax_kernel");
-    multi_output_kernel<<<n, kOutThreads, 0, s>>>(a);
-    launch_check("multi_output_kernel");
+    multi_keypoints_kernel<<<dim3(blocks, n), kArgThreads, 0, s>>>(a);
+    launch_check("multi_keypoints_kernel");
   }
 
  private:
@@ -274,7 +366,7 @@ class MoveNetMultiDecoder : public DeviceDecoder {
   float input_size_;
   float min_pose_score_;
   int max_poses_;
-  DeviceBuffer people_, best_;
+  DeviceBuffer people_, keys_, done_;
 };
 
 }  // namespace

@@ -1,8 +1,11 @@
 // MoveNet SinglePose on the GPU: movenet_single_raw + decode_movenet_single + the crop transform,
-// one block per batch item, bit for bit equal to the CPU (same float operations, same order,
-// first index on argmax ties). The centre weights are a table uploaded once.
+// one launch of (cell chunk, item) blocks, bit for bit equal to the CPU (same float operations,
+// same order, first index on argmax ties). The centre weights are a table uploaded once.
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include "pose/cuda/decode_common.cuh"
@@ -14,8 +17,9 @@ namespace posert::cuda::detail {
 namespace {
 
 constexpr int kK = kPoseKeypoints;
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
+constexpr int kThreads = 32 * kK;  // warp k takes keypoint k
+constexpr int kTargetBlocks = 512;  // enough blocks to fill the GPU; fewer cells per block below that
+constexpr int kMinCellsPerLane = 2;
 
 struct SingleArgs {
   const float* centre;  // [N, G, G, 1]
@@ -24,11 +28,14 @@ struct SingleArgs {
   const float* off;     // [N, G, G, 34]
   const float* weight;  // [G, G] movenet_centre_weight
   int G;
+  int chunk;         // cells per block; gridDim.x = ceil(G * G / chunk) blocks per item
   float out_scale;   // movenet_output_scale(G)
   float input_size;  // keypoints = raw * input_size
   const CropTransform* tf;
   void* out;
   int max_poses;
+  unsigned long long* keys;  // [max_batch, 17] best (value, cell) so far, 0 = none; reset by the last block
+  unsigned* done;            // [max_batch] blocks of the item finished; reset by the last block
 };
 
 __device__ __forceinline__ float keypoint_value(const float* heat, int i, int k, int G, float ry, float rx) {
@@ -38,8 +45,25 @@ __device__ __forceinline__ float keypoint_value(const float* heat, int i, int k,
   return __fdiv_rn(heat[i * kK + k], __fadd_rn(dist, kMoveNetKeypointDistEps));
 }
 
+// An argmax candidate as one integer whose unsigned order is the reduction's order (value
+// descending with -0 == +0, NaN last, then index ascending), so blocks merge with atomicMax.
+__device__ __forceinline__ unsigned long long argmax_key(ArgMax a) {
+  unsigned hi = 0;  // NaN: below every number
+  if (!isnan(a.v)) {
+    const unsigned u = __float_as_uint(a.v == 0.0f ? 0.0f : a.v);
+    hi = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  }
+  return (static_cast<unsigned long long>(hi) << 32) | (0xffffffffu - static_cast<unsigned>(a.i));
+}
+__device__ __forceinline__ int argmax_key_index(unsigned long long key) {
+  return static_cast<int>(0xffffffffu - static_cast<unsigned>(key & 0xffffffffu));
+}
+
+// Block (chunk, item): every block finds the item's centre (cheap), then warp k takes the
+// weighted argmax of keypoint k over the block's cells and merges it into the item's key by
+// atomicMax. The item's last block to finish writes the pose and resets the keys and counter.
 __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) {
-  const int b = blockIdx.x;
+  const int b = blockIdx.y;
   const int G = a.G, cells = G * G;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const float* centre = a.centre + static_cast<size_t>(b) * cells;
@@ -47,63 +71,56 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
   const float* reg = a.reg + static_cast<size_t>(b) * cells * 2 * kK;
   const float* off = a.off + static_cast<size_t>(b) * cells * 2 * kK;
 
-  __shared__ ArgMax s_part[kWarps][kK];
+  __shared__ ArgMax s_part[kK];
   __shared__ int s_centre;
-  __shared__ float s_ry[kK], s_rx[kK];
+  __shared__ bool s_last;
   __shared__ float s_kp[kK][3];  // x, y, score in model-input pixels
 
   // 1. Centre: argmax of centre * weight.
   ArgMax c = argmax_empty();
   for (int i = tid; i < cells; i += kThreads) argmax_take(c, __fmul_rn(centre[i], a.weight[i]), i);
   c = warp_argmax(c);
-  if (lane == 0) s_part[warp][0] = c;
+  if (lane == 0) s_part[warp] = c;
   __syncthreads();
   if (tid == 0) {
-    ArgMax m = s_part[0][0];
-    for (int w = 1; w < kWarps; ++w) argmax_take(m, s_part[w][0].v, s_part[w][0].i);
+    ArgMax m = s_part[0];
+    for (int w = 1; w < kK; ++w) argmax_take(m, s_part[w].v, s_part[w].i);
     s_centre = isnan(__fmul_rn(centre[0], a.weight[0])) ? 0 : m.i;
   }
   __syncthreads();
   const int best = s_centre;
 
-  // 2. Regressed keypoint positions from the centre cell, in grid units.
-  if (tid < kK) {
-    s_ry[tid] = __fadd_rn(static_cast<float>(best / G), reg[best * 2 * kK + 2 * tid]);
-    s_rx[tid] = __fadd_rn(static_cast<float>(best % G), reg[best * 2 * kK + 2 * tid + 1]);
-  }
-  __syncthreads();
+  // 2. Keypoint k = warp: the regressed position from the centre cell (grid units), then the
+  // argmax of heat / (distance + eps) over this block's cells.
+  const int k = warp;
+  const float ry = __fadd_rn(static_cast<float>(best / G), reg[best * 2 * kK + 2 * k]);
+  const float rx = __fadd_rn(static_cast<float>(best % G), reg[best * 2 * kK + 2 * k + 1]);
+  const int lo = blockIdx.x * a.chunk, hi = min(lo + a.chunk, cells);
+  ArgMax m = argmax_empty();
+  for (int i = lo + lane; i < hi; i += 32) argmax_take(m, keypoint_value(heat, i, k, G, ry, rx), i);
+  m = warp_argmax(m);
+  if (lane == 0 && m.i != INT_MAX) atomicMax(&a.keys[static_cast<size_t>(b) * kK + k], argmax_key(m));
 
-  // 3. Per keypoint: argmax of heat / (distance + eps). Each thread scans its cells for all 17
-  // keypoints (the 17 heat values of a cell are contiguous), then warps and the block reduce.
-  float ry[kK], rx[kK];
-  ArgMax m[kK];
-#pragma unroll
-  for (int k = 0; k < kK; ++k) {
-    ry[k] = s_ry[k];
-    rx[k] = s_rx[k];
-    m[k] = argmax_empty();
-  }
-  for (int i = tid; i < cells; i += kThreads) {
-#pragma unroll
-    for (int k = 0; k < kK; ++k) argmax_take(m[k], keypoint_value(heat, i, k, G, ry[k], rx[k]), i);
-  }
-#pragma unroll
-  for (int k = 0; k < kK; ++k) {
-    const ArgMax r = warp_argmax(m[k]);
-    if (lane == 0) s_part[warp][k] = r;
-  }
+  // 3. The last block of the item (threadfence + counter) assembles the pose.
+  __threadfence();
   __syncthreads();
+  if (tid == 0) s_last = atomicAdd(&a.done[b], 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (!s_last) return;  // the whole block
+  __threadfence();
   if (tid < kK) {
-    const int k = tid;
-    ArgMax r = s_part[0][k];
-    for (int w = 1; w < kWarps; ++w) argmax_take(r, s_part[w][k].v, s_part[w][k].i);
-    const int kb = isnan(keypoint_value(heat, 0, k, G, s_ry[k], s_rx[k])) ? 0 : r.i;
-    const float y = __fadd_rn(static_cast<float>(kb / G), off[kb * 2 * kK + 2 * k]);
-    const float x = __fadd_rn(static_cast<float>(kb % G), off[kb * 2 * kK + 2 * k + 1]);
-    s_kp[k][0] = __fmul_rn(__fmul_rn(x, a.out_scale), a.input_size);
-    s_kp[k][1] = __fmul_rn(__fmul_rn(y, a.out_scale), a.input_size);
-    s_kp[k][2] = heat[kb * kK + k];
+    const unsigned long long key = atomicExch(&a.keys[static_cast<size_t>(b) * kK + tid], 0ull);
+    // The CPU's scan keeps cell 0 when its value is NaN (nothing compares greater).
+    const float ryk = __fadd_rn(static_cast<float>(best / G), reg[best * 2 * kK + 2 * tid]);
+    const float rxk = __fadd_rn(static_cast<float>(best % G), reg[best * 2 * kK + 2 * tid + 1]);
+    const int kb = isnan(keypoint_value(heat, 0, tid, G, ryk, rxk)) ? 0 : argmax_key_index(key);
+    const float y = __fadd_rn(static_cast<float>(kb / G), off[kb * 2 * kK + 2 * tid]);
+    const float x = __fadd_rn(static_cast<float>(kb % G), off[kb * 2 * kK + 2 * tid + 1]);
+    s_kp[tid][0] = __fmul_rn(__fmul_rn(x, a.out_scale), a.input_size);
+    s_kp[tid][1] = __fmul_rn(__fmul_rn(y, a.out_scale), a.input_size);
+    s_kp[tid][2] = heat[kb * kK + tid];
   }
+  if (tid == 0) a.done[b] = 0;  // every block of this launch has counted: ready for the next one
   __syncthreads();
 
   // 4. The pose: score = mean keypoint score, bbox = min/max of the keypoints, then frame pixels.
@@ -116,13 +133,13 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
   }
   if (tid == 0) {
     float sum = 0, x0 = 0, y0 = 0, x1 = 0, y1 = 0;
-    for (int k = 0; k < kK; ++k) {
-      const float kx = s_kp[k][0], ky = s_kp[k][1];
-      sum = __fadd_rn(sum, s_kp[k][2]);
-      x0 = k == 0 ? kx : std_min(x0, kx);
-      y0 = k == 0 ? ky : std_min(y0, ky);
-      x1 = k == 0 ? kx : std_max(x1, kx);
-      y1 = k == 0 ? ky : std_max(y1, ky);
+    for (int j = 0; j < kK; ++j) {
+      const float kx = s_kp[j][0], ky = s_kp[j][1];
+      sum = __fadd_rn(sum, s_kp[j][2]);
+      x0 = j == 0 ? kx : std_min(x0, kx);
+      y0 = j == 0 ? ky : std_min(y0, ky);
+      x1 = j == 0 ? kx : std_max(x1, kx);
+      y1 = j == 0 ? ky : std_max(y1, ky);
     }
     rec->score = __fdiv_rn(sum, static_cast<float>(kK));
     rec->bbox[0] = frame_x(t, x0);
@@ -136,24 +153,42 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
 
 class MoveNetSingleDecoder : public DeviceDecoder {
  public:
-  MoveNetSingleDecoder(const ModelSpec& spec, const PoseItemLayout& layout)
+  MoveNetSingleDecoder(const ModelSpec& spec, int max_batch, const PoseItemLayout& layout)
       : G_(spec.input_size / 4),
         input_size_(static_cast<float>(spec.input_size)),
         max_poses_(layout.max_poses),
-        weight_(static_cast<size_t>(G_) * G_ * sizeof(float), "MoveNet centre weight table") {
+        weight_(static_cast<size_t>(G_) * G_ * sizeof(float), "MoveNet centre weight table"),
+        keys_(static_cast<size_t>(max_batch) * kK * sizeof(unsigned long long), "MoveNet keypoint workspace"),
+        done_(static_cast<size_t>(max_batch) * sizeof(unsigned), "MoveNet keypoint workspace") {
+    if (G_ < 1) throw Error(spec.name + ": input size " + std::to_string(spec.input_size) + " gives an empty grid");
     std::vector<float> w(static_cast<size_t>(G_) * G_);
     for (int y = 0; y < G_; ++y)
       for (int x = 0; x < G_; ++x) w[static_cast<size_t>(y) * G_ + x] = movenet_centre_weight(G_, y, x);
     cuda_check(cudaMemcpy(weight_.as<float>(), w.data(), w.size() * sizeof(float), cudaMemcpyHostToDevice),
                "uploading the MoveNet centre weight table");
+    // The kernel expects zero keys and counters and leaves them so.
+    cuda_check(cudaMemset(keys_.as<void>(), 0, static_cast<size_t>(max_batch) * kK * sizeof(unsigned long long)),
+               "clearing the MoveNet keypoint workspace");
+    cuda_check(cudaMemset(done_.as<void>(), 0, static_cast<size_t>(max_batch) * sizeof(unsigned)),
+               "clearing the MoveNet keypoint workspace");
+    cuda_check(cudaDeviceSynchronize(), "clearing the MoveNet keypoint workspace");
     out_scale_ = movenet_output_scale(G_);
   }
 
   void enqueue(const std::vector<const float*>& heads, int n, const CropTransform* transforms, void* out,
                void* stream) override {
-    SingleArgs a{heads[0], heads[1],    heads[2],    heads[3],   weight_.as<float>(), G_,
-                 out_scale_, input_size_, transforms, out,        max_poses_};
-    movenet_single_kernel<<<n, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(a);
+    // Small batches: many blocks per item, kMinCellsPerLane cells per lane; large batches: fewer
+    // blocks per item, so that the centre argmax each block repeats stays a small share.
+    const int cells = G_ * G_;
+    const int64_t lanes_wanted = static_cast<int64_t>(kTargetBlocks) * 32;
+    const int per_lane = static_cast<int>(
+        std::max<int64_t>(kMinCellsPerLane, (static_cast<int64_t>(cells) * n + lanes_wanted - 1) / lanes_wanted));
+    const int blocks = std::max(1, (cells + 32 * per_lane - 1) / (32 * per_lane));
+    const int chunk = (cells + blocks - 1) / blocks;
+    SingleArgs a{heads[0],   heads[1], heads[2],    heads[3],          weight_.as<float>(),
+                 G_,         chunk,    out_scale_,  input_size_,       transforms,
+                 out,        max_poses_, keys_.as<unsigned long long>(), done_.as<unsigned>()};
+    movenet_single_kernel<<<dim3(blocks, n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(a);
     launch_check("movenet_single_kernel");
   }
 
@@ -162,14 +197,14 @@ class MoveNetSingleDecoder : public DeviceDecoder {
   float input_size_;
   int max_poses_;
   float out_scale_ = 0;
-  DeviceBuffer weight_;
+  DeviceBuffer weight_, keys_, done_;
 };
 
 }  // namespace
 
-std::unique_ptr<DeviceDecoder> make_movenet_single_decoder(const ModelSpec& spec, int /*max_batch*/,
+std::unique_ptr<DeviceDecoder> make_movenet_single_decoder(const ModelSpec& spec, int max_batch,
                                                            const PoseItemLayout& layout) {
-  return std::make_unique<MoveNetSingleDecoder>(spec, layout);
+  return std::make_unique<MoveNetSingleDecoder>(spec, max_batch, layout);
 }
 
 }  // namespace posert::cuda::detail

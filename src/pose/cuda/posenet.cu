@@ -1,9 +1,14 @@
-// PoseNet decodeMultiplePoses on the GPU, as decode_posenet + the crop transform: sigmoid
-// (element per thread), part peaks compacted in (y, x, k) order (block per item), the stable
-// score order by counting ranks (thread per candidate), then the tree traversal and NMS grouping
-// (warp per item: lanes test 32 roots against the earlier poses at once, lane 0 grows the pose).
+// PoseNet decodeMultiplePoses on the GPU, as decode_posenet + the crop transform, in two kernels.
+// 1: part peaks (thread per part; the sigmoid only where the logit can reach the threshold),
+// appended to the item's list as keys whose order is the CPU's stable score order. 2 (block per
+// item): the next 32 roots by a warp bitonic top-32, every warp grows one root's pose (lane per
+// keypoint, tree level by level), then one warp accepts them in order against the earlier poses.
 // Positions are double as on the CPU, with _rn intrinsics so nothing is contracted into FMAs.
 #include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
 
 #include "pose/cuda/decode_common.cuh"
 #include "pose/cuda/device_decoders.h"
@@ -16,113 +21,141 @@ namespace {
 constexpr int kK = kPoseKeypoints;
 constexpr int kEdges = 16;
 constexpr double kStride = 16.0;
+constexpr double kInvStride = 1.0 / 16.0;  // v / 16 and v * (1/16) round alike: a power of two
 
-__constant__ int c_edges[kEdges][2];
+using Key = unsigned long long;
 
-struct Candidate {
-  float score;
-  int index;  // (y * G + x) * 17 + k: the CPU's push order
+// How keypoint `lane` of a pose grown from root keypoint rk is reached: from keypoint src along
+// `edge` (forward: parent -> child), at tree distance `level` from the root (0: the root itself or
+// an unused lane). The CPU's two passes over the edges reach each keypoint from its neighbour on
+// the path to the root, so keypoints of one level are independent of each other.
+struct Step {
+  signed char src, edge, forward, level;
 };
+__constant__ Step c_plan[kK][32];
+__constant__ int c_depth[kK];
+
+// A peak as one integer: score bits (score >= 0) above the inverted part index, so the unsigned
+// order is the CPU's (score descending, then index ascending). 0 is never a peak.
+__device__ __forceinline__ Key peak_key(float score, int index) {
+  return (static_cast<Key>(__float_as_uint(score)) << 32) | (0xffffffffu - static_cast<unsigned>(index));
+}
+__device__ __forceinline__ float key_score(Key k) { return __uint_as_float(static_cast<unsigned>(k >> 32)); }
+__device__ __forceinline__ int key_index(Key k) { return static_cast<int>(0xffffffffu - static_cast<unsigned>(k)); }
+
+__device__ __forceinline__ float sigmoid_as_cpu(float logit) {
+  return __fdiv_rn(1.0f, __fadd_rn(1.0f, exp_as_cpu(-logit)));
+}
 
 struct PoseNetArgs {
   const float *logits, *offsets, *fwd, *bwd;
   int G;
   float part_threshold;
+  float cut;  // logits below this score below the threshold (see posenet_peaks_kernel)
   int local_maximum_radius;
   int refine_steps;
   int max_detections;
   double sq_radius;
   float min_pose_score;
-  float* scores;        // [N, G, G, 17] after sigmoid
-  Candidate* cand;      // [N, cap] peaks in index order
-  Candidate* sorted;    // [N, cap] peaks in score order
-  int* cand_count;      // [N]
-  int cap;              // G * G * 17
+  Key* peaks;       // [N, cap] in any order
+  int* peak_count;  // [N]; kernel 1 appends, kernel 2 reads and resets
+  int cap;          // G * G * 17
   const CropTransform* tf;
   void* out;
   int max_poses;
 };
 
-__global__ void posenet_sigmoid_kernel(const float* __restrict__ logits, float* __restrict__ scores, int64_t total) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < total) scores[i] = __fdiv_rn(1.0f, __fadd_rn(1.0f, exp_as_cpu(-logits[i])));
+constexpr int kPeakThreads = 256;
+
+// Part i is a peak when score >= threshold and no score in its window is larger. The sigmoid is
+// monotone, so a logit below `cut` (0.01 under logit(threshold), as the CPU decoder) cannot reach
+// the threshold, and a neighbour whose logit is more than 0.01 below ours cannot score higher:
+// only the rest need their sigmoid.
+__global__ void __launch_bounds__(kPeakThreads) posenet_peaks_kernel(PoseNetArgs a) {
+  const int b = blockIdx.y, G = a.G;
+  const int i = blockIdx.x * kPeakThreads + threadIdx.x;
+  const float* lg = a.logits + static_cast<size_t>(b) * a.cap;
+  bool peak = false;
+  float s = 0;
+  if (i < a.cap) {
+    const float l = lg[i];
+    if (!(l < a.cut)) {  // NaN goes on, and fails the threshold
+      s = sigmoid_as_cpu(l);
+      if (s >= a.part_threshold) {
+        peak = true;
+        const int k = i % kK, cell = i / kK, y = cell / G, x = cell % G, r = a.local_maximum_radius;
+        const float near = __fsub_rn(l, 0.01f);
+        for (int yy = max(0, y - r); yy <= min(G - 1, y + r) && peak; ++yy)
+          for (int xx = max(0, x - r); xx <= min(G - 1, x + r); ++xx) {
+            if (yy == y && xx == x) continue;
+            const float ln = lg[(yy * G + xx) * kK + k];
+            if (ln >= near && sigmoid_as_cpu(ln) > s) {
+              peak = false;
+              break;
+            }
+          }
+      }
+    }
+  }
+  // Append this warp's peaks with one atomic.
+  const unsigned mask = __ballot_sync(0xffffffffu, peak);
+  if (mask == 0) return;
+  const int lane = threadIdx.x & 31;
+  int base = 0;
+  if (lane == __ffs(mask) - 1) base = atomicAdd(&a.peak_count[b], __popc(mask));
+  base = __shfl_sync(0xffffffffu, base, __ffs(mask) - 1);
+  if (peak) a.peaks[static_cast<size_t>(b) * a.cap + base + __popc(mask & ((1u << lane) - 1))] = peak_key(s, i);
 }
 
-constexpr int kCandThreads = 1024;
-
-// Parts scoring at least the threshold with no larger score within the radius, in index order:
-// each thread takes a contiguous run of indices, then a block scan gives each run its place.
-__global__ void __launch_bounds__(kCandThreads) posenet_candidates_kernel(PoseNetArgs a) {
-  const int b = blockIdx.x, G = a.G, total = a.cap, tid = threadIdx.x;
-  const float* s = a.scores + static_cast<size_t>(b) * total;
-  const int per = (total + kCandThreads - 1) / kCandThreads;
-  const int lo = min(tid * per, total), hi = min(lo + per, total);
-  const int r = a.local_maximum_radius;
-  auto is_peak = [&](int i) {
-    const float v = s[i];
-    if (!(v >= a.part_threshold)) return false;  // also NaN
-    const int k = i % kK, cell = i / kK, y = cell / G, x = cell % G;
-    for (int yy = max(0, y - r); yy <= min(G - 1, y + r); ++yy)
-      for (int xx = max(0, x - r); xx <= min(G - 1, x + r); ++xx)
-        if (s[(yy * G + xx) * kK + k] > v) return false;
-    return true;
-  };
-  int mine = 0;
-  for (int i = lo; i < hi; ++i) mine += is_peak(i) ? 1 : 0;
-
-  // Exclusive block scan of the per-thread counts (warp scans, then over the warp totals).
-  __shared__ int s_warp[kCandThreads / 32];
-  const int lane = tid & 31, warp = tid >> 5;
-  int incl = mine;
+// Warp bitonic sort of one key per lane, descending across the lanes.
+__device__ __forceinline__ Key warp_sort_desc(Key v, int lane) {
 #pragma unroll
-  for (int o = 1; o < 32; o <<= 1) {
-    const int v = __shfl_up_sync(0xffffffffu, incl, o);
-    if (lane >= o) incl += v;
-  }
-  if (lane == 31) s_warp[warp] = incl;
-  __syncthreads();
-  if (warp == 0) {
-    int w = s_warp[lane];
+  for (int k = 2; k <= 32; k <<= 1)
 #pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const int v = __shfl_up_sync(0xffffffffu, w, o);
-      if (lane >= o) w += v;
+    for (int j = k >> 1; j > 0; j >>= 1) {
+      const Key o = __shfl_xor_sync(0xffffffffu, v, j);
+      const bool desc = (lane & k) == 0, low = (lane & j) == 0;
+      v = (low == desc) ? (v > o ? v : o) : (v < o ? v : o);
     }
-    s_warp[lane] = w;  // inclusive over warps
+  return v;
+}
+// A bitonic sequence across the lanes -> descending.
+__device__ __forceinline__ Key warp_merge_desc(Key v, int lane) {
+#pragma unroll
+  for (int j = 16; j > 0; j >>= 1) {
+    const Key o = __shfl_xor_sync(0xffffffffu, v, j);
+    v = (lane & j) == 0 ? (v > o ? v : o) : (v < o ? v : o);
   }
-  __syncthreads();
-  int pos = incl - mine + (warp > 0 ? s_warp[warp - 1] : 0);
-  Candidate* out = a.cand + static_cast<size_t>(b) * total;
-  for (int i = lo; i < hi; ++i)
-    if (is_peak(i)) out[pos++] = {s[i], i};
-  if (tid == kCandThreads - 1) a.cand_count[b] = pos;
+  return v;
 }
 
-constexpr int kRankThreads = 256;
+constexpr int kGroupThreads = 512;
+constexpr int kGroupWarps = kGroupThreads / 32;
 
-// The CPU's stable sort by score descending: candidate j goes to the number of candidates that
-// rank before it (higher score, or equal score and earlier index).
-__global__ void __launch_bounds__(kRankThreads) posenet_rank_kernel(PoseNetArgs a) {
-  const int b = blockIdx.y;
-  const int count = a.cand_count[b];
-  if (static_cast<int>(blockIdx.x) * kRankThreads >= count) return;  // the whole block
-  const Candidate* cand = a.cand + static_cast<size_t>(b) * a.cap;
-  const int j = blockIdx.x * kRankThreads + threadIdx.x;
-  const Candidate me = j < count ? cand[j] : Candidate{0, 0};
-  __shared__ Candidate tile[kRankThreads];
-  int rank = 0;
-  for (int base = 0; base < count; base += kRankThreads) {
-    const int t = base + threadIdx.x;
-    if (t < count) tile[threadIdx.x] = cand[t];
-    __syncthreads();
-    const int m = min(kRankThreads, count - base);
-    for (int i = 0; i < m; ++i) {
-      const Candidate o = tile[i];
-      rank += (o.score > me.score || (o.score == me.score && o.index < me.index)) ? 1 : 0;
+// The 32 largest keys below `below`, descending, into s_list[0] (0 where fewer). All threads.
+__device__ void block_top32(const Key* keys, int count, Key below, Key (*s_list)[32]) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  Key top = 0;  // this warp's 32 best so far, descending across the lanes
+  for (int base = warp * 32; base < count; base += kGroupThreads) {
+    const int j = base + lane;
+    Key v = j < count ? keys[j] : 0;
+    if (v >= below) v = 0;
+    const Key least = __shfl_sync(0xffffffffu, top, 31);
+    if (!__any_sync(0xffffffffu, v > least)) continue;
+    v = warp_sort_desc(v, lane);
+    // Best 32 of two descending lists: max against the other reversed (bitonic), then merge.
+    const Key o = __shfl_sync(0xffffffffu, v, 31 - lane);
+    top = warp_merge_desc(top > o ? top : o, lane);
+  }
+  s_list[warp][lane] = top;
+  __syncthreads();
+  for (int step = 1; step < kGroupWarps; step <<= 1) {
+    if (warp % (2 * step) == 0) {
+      const Key mine = s_list[warp][lane], o = s_list[warp + step][31 - lane];
+      s_list[warp][lane] = warp_merge_desc(mine > o ? mine : o, lane);
     }
     __syncthreads();
   }
-  if (j < count) a.sorted[static_cast<size_t>(b) * a.cap + rank] = me;
 }
 
 struct Point {
@@ -130,10 +163,10 @@ struct Point {
 };
 
 struct Grouping {
-  const float *scores, *offsets, *fwd, *bwd;
+  const float *logits, *offsets, *fwd, *bwd;
   int G;
 
-  __device__ float score(int y, int x, int k) const { return scores[(y * G + x) * kK + k]; }
+  __device__ float score(int y, int x, int k) const { return sigmoid_as_cpu(logits[(y * G + x) * kK + k]); }
   __device__ Point image_coords(int y, int x, int k) const {
     const float* o = offsets + (y * G + x) * 2 * kK;
     return {__dadd_rn(__dmul_rn(static_cast<double>(y), kStride), static_cast<double>(o[k])),
@@ -141,7 +174,7 @@ struct Grouping {
   }
   // JS Math.round to a cell, clamped before the cast (NaN -> 0), as the CPU.
   __device__ int nearest_index(double v) const {
-    const double c = floor(__dadd_rn(__ddiv_rn(v, kStride), 0.5));
+    const double c = floor(__dadd_rn(__dmul_rn(v, kInvStride), 0.5));
     return c >= G - 1 ? G - 1 : c >= 0 ? static_cast<int>(c) : 0;
   }
   __device__ float traverse(int edge, Point source, int target, bool forward, int refine_steps, Point* pos) const {
@@ -160,121 +193,137 @@ struct RawPose {
   float score;
 };
 
-__device__ bool within_nms_radius(const RawPose* poses, int n, double sq_radius, Point p, int k) {
-  for (int q = 0; q < n; ++q) {
-    const double dy = __dsub_rn(poses[q].pos[k].y, p.y), dx = __dsub_rn(poses[q].pos[k].x, p.x);
-    if (__dadd_rn(__dmul_rn(dy, dy), __dmul_rn(dx, dx)) <= sq_radius) return true;
-  }
-  return false;
+__device__ __forceinline__ bool within(Point q, Point p, double sq_radius) {
+  const double dy = __dsub_rn(q.y, p.y), dx = __dsub_rn(q.x, p.x);
+  return __dadd_rn(__dmul_rn(dy, dy), __dmul_rn(dx, dx)) <= sq_radius;
 }
 
-// One warp per item.
-__global__ void __launch_bounds__(32) posenet_group_kernel(PoseNetArgs a) {
-  const int b = blockIdx.x, lane = threadIdx.x, G = a.G;
+// The pose grown from root `key` by the calling warp, lane k computing keypoint k.
+__device__ void grow_pose(const Grouping& g, Key key, int refine_steps, RawPose* out) {
+  const int lane = threadIdx.x & 31;
+  const int index = key_index(key), rk = index % kK, cell = index / kK;
+  Point p{0, 0};
+  float ks = 0;
+  if (lane == rk) {
+    p = g.image_coords(cell / g.G, cell % g.G, rk);
+    ks = key_score(key);
+  }
+  const Step st = c_plan[rk][lane];
+  const int depth = c_depth[rk];
+  for (int level = 1; level <= depth; ++level) {
+    const double sy = __shfl_sync(0xffffffffu, p.y, st.src), sx = __shfl_sync(0xffffffffu, p.x, st.src);
+    if (st.level == level) ks = g.traverse(st.edge, {sy, sx}, lane, st.forward != 0, refine_steps, &p);
+  }
+  if (lane < kK) {
+    out->pos[lane] = p;
+    out->kscore[lane] = ks;
+  }
+}
+
+// Block per item: roots in score order, 32 at a time; each warp grows one root's pose at once
+// (speculatively: whether a root is taken depends only on the poses before it), then warp 0
+// takes the free ones in order, as the CPU's queue walk.
+__global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArgs a) {
+  const int b = blockIdx.x, G = a.G, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const size_t cells = static_cast<size_t>(G) * G;
-  const Grouping g{a.scores + static_cast<size_t>(b) * cells * kK, a.offsets + static_cast<size_t>(b) * cells * 2 * kK,
+  const Grouping g{a.logits + static_cast<size_t>(b) * cells * kK, a.offsets + static_cast<size_t>(b) * cells * 2 * kK,
                    a.fwd + static_cast<size_t>(b) * cells * 2 * kEdges,
                    a.bwd + static_cast<size_t>(b) * cells * 2 * kEdges, G};
-  const Candidate* roots = a.sorted + static_cast<size_t>(b) * a.cap;
-  const int count = a.cand_count[b];
+  const Key* keys = a.peaks + static_cast<size_t>(b) * a.cap;
+  const int count = a.peak_count[b];
+  __shared__ Key s_list[kGroupWarps][32];
+  __shared__ RawPose s_grown[kGroupWarps];
   __shared__ RawPose s_poses[kMaxPosesPerItem];
   __shared__ int s_slot[kMaxPosesPerItem];
+  __shared__ int s_npose, s_written;
 
-  int npose = 0, next = 0;
-  while (npose < a.max_detections && next < count) {
-    // The first of the next 32 roots that no earlier pose claims (same keypoint within radius).
-    const int j = next + lane;
-    bool free_root = false;
-    Point root_pos{0, 0};
-    Candidate root{0, 0};
-    if (j < count) {
-      root = roots[j];
-      const int cell = root.index / kK;
-      root_pos = g.image_coords(cell / G, cell % G, root.index % kK);
-      free_root = !within_nms_radius(s_poses, npose, a.sq_radius, root_pos, root.index % kK);
-    }
-    const unsigned mask = __ballot_sync(0xffffffffu, free_root);
-    if (mask == 0) {
-      next += 32;
-      continue;
-    }
-    const int first = __ffs(mask) - 1;
-    if (lane == first) {
-      RawPose& pose = s_poses[npose];
-      bool have[kK];
-      for (int k = 0; k < kK; ++k) have[k] = false;
-      const int rk = root.index % kK;
-      pose.pos[rk] = root_pos;
-      pose.kscore[rk] = root.score;
-      have[rk] = true;
-      // Up the tree (child -> parent) by the backward field, then down by the forward field.
-      for (int e = kEdges - 1; e >= 0; --e) {
-        const int src = c_edges[e][1], dst = c_edges[e][0];
-        if (have[src] && !have[dst]) {
-          pose.kscore[dst] = g.traverse(e, pose.pos[src], dst, false, a.refine_steps, &pose.pos[dst]);
-          have[dst] = true;
+  int npose = 0;  // block-uniform
+  Key below = ~0ull;
+  while (npose < a.max_detections) {
+    block_top32(keys, count, below, s_list);  // ends with __syncthreads
+    const int nroots = __syncthreads_count(lane < 32 && warp == 0 && s_list[0][lane] != 0);
+    if (nroots == 0) break;
+    for (int first = 0; first < nroots && npose < a.max_detections; first += kGroupWarps) {
+      if (first + warp < nroots) grow_pose(g, s_list[0][first + warp], a.refine_steps, &s_grown[warp]);
+      __syncthreads();
+      if (warp == 0) {
+        int np = npose;
+        for (int j = first; j < min(first + kGroupWarps, nroots) && np < a.max_detections; ++j) {
+          const RawPose& c = s_grown[j - first];
+          const int rk = key_index(s_list[0][j]) % kK;
+          if (__any_sync(0xffffffffu, lane < np && within(s_poses[lane].pos[rk], c.pos[rk], a.sq_radius))) continue;
+          // Instance score: keypoints already claimed by an earlier pose do not count.
+          bool claimed = false;
+          if (lane < kK)
+            for (int q = 0; q < np; ++q) claimed = claimed || within(s_poses[q].pos[lane], c.pos[lane], a.sq_radius);
+          const unsigned claimed_mask = __ballot_sync(0xffffffffu, claimed);
+          RawPose& dst = s_poses[np];
+          if (lane < kK) {
+            dst.pos[lane] = c.pos[lane];
+            dst.kscore[lane] = c.kscore[lane];
+          }
+          if (lane == 0) {
+            double sum = 0;
+            for (int k = 0; k < kK; ++k)
+              if (!((claimed_mask >> k) & 1u)) sum = __dadd_rn(sum, static_cast<double>(c.kscore[k]));
+            dst.score = __double2float_rn(__ddiv_rn(sum, static_cast<double>(kK)));
+          }
+          __syncwarp();
+          ++np;
         }
+        if (lane == 0) s_npose = np;
       }
-      for (int e = 0; e < kEdges; ++e) {
-        const int src = c_edges[e][0], dst = c_edges[e][1];
-        if (have[src] && !have[dst]) {
-          pose.kscore[dst] = g.traverse(e, pose.pos[src], dst, true, a.refine_steps, &pose.pos[dst]);
-          have[dst] = true;
-        }
-      }
-      // Instance score: keypoints already claimed by an earlier pose do not count.
-      double sum = 0;
-      for (int k = 0; k < kK; ++k)
-        if (!within_nms_radius(s_poses, npose, a.sq_radius, pose.pos[k], k))
-          sum = __dadd_rn(sum, static_cast<double>(pose.kscore[k]));
-      pose.score = __double2float_rn(__ddiv_rn(sum, static_cast<double>(kK)));
+      __syncthreads();
+      npose = s_npose;
+    }
+    if (nroots < 32) break;  // every peak has been a root
+    below = s_list[0][31];
+    __syncthreads();  // s_list is rebuilt by the next round
+  }
+  if (tid == 0) a.peak_count[b] = 0;  // for the next launch; everyone has read it
+
+  // Poses scoring at least min_pose_score -> records in frame pixels (warp 0).
+  if (warp == 0) {
+    if (lane == 0) {
+      int n = 0;
+      for (int p = 0; p < npose; ++p) s_slot[p] = s_poses[p].score < a.min_pose_score ? -1 : n++;
+      write_item_header(a.out, b, a.max_poses, n);
+      s_written = n;
     }
     __syncwarp();
-    ++npose;
-    next += first + 1;
-  }
-
-  // Poses scoring at least min_pose_score -> records in frame pixels.
-  if (lane == 0) {
-    int n = 0;
-    for (int p = 0; p < npose; ++p) s_slot[p] = s_poses[p].score < a.min_pose_score ? -1 : n++;
-    write_item_header(a.out, b, a.max_poses, n);
-    for (int p = npose; p < kMaxPosesPerItem; ++p) s_slot[p] = -1;
-  }
-  __syncwarp();
-  const CropTransform t = a.tf[b];
-  PoseRecord* recs = item_records(a.out, b, a.max_poses);
-  int written = 0;
-  for (int p = 0; p < npose; ++p) {
-    const int slot = s_slot[p];
-    if (slot < 0) continue;
-    ++written;
-    const RawPose& rp = s_poses[p];
-    PoseRecord& r = recs[slot];
-    // PoseNet puts pixel centres on integers; model-input pixels put them at i + 0.5.
-    if (lane < kK) {
-      r.kpt[lane][0] = frame_x(t, __double2float_rn(__dadd_rn(rp.pos[lane].x, 0.5)));
-      r.kpt[lane][1] = frame_y(t, __double2float_rn(__dadd_rn(rp.pos[lane].y, 0.5)));
-      r.kpt[lane][2] = rp.kscore[lane];
-    }
-    if (lane == 0) {
-      float x0 = 0, y0 = 0, x1 = 0, y1 = 0;
-      for (int k = 0; k < kK; ++k) {
-        const float kx = __double2float_rn(__dadd_rn(rp.pos[k].x, 0.5));
-        const float ky = __double2float_rn(__dadd_rn(rp.pos[k].y, 0.5));
-        x0 = k == 0 ? kx : std_min(x0, kx);
-        y0 = k == 0 ? ky : std_min(y0, ky);
-        x1 = k == 0 ? kx : std_max(x1, kx);
-        y1 = k == 0 ? ky : std_max(y1, ky);
+    const CropTransform t = a.tf[b];
+    PoseRecord* recs = item_records(a.out, b, a.max_poses);
+    for (int p = 0; p < npose; ++p) {
+      const int slot = s_slot[p];
+      if (slot < 0) continue;
+      const RawPose& rp = s_poses[p];
+      PoseRecord& r = recs[slot];
+      // PoseNet puts pixel centres on integers; model-input pixels put them at i + 0.5.
+      if (lane < kK) {
+        r.kpt[lane][0] = frame_x(t, __double2float_rn(__dadd_rn(rp.pos[lane].x, 0.5)));
+        r.kpt[lane][1] = frame_y(t, __double2float_rn(__dadd_rn(rp.pos[lane].y, 0.5)));
+        r.kpt[lane][2] = rp.kscore[lane];
       }
-      r.score = rp.score;
-      r.bbox[0] = frame_x(t, x0);
-      r.bbox[1] = frame_y(t, y0);
-      r.bbox[2] = __fmul_rn(__fsub_rn(x1, x0), t.scale_x);
-      r.bbox[3] = __fmul_rn(__fsub_rn(y1, y0), t.scale_y);
+      if (lane == 0) {
+        float x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+        for (int k = 0; k < kK; ++k) {
+          const float kx = __double2float_rn(__dadd_rn(rp.pos[k].x, 0.5));
+          const float ky = __double2float_rn(__dadd_rn(rp.pos[k].y, 0.5));
+          x0 = k == 0 ? kx : std_min(x0, kx);
+          y0 = k == 0 ? ky : std_min(y0, ky);
+          x1 = k == 0 ? kx : std_max(x1, kx);
+          y1 = k == 0 ? ky : std_max(y1, ky);
+        }
+        r.score = rp.score;
+        r.bbox[0] = frame_x(t, x0);
+        r.bbox[1] = frame_y(t, y0);
+        r.bbox[2] = __fmul_rn(__fsub_rn(x1, x0), t.scale_x);
+        r.bbox[3] = __fmul_rn(__fsub_rn(y1, y0), t.scale_y);
+      }
     }
   }
-  zero_item_records(a.out, b, a.max_poses, written);
+  __syncthreads();
+  zero_item_records(a.out, b, a.max_poses, s_written);
 }
 
 class PoseNetDecoder : public DeviceDecoder {
@@ -284,16 +333,41 @@ class PoseNetDecoder : public DeviceDecoder {
         cap_(G_ * G_ * kK),
         params_(params),
         max_poses_(layout.max_poses),
-        scores_(static_cast<size_t>(max_batch) * cap_ * sizeof(float), "PoseNet score workspace"),
-        cand_(static_cast<size_t>(max_batch) * cap_ * sizeof(Candidate), "PoseNet candidate workspace"),
-        sorted_(static_cast<size_t>(max_batch) * cap_ * sizeof(Candidate), "PoseNet candidate workspace"),
-        count_(static_cast<size_t>(max_batch) * sizeof(int), "PoseNet candidate workspace") {
+        peaks_(static_cast<size_t>(max_batch) * cap_ * sizeof(Key), "PoseNet peak workspace"),
+        count_(static_cast<size_t>(max_batch) * sizeof(int), "PoseNet peak workspace") {
     if (params.max_detections < 0 || params.max_detections > layout.max_poses)
       throw Error(spec.name + ": max_detections " + std::to_string(params.max_detections) + " is not in 0.." +
                   std::to_string(layout.max_poses));
     if (params.local_maximum_radius < 0 || params.refine_steps < 0)
       throw Error(spec.name + ": negative local_maximum_radius or refine_steps");
-    cuda_check(cudaMemcpyToSymbol(c_edges, kPoseNetEdges, sizeof(c_edges)), "uploading the PoseNet tree");
+    if (max_batch > 65535) throw Error(spec.name + " GPU decoder: max_batch " + std::to_string(max_batch) + " is above 65535");
+    // The traversal plan of every root keypoint, by running the CPU's two passes over the edges.
+    Step plan[kK][32] = {};
+    int depth[kK] = {};
+    for (int rk = 0; rk < kK; ++rk) {
+      bool have[kK] = {};
+      have[rk] = true;
+      auto reach = [&](int e, int src, int dst, bool forward) {
+        if (!have[src] || have[dst]) return;
+        const int level = plan[rk][src].level + 1;
+        plan[rk][dst] = {static_cast<signed char>(src), static_cast<signed char>(e), static_cast<signed char>(forward),
+                         static_cast<signed char>(level)};
+        have[dst] = true;
+        depth[rk] = std::max(depth[rk], level);
+      };
+      for (int e = kEdges - 1; e >= 0; --e) reach(e, kPoseNetEdges[e][1], kPoseNetEdges[e][0], false);
+      for (int e = 0; e < kEdges; ++e) reach(e, kPoseNetEdges[e][0], kPoseNetEdges[e][1], true);
+    }
+    cuda_check(cudaMemcpyToSymbol(c_plan, plan, sizeof(plan)), "uploading the PoseNet tree");
+    cuda_check(cudaMemcpyToSymbol(c_depth, depth, sizeof(depth)), "uploading the PoseNet tree");
+    // Kernel 2 leaves the peak counts at zero for the next launch; start them so.
+    cuda_check(cudaMemset(count_.as<void>(), 0, static_cast<size_t>(max_batch) * sizeof(int)), "clearing the PoseNet peak counts");
+    cuda_check(cudaDeviceSynchronize(), "clearing the PoseNet peak counts");
+    // As the CPU decoder: a logit 0.01 below logit(threshold) scores below the threshold.
+    const float thr = params.part_threshold;
+    cut_ = -HUGE_VALF;
+    if (thr > 1e-6f && thr < 0.999f)
+      cut_ = static_cast<float>(std::log(static_cast<double>(thr) / (1.0 - thr)) - 0.01);
   }
 
   void enqueue(const std::vector<const float*>& heads, int n, const CropTransform* transforms, void* out,
@@ -305,28 +379,22 @@ class PoseNetDecoder : public DeviceDecoder {
     a.bwd = heads[3];
     a.G = G_;
     a.part_threshold = params_.part_threshold;
+    a.cut = cut_;
     a.local_maximum_radius = params_.local_maximum_radius;
     a.refine_steps = params_.refine_steps;
     a.max_detections = params_.max_detections;
     a.sq_radius = static_cast<double>(params_.nms_radius) * params_.nms_radius;
     a.min_pose_score = params_.min_pose_score;
-    a.scores = scores_.as<float>();
-    a.cand = cand_.as<Candidate>();
-    a.sorted = sorted_.as<Candidate>();
-    a.cand_count = count_.as<int>();
+    a.peaks = peaks_.as<Key>();
+    a.peak_count = count_.as<int>();
     a.cap = cap_;
     a.tf = transforms;
     a.out = out;
     a.max_poses = max_poses_;
     const auto s = static_cast<cudaStream_t>(stream);
-    const int64_t total = static_cast<int64_t>(n) * cap_;
-    posenet_sigmoid_kernel<<<static_cast<unsigned>((total + 255) / 256), 256, 0, s>>>(a.logits, a.scores, total);
-    launch_check("posenet_sigmoid_kernel");
-    posenet_candidates_kernel<<<n, kCandThreads, 0, s>>>(a);
-    launch_check("posenet_candidates_kernel");
-    posenet_rank_kernel<<<dim3((cap_ + kRankThreads - 1) / kRankThreads, n), kRankThreads, 0, s>>>(a);
-    launch_check("posenet_rank_kernel");
-    posenet_group_kernel<<<n, 32, 0, s>>>(a);
+    posenet_peaks_kernel<<<dim3((cap_ + kPeakThreads - 1) / kPeakThreads, n), kPeakThreads, 0, s>>>(a);
+    launch_check("posenet_peaks_kernel");
+    posenet_group_kernel<<<n, kGroupThreads, 0, s>>>(a);
     launch_check("posenet_group_kernel");
   }
 
@@ -334,7 +402,8 @@ class PoseNetDecoder : public DeviceDecoder {
   int G_, cap_;
   PoseNetParams params_;
   int max_poses_;
-  DeviceBuffer scores_, cand_, sorted_, count_;
+  float cut_ = 0;
+  DeviceBuffer peaks_, count_;
 };
 
 }  // namespace
