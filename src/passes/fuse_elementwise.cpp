@@ -78,11 +78,23 @@ Graph fuse_elementwise_chains(Graph g) {
       program = {op, c < 0 ? -1 : static_cast<int64_t>(consts.size())};
       if (c >= 0) consts.push_back(c);
     }
-    // Extend while the chain value has a single chainable consumer.
+    // Extend while the chain value has a single chainable consumer. Reshapes that keep the last
+    // (channel) dimension are views the chain reads through (MoveNet: Cast -> unstack/ExpandDims/
+    // Squeeze/stack reshapes -> normalization); they join only when a real step follows them.
     int cur = static_cast<int>(i);
     int out = first.outputs[0];
+    std::vector<int> views;  // reshape nodes passed since the last step
     while (uses[out] == 1 && !is_graph_output(g, out) && consumer[out] >= 0 && consts.size() < 16) {
       const Node& nx = g.nodes[consumer[out]];
+      const Shape& from = g.values[out].shape;
+      if (nx.op == OpKind::Reshape && !from.empty()) {
+        const Shape& to = g.values[nx.outputs[0]].shape;
+        if (!to.empty() && to.back() == from.back() && shape_numel(to) == shape_numel(from)) {
+          views.push_back(consumer[out]);
+          out = nx.outputs[0];
+          continue;
+        }
+      }
       int32_t op;
       int c;
       if (!as_step(g, nx, out, &op, &c)) break;
@@ -90,9 +102,12 @@ Graph fuse_elementwise_chains(Graph g) {
       program.push_back(c < 0 ? -1 : static_cast<int64_t>(consts.size()));
       if (c >= 0) consts.push_back(c);
       if (cur != static_cast<int>(i)) drop[cur] = true;
+      for (int v : views) drop[v] = true;
+      views.clear();
       cur = consumer[out];
       out = nx.outputs[0];
     }
+    out = g.nodes[cur].outputs[0];  // reshapes after the last step stay as they are
     if (cur == static_cast<int>(i) && first.op == OpKind::Cast) continue;  // a lone Cast stays a Cast
     // The chain node replaces the last node of the run (so it sits after every input it needs).
     Node chain;
