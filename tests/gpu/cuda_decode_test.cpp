@@ -41,7 +41,10 @@ struct DevBuf {
   void* p = nullptr;
   size_t bytes = 0;
   explicit DevBuf(size_t n) : bytes(n) { cuda_ok(cudaMalloc(&p, n ? n : 1), "cudaMalloc"); }
-  DevBuf(const void* host, size_t n) : DevBuf(n) { cuda_ok(cudaMemcpy(p, host, n, cudaMemcpyHostToDevice), "upload"); }
+  DevBuf(const void* host, size_t n) : DevBuf(n) {
+    cuda_ok(cudaMemcpy(p, host, n, cudaMemcpyHostToDevice), "upload");
+    cuda_ok(cudaDeviceSynchronize(), "upload");  // a pageable copy's DMA may outlive the call
+  }
   ~DevBuf() { cudaFree(p); }
   DevBuf(const DevBuf&) = delete;
   DevBuf& operator=(const DevBuf&) = delete;

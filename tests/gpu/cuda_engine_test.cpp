@@ -58,6 +58,7 @@ std::vector<Tensor> run_engine(cuda::DeviceEngine& eng, cuda::DeviceContext& ctx
   const EnginePlan& p = eng.plan();
   const int n = static_cast<int>(batch.dim(0));
   cuda::check(cudaMemcpy(ctx.tensor(p.inputs[0]), batch.raw(), batch.nbytes(), cudaMemcpyHostToDevice), "upload");
+  cuda::check(cudaDeviceSynchronize(), "upload");  // the DMA of a pageable copy may still be running
   ctx.enqueue(n);
   ctx.synchronize();
   std::vector<Tensor> outs;

@@ -109,6 +109,9 @@ Tensor run_cuda(const OpCase& c, int batch, Precision prec, int tactic, const st
   poison();
   for (size_t i = 0; i < inputs.size(); ++i)
     cuda::check(cudaMemcpy(ctx.tensor(eng->plan().inputs[i]), inputs[i].raw(), inputs[i].nbytes(), cudaMemcpyHostToDevice), "upload");
+  // A pageable cudaMemcpy may return before its DMA lands, and the context's stream is
+  // non-blocking: without this the kernels could read half-uploaded inputs.
+  cuda::check(cudaDeviceSynchronize(), "upload");
   ctx.set_use_graphs(graphs);
   ctx.enqueue(batch);
   ctx.synchronize();
@@ -119,6 +122,7 @@ Tensor run_cuda(const OpCase& c, int batch, Precision prec, int tactic, const st
     for (size_t i = 0; i < inputs.size(); ++i)
       cuda::check(cudaMemcpy(ctx.tensor(eng->plan().inputs[i]), inputs[i].raw(), inputs[i].nbytes(), cudaMemcpyHostToDevice),
                   "upload");
+    cuda::check(cudaDeviceSynchronize(), "upload");
     ctx.enqueue(batch);
     ctx.synchronize();
   }
@@ -138,7 +142,8 @@ void check_case(const OpCase& c, const std::vector<int>& tactics) {
     for (Precision prec : {Precision::FP32, Precision::FP16}) {
       for (int t : tactics) {
         const bool half_only = (c.op == OpKind::Conv2D && (t == cuda::kConvWmma64 || t == cuda::kConvWmma32)) ||
-                               (c.op == OpKind::DepthwiseConv2D && t == cuda::kDwVec8);
+                               (c.op == OpKind::DepthwiseConv2D &&
+                                (t == cuda::kDwVec8 || t == cuda::kDw3x3R4 || t == cuda::kDw3x3R2));
         if (half_only && prec != Precision::FP16) continue;
         SCOPED_TRACE(c.label + " batch " + std::to_string(batch) + " " + precision_name(prec) + " tactic " + std::to_string(t));
         const Tensor got = run_cuda(c, batch, prec, t, inputs);
@@ -198,6 +203,7 @@ std::vector<int> conv_tactics(const OpCase& c) {
   p.ow = p.sw == 1 && p.kw == 1 ? p.w : -1;
   p.o = static_cast<int>(w[3]);
   p.multiplier = static_cast<int>(w[3]);
+  p.dh = p.dw = 1;  // the cases use no dilation
   std::vector<int> r;
   if (c.op == OpKind::Conv2D) {
     for (int t = 0; t < cuda::kConvTacticCount; ++t)
@@ -360,14 +366,27 @@ TEST(CudaOps, RefusesCudnnTacticsTunedWithAnotherCudnn) {
 
 TEST(CudaOps, DepthwiseConv2D) {
   POSERT_REQUIRE_GPU();
-  const std::vector<OpCase> cases = {
-      conv_case("dw_k3_s1_same_12x12_c24_relu6", true, 12, 12, 24, 1, 3, 1, "SAME", "relu6", false),
+  std::vector<OpCase> cases = {
       conv_case("dw_k3_s2_same_odd_9x11_c13", true, 9, 11, 13, 1, 3, 2, "SAME", "none", false),
-      conv_case("dw_k3_s2_same_even_10x10_c32_res", true, 10, 10, 32, 1, 3, 2, "SAME", "none", true),
       conv_case("dw_k5_s1_valid_9x9_c6_mult2", true, 9, 9, 6, 2, 5, 1, "VALID", "relu", false),
       conv_case("dw_k3_s1_same_7x5_c2", true, 7, 5, 2, 1, 3, 1, "SAME", "sigmoid", false),
   };
-  for (const auto& c : cases) check_case(c, conv_tactics(c));
+  // Cases the 3x3 row tactics take (channels % 8 == 0), as heads (fp16: float output) and as
+  // intermediate layers (half output), with widths that leave partial row blocks.
+  for (bool mid : {false, true}) {
+    cases.push_back(conv_case("dw_k3_s1_same_12x12_c24_relu6", true, 12, 12, 24, 1, 3, 1, "SAME", "relu6", false, mid));
+    cases.push_back(conv_case("dw_k3_s2_same_even_10x10_c32_res", true, 10, 10, 32, 1, 3, 2, "SAME", "none", true, mid));
+    cases.push_back(conv_case("dw_k3_s1_same_9x7_c16_res_relu", true, 9, 7, 16, 1, 3, 1, "SAME", "relu", true, mid));
+    cases.push_back(conv_case("dw_k3_s2_same_odd_11x13_c8_relu6", true, 11, 13, 8, 1, 3, 2, "SAME", "relu6", false, mid));
+    cases.push_back(conv_case("dw_k3_s1_valid_6x10_c40", true, 6, 10, 40, 1, 3, 1, "VALID", "none", false, mid));
+  }
+  int row_tactic_runs = 0;
+  for (const auto& c : cases) {
+    const auto tactics = conv_tactics(c);
+    for (int t : tactics) row_tactic_runs += t == cuda::kDw3x3R4 || t == cuda::kDw3x3R2;
+    check_case(c, tactics);
+  }
+  EXPECT_EQ(row_tactic_runs, 20) << "the 3x3 row tactics must apply to the 10 channel-multiple-of-8 cases";
 }
 
 TEST(CudaOps, ElementwiseChainFromInt32) {

@@ -217,6 +217,9 @@ void DeviceEngine::upload_weight_forms(bool for_tuning) {
       if (!need_krsc[t]) drop(krsc_[t], filter_bytes);
       if (!need_half_bias[t]) drop(half_bias_[t], elems * 2);
     }
+    // A pageable cudaMemcpy may return before its DMA lands, and contexts run on non-blocking
+    // streams that do not wait for it.
+    check(cudaDeviceSynchronize(), "weight upload");
   } catch (...) {
     free_all();
     throw;

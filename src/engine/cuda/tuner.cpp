@@ -20,7 +20,9 @@ namespace {
 std::string layer_key(const EnginePlan& p, const PlanLayer& l, const BuildTarget& t, int driver) {
   std::ostringstream k;
   k << t.gpu_name << "|sm" << t.cc_major << t.cc_minor << "|drv" << driver << "|cuda" << t.cuda_runtime << "|cudnn"
-    << t.cudnn << "|" << op_name(l.op) << "|b" << p.max_batch << "|" << precision_name(p.precision);
+    << t.cudnn << "|" << op_name(l.op) << "|b" << p.max_batch << "|" << precision_name(p.precision)
+    // the candidate set: a cache written before a tactic existed must not hide it
+    << "|tactics" << kConvTacticCount << "." << kDwTacticCount;
   for (int id : l.inputs) k << "|" << shape_str(p.tensors[id].shape) << ":" << static_cast<int>(p.tensors[id].storage);
   k << "|out" << shape_str(p.tensors[l.outputs[0]].shape);
   for (const auto& [name, v] : l.attrs.all()) {
@@ -140,6 +142,8 @@ void fill_random(const DeviceEngine& engine, DeviceContext& ctx, unsigned seed) 
     }
     check(cudaMemcpy(ctx.tensor(static_cast<int>(t)), host.data(), host.size(), cudaMemcpyHostToDevice), "cudaMemcpy (random fill)");
   }
+  // A pageable cudaMemcpy may return before its DMA lands; the context's stream is non-blocking.
+  check(cudaDeviceSynchronize(), "cudaMemcpy (random fill)");
 }
 
 std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, bool verbose) {

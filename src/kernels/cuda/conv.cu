@@ -19,6 +19,54 @@ __device__ __forceinline__ void epilogue(TO* y, const T* res, int i, int o, floa
   stf(y + i, apply_act(acc, act));
 }
 
+// 8 loads of 16 (or 32) bytes as 8 floats.
+template <class T>
+__device__ __forceinline__ void load8(const T* p, float* v) {
+  if constexpr (std::is_same_v<T, __half>) {
+    const uint4 raw = *reinterpret_cast<const uint4*>(p);
+    const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float2 f = __half22float2(h2[j]);
+      v[2 * j] = f.x;
+      v[2 * j + 1] = f.y;
+    }
+  } else {
+    const float4 a = *reinterpret_cast<const float4*>(p), b = *reinterpret_cast<const float4*>(p + 4);
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+  }
+}
+
+// The epilogue of 8 consecutive outputs y[i..i+8) (channels o..o+8), i a multiple of 8 and the
+// buffers 16-byte aligned: the same arithmetic as epilogue(), with vector loads and stores.
+template <class T, class TO>
+__device__ __forceinline__ void epilogue8(TO* y, const T* res, int i, int o, const float* acc, const float* bias, int act) {
+  float v[8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) v[j] = acc[j];
+  if (bias)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] += bias[o + j];
+  if (res) {
+    float r[8];
+    load8(res + i, r);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] += r[j];
+  }
+#pragma unroll
+  for (int j = 0; j < 8; ++j) v[j] = apply_act(v[j], act);
+  if constexpr (std::is_same_v<TO, __half>) {
+    uint4 out;
+    __half2* h2 = reinterpret_cast<__half2*>(&out);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) h2[j] = __floats2half2_rn(v[2 * j], v[2 * j + 1]);
+    *reinterpret_cast<uint4*>(y + i) = out;
+  } else {
+    *reinterpret_cast<float4*>(y + i) = make_float4(v[0], v[1], v[2], v[3]);
+    *reinterpret_cast<float4*>(y + i + 4) = make_float4(v[4], v[5], v[6], v[7]);
+  }
+}
+
 template <class T, class TO>
 __global__ void conv_direct_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
                                    const T* __restrict__ res, TO* __restrict__ y, ConvParams p) {
@@ -48,7 +96,7 @@ __global__ void conv_direct_kernel(const T* __restrict__ x, const T* __restrict_
 
 // One thread: one output pixel, 8 consecutive output channels (o % 8 == 0). Reads each input
 // value once for 8 outputs; the 8 filter taps of a (ky, kx, c) are contiguous.
-template <class T, class TO>
+template <class T, class TO, bool VEC>
 __global__ void conv_direct8_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
                                     const T* __restrict__ res, TO* __restrict__ y, ConvParams p) {
   const int groups = p.o / 8;
@@ -79,8 +127,12 @@ __global__ void conv_direct8_kernel(const T* __restrict__ x, const T* __restrict
       }
     }
     const int base = ((n * p.oh + oy) * p.ow + ox) * p.o + g * 8;
+    if constexpr (VEC) {
+      epilogue8(y, res, base, g * 8, acc, bias, static_cast<int>(p.act));
+    } else {
 #pragma unroll
-    for (int j = 0; j < 8; ++j) epilogue(y, res, base + j, g * 8 + j, acc[j], bias, static_cast<int>(p.act));
+      for (int j = 0; j < 8; ++j) epilogue(y, res, base + j, g * 8 + j, acc[j], bias, static_cast<int>(p.act));
+    }
   }
 }
 
@@ -205,9 +257,17 @@ __global__ void wmma_gemm_kernel(const __half* __restrict__ A, const __half* __r
     for (int j = 0; j < 2; ++j)
       wmma::store_matrix_sync(&Cs[wm * 32 + i * 16][wn * 32 + j * 16], acc[i][j], BN + 4, wmma::mem_row_major);
   __syncthreads();
-  for (int i = tid; i < BM * BN; i += THREADS) {
-    const int mm = i / BN, nn = i % BN, gm = m0 + mm, gn = n0 + nn;
-    if (gm < M && gn < N) epilogue(Y, R, gm * N + gn, gn, Cs[mm][nn], bias, act);
+  if constexpr (VEC) {
+    // N % 8 == 0: 8 consecutive outputs per thread, 16-byte stores.
+    for (int i = tid; i < BM * BN / 8; i += THREADS) {
+      const int mm = i / (BN / 8), nn = (i % (BN / 8)) * 8, gm = m0 + mm, gn = n0 + nn;
+      if (gm < M && gn < N) epilogue8(Y, R, gm * N + gn, gn, &Cs[mm][nn], bias, act);
+    }
+  } else {
+    for (int i = tid; i < BM * BN; i += THREADS) {
+      const int mm = i / BN, nn = i % BN, gm = m0 + mm, gn = n0 + nn;
+      if (gm < M && gn < N) epilogue(Y, R, gm * N + gn, gn, Cs[mm][nn], bias, act);
+    }
   }
 }
 
@@ -275,6 +335,106 @@ __global__ void depthwise_vec_kernel(const T* __restrict__ x, const T* __restric
   }
 }
 
+// 3x3 depthwise, half input, multiplier 1, channels % 8 == 0 (kDw3x3R4 / kDw3x3R2): thread = 8
+// channels x R outputs of one row. Per input row it loads the (R - 1) * S + 3 columns the R
+// outputs need once (16 bytes each) and accumulates in float in the reference order (ky, then kx).
+template <class TO, int S, int R>
+__global__ void dw3x3_rows_kernel(const __half* __restrict__ x, const __half* __restrict__ w, const float* __restrict__ bias,
+                                  const __half* __restrict__ res, TO* __restrict__ y, ConvParams p) {
+  constexpr int NC = (R - 1) * S + 3;
+  const int groups = p.c / 8;
+  const int xblocks = (p.ow + R - 1) / R;
+  const int total = p.n * p.oh * xblocks * groups;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+    const int cg = i % groups;
+    int t = i / groups;
+    const int xb = t % xblocks;
+    t /= xblocks;
+    const int oy = t % p.oh;
+    const int n = t / p.oh;
+    const int ox0 = xb * R;
+    float acc[R][8];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
+#pragma unroll
+    for (int ky = 0; ky < 3; ++ky) {
+      const int iy = oy * S - p.pad_top + ky;
+      if (iy < 0 || iy >= p.h) continue;
+      float wv[3][8];
+#pragma unroll
+      for (int kx = 0; kx < 3; ++kx) {
+        const uint4 raw = *reinterpret_cast<const uint4*>(w + (ky * 3 + kx) * p.c + cg * 8);
+        const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          const float2 f = __half22float2(h2[c]);
+          wv[kx][2 * c] = f.x;
+          wv[kx][2 * c + 1] = f.y;
+        }
+      }
+      const __half* row = x + (static_cast<size_t>(n) * p.h + iy) * p.w * p.c + cg * 8;
+#pragma unroll
+      for (int j = 0; j < NC; ++j) {
+        const int ix = ox0 * S - p.pad_left + j;
+        if (ix < 0 || ix >= p.w) continue;
+        const uint4 raw = *reinterpret_cast<const uint4*>(row + static_cast<size_t>(ix) * p.c);
+        const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
+        float xv[8];
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          const float2 f = __half22float2(h2[c]);
+          xv[2 * c] = f.x;
+          xv[2 * c + 1] = f.y;
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          const int kx = j - r * S;  // compile-time after unrolling
+          if (kx < 0 || kx > 2) continue;
+#pragma unroll
+          for (int c = 0; c < 8; ++c) acc[r][c] += xv[c] * wv[kx][c];
+        }
+      }
+    }
+    float b[8];
+#pragma unroll
+    for (int c = 0; c < 8; ++c) b[c] = bias ? bias[cg * 8 + c] : 0.0f;
+    const int act = static_cast<int>(p.act);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int ox = ox0 + r;
+      if (ox >= p.ow) break;
+      const size_t o = ((static_cast<size_t>(n) * p.oh + oy) * p.ow + ox) * p.c + cg * 8;
+      float v[8];
+#pragma unroll
+      for (int c = 0; c < 8; ++c) v[c] = acc[r][c] + b[c];
+      if (res) {
+        const uint4 raw = *reinterpret_cast<const uint4*>(res + o);
+        const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          const float2 f = __half22float2(h2[c]);
+          v[2 * c] += f.x;
+          v[2 * c + 1] += f.y;
+        }
+      }
+#pragma unroll
+      for (int c = 0; c < 8; ++c) v[c] = apply_act(v[c], act);
+      if constexpr (std::is_same_v<TO, __half>) {
+        uint4 out;
+        __half2* h2 = reinterpret_cast<__half2*>(&out);
+#pragma unroll
+        for (int c = 0; c < 4; ++c) h2[c] = __floats2half2_rn(v[2 * c], v[2 * c + 1]);
+        *reinterpret_cast<uint4*>(y + o) = out;
+      } else {
+        *reinterpret_cast<float4*>(y + o) = make_float4(v[0], v[1], v[2], v[3]);
+        *reinterpret_cast<float4*>(y + o + 4) = make_float4(v[4], v[5], v[6], v[7]);
+      }
+    }
+  }
+}
+
 bool is_pointwise(const ConvParams& p) {
   return p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pad_top == 0 && p.pad_left == 0 && p.oh == p.h &&
          p.ow == p.w && p.o > 0;
@@ -288,6 +448,9 @@ bool fits_int32(const ConvParams& p) {
   return in < lim && out < lim && wt < lim;
 }
 
+// True for null (no buffer) or a 16-byte aligned address.
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 template <class T, class TO>
 void launch_conv(int tactic, const T* x, const T* w, const float* bias, const T* r, TO* y, const ConvParams& p,
                  cudaStream_t s) {
@@ -297,9 +460,14 @@ void launch_conv(int tactic, const T* x, const T* w, const float* bias, const T*
     case kConvDirect:
       conv_direct_kernel<T, TO><<<grid_for(static_cast<int64_t>(p.n) * p.oh * p.ow * p.o, 256), 256, 0, s>>>(x, w, bias, r, y, p);
       break;
-    case kConvDirect8:
-      conv_direct8_kernel<T, TO><<<grid_for(static_cast<int64_t>(p.n) * p.oh * p.ow * (p.o / 8), 128), 128, 0, s>>>(x, w, bias, r, y, p);
+    case kConvDirect8: {
+      const int grid = grid_for(static_cast<int64_t>(p.n) * p.oh * p.ow * (p.o / 8), 128);
+      if (aligned16(y) && aligned16(r))
+        conv_direct8_kernel<T, TO, true><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
+      else
+        conv_direct8_kernel<T, TO, false><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
       break;
+    }
     case kConvGemm64:
       gemm_kernel<T, TO, 64, 64, 16, 4, 4><<<dim3((M + 63) / 64, (N + 63) / 64), 256, 0, s>>>(x, w, bias, r, y, M, N, K, act);
       break;
@@ -309,8 +477,7 @@ void launch_conv(int tactic, const T* x, const T* w, const float* bias, const T*
     case kConvWmma64:
     case kConvWmma32:
       if constexpr (std::is_same_v<T, __half>) {
-        const bool vec = K % 8 == 0 && N % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                         reinterpret_cast<uintptr_t>(w) % 16 == 0;
+        const bool vec = K % 8 == 0 && N % 8 == 0 && aligned16(x) && aligned16(w) && aligned16(y) && aligned16(r);
         if (tactic == kConvWmma64) {
           const dim3 grid((M + 63) / 64, (N + 63) / 64);
           if (vec) wmma_gemm_kernel<TO, 64, 64, true><<<grid, 128, 0, s>>>(x, w, bias, r, y, M, N, K, act);
@@ -329,6 +496,18 @@ template <class T, class TO>
 void launch_dw(int tactic, const T* x, const T* w, const float* bias, const T* r, TO* y, const ConvParams& p,
                cudaStream_t s) {
   const int64_t total = static_cast<int64_t>(p.n) * p.oh * p.ow * p.o;
+  if (tactic == kDw3x3R4 || tactic == kDw3x3R2) {
+    if constexpr (std::is_same_v<T, __half>) {
+      const int R = tactic == kDw3x3R4 ? 4 : 2;
+      const int64_t threads = static_cast<int64_t>(p.n) * p.oh * ((p.ow + R - 1) / R) * (p.c / 8);
+      const int grid = grid_for(threads, 128);
+      if (p.sh == 1 && R == 4) dw3x3_rows_kernel<TO, 1, 4><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
+      else if (p.sh == 1) dw3x3_rows_kernel<TO, 1, 2><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
+      else if (R == 4) dw3x3_rows_kernel<TO, 2, 4><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
+      else dw3x3_rows_kernel<TO, 2, 2><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
+    }
+    return;
+  }
   if (tactic == kDwVec2)
     depthwise_vec_kernel<T, TO, 2><<<grid_for(total / 2, 256), 256, 0, s>>>(x, w, bias, r, y, p);
   else if (tactic == kDwVec8)
@@ -382,6 +561,9 @@ bool dw_tactic_applies(int tactic, const ConvParams& p, bool half) {
   if (tactic == kDwScalar) return true;
   if (tactic == kDwVec2) return p.multiplier == 1 && p.c % 2 == 0;
   if (tactic == kDwVec8) return half && p.multiplier == 1 && p.c % 8 == 0;
+  if (tactic == kDw3x3R4 || tactic == kDw3x3R2)
+    return half && p.multiplier == 1 && p.c % 8 == 0 && p.kh == 3 && p.kw == 3 && p.dh == 1 && p.dw == 1 &&
+           p.sh == p.sw && (p.sh == 1 || p.sh == 2);
   return false;
 }
 

@@ -65,8 +65,11 @@ void conv2d(int tactic, bool half, const void* x, const void* w, const float* bi
             const ConvParams& p, void* stream);
 // Depthwise: w: T [kh,kw,c,multiplier]; tactic 0 scalar, 1 two channels per thread (half2/float2),
 // 2 eight channels per thread (16-byte loads, half, channels % 8 == 0).
-enum DwTactic : int { kDwScalar = 0, kDwVec2 = 1, kDwVec8 = 2, kDwTacticCount = 3 };
-inline constexpr const char* kDwTacticNames[kDwTacticCount] = {"scalar", "vec2", "vec8"};
+// 3, 4: 3x3 kernels (stride 1 or 2, no dilation), half, channels % 8 == 0: one thread computes 8
+// channels of 4 (or 2) neighbouring outputs of a row, reusing the input columns they share from
+// registers, with 16-byte loads and stores and the epilogue vectorized.
+enum DwTactic : int { kDwScalar = 0, kDwVec2 = 1, kDwVec8 = 2, kDw3x3R4 = 3, kDw3x3R2 = 4, kDwTacticCount = 5 };
+inline constexpr const char* kDwTacticNames[kDwTacticCount] = {"scalar", "vec2", "vec8", "3x3r4", "3x3r2"};
 bool dw_tactic_applies(int tactic, const ConvParams& p, bool half);
 const char* dw_tactic_name(int tactic);
 void depthwise_conv2d(int tactic, bool half, const void* x, const void* w, const float* bias, const void* residual,

@@ -100,6 +100,7 @@ DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
       DeviceBuffer d_hm(hm.nbytes()), d_peaks(static_cast<size_t>(n) * o.keypoints * o.top_k * sizeof(HeatmapPeak)),
           d_counts(static_cast<size_t>(n) * o.keypoints * sizeof(int32_t));
       cuda::check(cudaMemcpy(d_hm.p, hm.raw(), hm.nbytes(), cudaMemcpyHostToDevice), "upload");
+      cuda::check(cudaDeviceSynchronize(), "upload");  // pageable copies; `s` is non-blocking
       cuda::GpuHeatmapDecoder dec(n, o.hm_h, o.hm_w, o.keypoints, hp);
       const auto ms = time_gpu(s, 10, gpu_iters, [&] {
         dec.enqueue(static_cast<const float*>(d_hm.p), n, static_cast<const CropTransform*>(d_tf.p),
@@ -126,6 +127,7 @@ DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
         cuda::check(cudaMemcpy(d_heads.back()->p, h.raw(), h.nbytes(), cudaMemcpyHostToDevice), "upload");
         ptrs.push_back(static_cast<const float*>(d_heads.back()->p));
       }
+      cuda::check(cudaDeviceSynchronize(), "upload");  // pageable copies; `s` is non-blocking
       cuda::GpuPoseDecoder dec(spec, n, dopt);
       DeviceBuffer d_out(dec.output_bytes(n));
       const auto ms = time_gpu(s, 10, gpu_iters, [&] {
