@@ -136,6 +136,61 @@ __global__ void conv_direct8_kernel(const T* __restrict__ x, const T* __restrict
   }
 }
 
+// direct8 with the filter staged once per block in shared memory as float (kConvDirect8Smem):
+// filters of at most kSmemFilterFloats values. Same accumulation order as direct8.
+constexpr int kSmemFilterFloats = 4096;
+template <class T, class TO, bool VEC>
+__global__ void conv_direct8_smem_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
+                                         const T* __restrict__ res, TO* __restrict__ y, ConvParams p) {
+  __shared__ __align__(16) float ws[kSmemFilterFloats];
+  const int nw = p.kh * p.kw * p.c * p.o;
+  for (int i = threadIdx.x; i < nw; i += blockDim.x) ws[i] = ldf(w + i);
+  __syncthreads();
+  const int groups = p.o / 8;
+  const int total = p.n * p.oh * p.ow * groups;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+    const int g = i % groups;
+    int t = i / groups;
+    const int ox = t % p.ow;
+    t /= p.ow;
+    const int oy = t % p.oh;
+    const int n = t / p.oh;
+    float acc[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[j] = 0.0f;
+    for (int ky = 0; ky < p.kh; ++ky) {
+      const int iy = oy * p.sh - p.pad_top + ky * p.dh;
+      if (iy < 0 || iy >= p.h) continue;
+      for (int kx = 0; kx < p.kw; ++kx) {
+        const int ix = ox * p.sw - p.pad_left + kx * p.dw;
+        if (ix < 0 || ix >= p.w) continue;
+        const T* xp = x + ((n * p.h + iy) * p.w + ix) * p.c;
+        const float* wp = ws + (ky * p.kw + kx) * p.c * p.o + g * 8;
+        for (int c = 0; c < p.c; ++c) {
+          const float xv = ldf(xp + c);
+          const float4 a = *reinterpret_cast<const float4*>(wp + c * p.o);
+          const float4 b = *reinterpret_cast<const float4*>(wp + c * p.o + 4);
+          acc[0] += xv * a.x;
+          acc[1] += xv * a.y;
+          acc[2] += xv * a.z;
+          acc[3] += xv * a.w;
+          acc[4] += xv * b.x;
+          acc[5] += xv * b.y;
+          acc[6] += xv * b.z;
+          acc[7] += xv * b.w;
+        }
+      }
+    }
+    const int base = ((n * p.oh + oy) * p.ow + ox) * p.o + g * 8;
+    if constexpr (VEC) {
+      epilogue8(y, res, base, g * 8, acc, bias, static_cast<int>(p.act));
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) epilogue(y, res, base + j, g * 8 + j, acc[j], bias, static_cast<int>(p.act));
+    }
+  }
+}
+
 // C[M,N] = A[M,K] * B[K,N] (row-major), 256 threads, each computing TM x TN outputs.
 template <class T, class TO, int BM, int BN, int BK, int TM, int TN>
 __global__ void __launch_bounds__(256) gemm_kernel(const T* __restrict__ A, const T* __restrict__ B,
@@ -468,6 +523,16 @@ void launch_conv(int tactic, const T* x, const T* w, const float* bias, const T*
         conv_direct8_kernel<T, TO, false><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
       break;
     }
+    case kConvDirect8Smem: {
+      // Enough blocks to fill the GPU, few enough that each stages the filter for many pixels.
+      const int64_t work = static_cast<int64_t>(p.n) * p.oh * p.ow * (p.o / 8);
+      const int grid = static_cast<int>(std::min<int64_t>((work + 127) / 128, 132 * 16));
+      if (aligned16(y) && aligned16(r))
+        conv_direct8_smem_kernel<T, TO, true><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
+      else
+        conv_direct8_smem_kernel<T, TO, false><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
+      break;
+    }
     case kConvGemm64:
       gemm_kernel<T, TO, 64, 64, 16, 4, 4><<<dim3((M + 63) / 64, (N + 63) / 64), 256, 0, s>>>(x, w, bias, r, y, M, N, K, act);
       break;
@@ -535,6 +600,7 @@ bool conv_tactic_applies(int tactic, const ConvParams& p, bool half) {
   switch (tactic) {
     case kConvDirect: return true;
     case kConvDirect8: return p.o % 8 == 0;
+    case kConvDirect8Smem: return p.o % 8 == 0 && static_cast<int64_t>(p.kh) * p.kw * p.c * p.o <= kSmemFilterFloats;
     case kConvGemm64:
     case kConvGemm32: return is_pointwise(p);
     case kConvWmma64:

@@ -26,7 +26,9 @@ enum ConvTactic : int {
   kConvWmma64 = 3,      // 1x1 stride 1, half: tensor-core GEMM, 64x64 tiles
   kConvWmma32 = 4,      // 1x1 stride 1, half: tensor-core GEMM, 32x64 tiles
   kConvDirect8 = 5,     // output channels % 8 == 0: one thread per pixel and 8 output channels
-  kConvTacticCount = 6,
+  kConvDirect8Smem = 6, // as direct8 with the whole filter in shared memory as float (small filters,
+                        // such as a network's first conv on 3 channels), read 8 taps per 2 loads
+  kConvTacticCount = 7,
   // cuDNN (src/engine/cuda/cudnn_conv.h), one tactic per forward algorithm (cudnnConvolutionFwdAlgo_t
   // 0..7) and epilogue. Base + algo: cudnnConvolutionForward, then PoseRT's epilogue kernel;
   // fused base + algo: cudnnConvolutionBiasActivationForward (bias, residual and ReLU in cuDNN).
@@ -36,7 +38,8 @@ enum ConvTactic : int {
 // Tactic ids are stored in engine files: never renumber them.
 constexpr int kCudnnAlgoCount = 8;
 inline constexpr const char* kConvTacticNames[kConvTacticCount] = {"direct",    "gemm64x64", "gemm32x64",
-                                                                   "wmma64x64", "wmma32x64", "direct8"};
+                                                                   "wmma64x64", "wmma32x64", "direct8",
+                                                                   "direct8smem"};
 inline constexpr const char* kCudnnAlgoNames[kCudnnAlgoCount] = {
     "IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
 constexpr bool is_cudnn_tactic(int t) {
