@@ -499,62 +499,17 @@ struct CpuPoseDecoder::Impl {
   void posenet_item(int b, int worker);
 };
 
-// PoseNet: sigmoid, part peaks by a separable max, then the reference's queue walk and tree
-// traversal (same double arithmetic), with a heap instead of sorting the whole queue.
+// PoseNet: sigmoid, part peaks by a separable max, then the reference's grouping (posenet_group)
+// fed from a heap instead of a fully sorted queue.
 namespace {
 
-constexpr int kPnEdges = 16;
 constexpr int kPnStride = 16;
-
-struct PnPoint {
-  double y = 0, x = 0;
-};
+constexpr int kPnEdges = 16;
 
 struct PnPart {
   float score;
   int index;  // (y * G + x) * 17 + k: the reference's queue order among equal scores
 };
-
-struct PnRaw {
-  PnPoint pos[kK];
-  float kscore[kK];
-  float score;
-};
-
-struct PnDecoder {
-  int G;
-  const float* logits;
-  const float* offsets;
-  const float* fwd;
-  const float* bwd;
-
-  // The reference's sigmoid, on demand.
-  float score(int y, int x, int k) const { return 1.0f / (1.0f + std::exp(-logits[(y * G + x) * kK + k])); }
-  PnPoint image_coords(int y, int x, int k) const {
-    const float* o = offsets + (y * G + x) * 2 * kK;
-    return {static_cast<double>(y) * kPnStride + o[k], static_cast<double>(x) * kPnStride + o[kK + k]};
-  }
-  int nearest_index(double v) const {
-    const double c = std::floor(v / kPnStride + 0.5);
-    return c >= G - 1 ? G - 1 : c >= 0 ? static_cast<int>(c) : 0;
-  }
-  float traverse(int edge, const PnPoint& source, int target, bool forward, int refine_steps, PnPoint* pos) const {
-    const int sy = nearest_index(source.y), sx = nearest_index(source.x);
-    const float* d = (forward ? fwd : bwd) + (sy * G + sx) * 2 * kPnEdges;
-    PnPoint t{source.y + d[edge], source.x + d[kPnEdges + edge]};
-    for (int i = 0; i < refine_steps; ++i) t = image_coords(nearest_index(t.y), nearest_index(t.x), target);
-    *pos = t;
-    return score(nearest_index(t.y), nearest_index(t.x), target);
-  }
-};
-
-bool pn_within(const PnRaw* poses, int n, double sq_radius, const PnPoint& p, int k) {
-  for (int i = 0; i < n; ++i) {
-    const double dy = poses[i].pos[k].y - p.y, dx = poses[i].pos[k].x - p.x;
-    if (dy * dy + dx * dx <= sq_radius) return true;
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -567,12 +522,12 @@ void CpuPoseDecoder::Impl::posenet_item(int b, int worker) {
   // Sigmoid only where it can matter for the peaks: a logit more than 0.01 below
   // logit(threshold) gives a score below the threshold (float32 sigmoid is within a few ulp of
   // the real one, far inside that margin), so such a cell is neither a peak nor larger than one;
-  // it is stored as -inf. The traversal reads exact scores from the logits (PnDecoder::score).
+  // it is stored as -inf. The grouping reads exact scores from the logits (posenet_score).
   const float thr = pn.part_threshold;
   float cut = kNegInf;
   if (thr > 1e-6f && thr < 0.999f) cut = static_cast<float>(std::log(static_cast<double>(thr) / (1.0 - thr)) - 0.01);
   for (size_t i = 0; i < n; ++i)
-    scores[i] = logits[i] < cut ? kNegInf : 1.0f / (1.0f + std::exp(-logits[i]));
+    scores[i] = logits[i] < cut ? kNegInf : posenet_score(logits[i]);
   // Window max per keypoint (NaN ignored): rows, then columns; flat index (y*G + x)*17 + k, so
   // a shift of one cell is 17 floats.
   const int r = pn.local_maximum_radius;
@@ -622,66 +577,18 @@ void CpuPoseDecoder::Impl::posenet_item(int b, int worker) {
   };
   std::make_heap(queue.begin(), queue.end(), worse);
 
-  const PnDecoder dec{G, logits, head(1, b), head(2, b), head(3, b)};
-  const double sq_radius = static_cast<double>(pn.nms_radius) * pn.nms_radius;
-  std::vector<PnRaw> poses;
-  poses.reserve(static_cast<size_t>(std::max(pn.max_detections, 0)));
+  // Roots in the reference's order (score descending, then the earlier part) straight off the
+  // heap; the grouping is the reference's own (posenet_group).
   auto end = queue.end();
-  while (end != queue.begin()) {
-    if (static_cast<int>(poses.size()) >= pn.max_detections) break;
+  std::vector<Pose> outp = posenet_group({G, logits, head(1, b), head(2, b), head(3, b)}, pn, [&](PoseNetRoot* r) {
+    if (end == queue.begin()) return false;
     std::pop_heap(queue.begin(), end, worse);
     --end;
-    const PnPart root = *end;
-    const int rk = root.index % kK, rcell = root.index / kK, ry = rcell / G, rx = rcell % G;
-    const PnPoint root_pos = dec.image_coords(ry, rx, rk);
-    if (pn_within(poses.data(), static_cast<int>(poses.size()), sq_radius, root_pos, rk)) continue;
-    PnRaw pose{};
-    bool have[kK] = {};
-    pose.pos[rk] = root_pos;
-    pose.kscore[rk] = root.score;
-    have[rk] = true;
-    for (int e = kPnEdges - 1; e >= 0; --e) {
-      const int src = kPoseNetEdges[e][1], dst = kPoseNetEdges[e][0];
-      if (have[src] && !have[dst]) {
-        pose.kscore[dst] = dec.traverse(e, pose.pos[src], dst, false, pn.refine_steps, &pose.pos[dst]);
-        have[dst] = true;
-      }
-    }
-    for (int e = 0; e < kPnEdges; ++e) {
-      const int src = kPoseNetEdges[e][0], dst = kPoseNetEdges[e][1];
-      if (have[src] && !have[dst]) {
-        pose.kscore[dst] = dec.traverse(e, pose.pos[src], dst, true, pn.refine_steps, &pose.pos[dst]);
-        have[dst] = true;
-      }
-    }
-    double sum = 0;
-    for (int k = 0; k < kK; ++k)
-      if (!pn_within(poses.data(), static_cast<int>(poses.size()), sq_radius, pose.pos[k], k)) sum += pose.kscore[k];
-    pose.score = static_cast<float>(sum / kK);
-    poses.push_back(pose);
-  }
-
-  std::vector<Pose> outp;
-  for (const PnRaw& rp : poses) {
-    if (rp.score < pn.min_pose_score) continue;
-    Pose p;
-    p.score = rp.score;
-    p.keypoints.resize(kK);
-    float x0 = 0, y0 = 0, x1 = 0, y1 = 0;
-    for (int k = 0; k < kK; ++k) {
-      Keypoint& kp = p.keypoints[k];
-      kp.x = static_cast<float>(rp.pos[k].x + 0.5);
-      kp.y = static_cast<float>(rp.pos[k].y + 0.5);
-      kp.score = rp.kscore[k];
-      x0 = k == 0 ? kp.x : std::min(x0, kp.x);
-      y0 = k == 0 ? kp.y : std::min(y0, kp.y);
-      x1 = k == 0 ? kp.x : std::max(x1, kp.x);
-      y1 = k == 0 ? kp.y : std::max(y1, kp.y);
-    }
-    p.bbox = {x0, y0, x1 - x0, y1 - y0};
-    map_pose(p, transform(b));
-    outp.push_back(std::move(p));
-  }
+    const int cell = end->index / kK;
+    *r = {end->score, cell / G, cell % G, end->index % kK};
+    return true;
+  });
+  for (auto& p : outp) map_pose(p, transform(b));
   const int count = std::min(static_cast<int>(outp.size()), max_poses);
   write_item(outp.data(), count, max_poses, item(b));
 }

@@ -19,17 +19,13 @@ struct Point {
   double y = 0, x = 0;
 };
 
-struct Part {
-  float score;
-  int y, x, k;
-};
 
 class Decoder {
  public:
-  Decoder(int G, const float* scores, const float* offsets, const float* fwd, const float* bwd)
-      : G_(G), scores_(scores), offsets_(offsets), fwd_(fwd), bwd_(bwd) {}
+  explicit Decoder(const PoseNetHeads& h) : G_(h.grid), logits_(h.logits), offsets_(h.offsets), fwd_(h.fwd), bwd_(h.bwd) {}
 
-  float score(int y, int x, int k) const { return scores_[(y * G_ + x) * kKeypoints + k]; }
+  // The part score: sigmoid of the heatmap logit (computed where needed).
+  float score(int y, int x, int k) const { return posenet_score(logits_[(y * G_ + x) * kKeypoints + k]); }
 
   // Cell position * stride + the keypoint's offset there.
   Point image_coords(int y, int x, int k) const {
@@ -68,7 +64,7 @@ class Decoder {
 
  private:
   int G_;
-  const float* scores_;
+  const float* logits_;
   const float* offsets_;
   const float* fwd_;
   const float* bwd_;
@@ -107,32 +103,43 @@ std::vector<Pose> decode_posenet(const ModelSpec& spec, const std::vector<const 
                      b * cells * 2 * kEdges;
 
   std::vector<float> scores(cells * kKeypoints);
-  for (size_t i = 0; i < scores.size(); ++i) scores[i] = 1.0f / (1.0f + std::exp(-logits[i]));
-  const Decoder dec(G, scores.data(), offsets, fwd, bwd);
+  for (size_t i = 0; i < scores.size(); ++i) scores[i] = posenet_score(logits[i]);
+  auto score = [&](int y, int x, int k) { return scores[(y * G + x) * kKeypoints + k]; };
 
   // Root candidates: parts scoring at least the threshold with no larger score nearby.
-  std::vector<Part> queue;
+  std::vector<PoseNetRoot> queue;
   const int r = params.local_maximum_radius;
   for (int y = 0; y < G; ++y)
     for (int x = 0; x < G; ++x)
       for (int k = 0; k < kKeypoints; ++k) {
-        const float s = dec.score(y, x, k);
+        const float s = score(y, x, k);
         if (!(s >= params.part_threshold)) continue;  // also skips NaN
         bool is_max = true;
         for (int yy = std::max(0, y - r); yy <= std::min(G - 1, y + r) && is_max; ++yy)
           for (int xx = std::max(0, x - r); xx <= std::min(G - 1, x + r); ++xx)
-            if (dec.score(yy, xx, k) > s) {
+            if (score(yy, xx, k) > s) {
               is_max = false;
               break;
             }
         if (is_max) queue.push_back({s, y, x, k});
       }
-  std::stable_sort(queue.begin(), queue.end(), [](const Part& a, const Part& c) { return a.score > c.score; });
+  std::stable_sort(queue.begin(), queue.end(), [](const PoseNetRoot& a, const PoseNetRoot& c) { return a.score > c.score; });
 
+  size_t next = 0;
+  return posenet_group({G, logits, offsets, fwd, bwd}, params, [&](PoseNetRoot* r) {
+    if (next >= queue.size()) return false;
+    *r = queue[next++];
+    return true;
+  });
+}
+
+std::vector<Pose> posenet_group(const PoseNetHeads& heads, const PoseNetParams& params,
+                                const std::function<bool(PoseNetRoot*)>& next_root) {
+  const Decoder dec(heads);
   const double sq_radius = static_cast<double>(params.nms_radius) * params.nms_radius;
   std::vector<RawPose> poses;
-  for (const Part& root : queue) {
-    if (static_cast<int>(poses.size()) >= params.max_detections) break;
+  PoseNetRoot root;
+  while (static_cast<int>(poses.size()) < params.max_detections && next_root(&root)) {
     const Point root_pos = dec.image_coords(root.y, root.x, root.k);
     if (within_nms_radius(poses, sq_radius, root_pos, root.k)) continue;
 

@@ -2,6 +2,8 @@
 // peaks become pose roots in score order; each root grows a pose along the 17-keypoint tree by
 // the displacement fields, refined by the offsets; roots near an existing pose are skipped.
 #pragma once
+#include <cmath>
+#include <functional>
 #include <vector>
 
 #include "pose/model_spec.h"
@@ -27,6 +29,27 @@ struct PoseNetParams {
 // Throws posert::Error on other shapes.
 std::vector<Pose> decode_posenet(const ModelSpec& spec, const std::vector<const Tensor*>& heads, int b,
                                  const PoseNetParams& params);
+
+// The pieces decode_posenet is made of, shared with the optimized CPU decoder (cpu_decode.cpp),
+// which finds the same roots faster and hands them over in the same order.
+struct PoseNetHeads {
+  int grid;  // G
+  const float* logits;   // [G, G, 17]
+  const float* offsets;  // [G, G, 34]
+  const float* fwd;      // [G, G, 32]
+  const float* bwd;      // [G, G, 32]
+};
+struct PoseNetRoot {
+  float score;  // posenet_score of the part
+  int y, x, k;
+};
+// A part's score: the sigmoid of its heatmap logit, in float as TF.js computes it.
+inline float posenet_score(float logit) { return 1.0f / (1.0f + std::exp(-logit)); }
+// Grows poses from the roots next_root hands out (best first; it returns false when there are no
+// more), skipping roots within nms_radius of the same keypoint of an earlier pose, until
+// max_detections poses; scores them and drops those under min_pose_score. Model-input pixels.
+std::vector<Pose> posenet_group(const PoseNetHeads& heads, const PoseNetParams& params,
+                                const std::function<bool(PoseNetRoot*)>& next_root);
 
 // The PoseNet tree: edge e goes from parent kPoseNetEdges[e][0] to child kPoseNetEdges[e][1].
 inline constexpr int kPoseNetEdges[16][2] = {{0, 1},  {1, 3},   {0, 2},   {2, 4},   {0, 5},  {5, 7},

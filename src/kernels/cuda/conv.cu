@@ -95,57 +95,20 @@ __global__ void conv_direct_kernel(const T* __restrict__ x, const T* __restrict_
 }
 
 // One thread: one output pixel, 8 consecutive output channels (o % 8 == 0). Reads each input
-// value once for 8 outputs; the 8 filter taps of a (ky, kx, c) are contiguous.
-template <class T, class TO, bool VEC>
+// value once for 8 outputs; the 8 filter taps of a (ky, kx, c) are contiguous. SMEM
+// (kConvDirect8Smem): the whole filter is staged once per block in shared memory as float (at most
+// kSmemFilterFloats values, e.g. a network's first conv on 3 channels) and read 8 taps per two
+// loads; the accumulation order is the same. VEC: the 8 outputs go through the vector epilogue.
+constexpr int kSmemFilterFloats = 4096;
+template <class T, class TO, bool VEC, bool SMEM>
 __global__ void conv_direct8_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
                                     const T* __restrict__ res, TO* __restrict__ y, ConvParams p) {
-  const int groups = p.o / 8;
-  const int total = p.n * p.oh * p.ow * groups;
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
-    const int g = i % groups;
-    int t = i / groups;
-    const int ox = t % p.ow;
-    t /= p.ow;
-    const int oy = t % p.oh;
-    const int n = t / p.oh;
-    float acc[8];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) acc[j] = 0.0f;
-    for (int ky = 0; ky < p.kh; ++ky) {
-      const int iy = oy * p.sh - p.pad_top + ky * p.dh;
-      if (iy < 0 || iy >= p.h) continue;
-      for (int kx = 0; kx < p.kw; ++kx) {
-        const int ix = ox * p.sw - p.pad_left + kx * p.dw;
-        if (ix < 0 || ix >= p.w) continue;
-        const T* xp = x + ((n * p.h + iy) * p.w + ix) * p.c;
-        const T* wp = w + (ky * p.kw + kx) * p.c * p.o + g * 8;
-        for (int c = 0; c < p.c; ++c) {
-          const float xv = ldf(xp + c);
-#pragma unroll
-          for (int j = 0; j < 8; ++j) acc[j] += xv * ldf(wp + c * p.o + j);
-        }
-      }
-    }
-    const int base = ((n * p.oh + oy) * p.ow + ox) * p.o + g * 8;
-    if constexpr (VEC) {
-      epilogue8(y, res, base, g * 8, acc, bias, static_cast<int>(p.act));
-    } else {
-#pragma unroll
-      for (int j = 0; j < 8; ++j) epilogue(y, res, base + j, g * 8 + j, acc[j], bias, static_cast<int>(p.act));
-    }
+  __shared__ __align__(16) float ws[SMEM ? kSmemFilterFloats : 4];
+  if constexpr (SMEM) {
+    const int nw = p.kh * p.kw * p.c * p.o;
+    for (int i = threadIdx.x; i < nw; i += blockDim.x) ws[i] = ldf(w + i);
+    __syncthreads();
   }
-}
-
-// direct8 with the filter staged once per block in shared memory as float (kConvDirect8Smem):
-// filters of at most kSmemFilterFloats values. Same accumulation order as direct8.
-constexpr int kSmemFilterFloats = 4096;
-template <class T, class TO, bool VEC>
-__global__ void conv_direct8_smem_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
-                                         const T* __restrict__ res, TO* __restrict__ y, ConvParams p) {
-  __shared__ __align__(16) float ws[kSmemFilterFloats];
-  const int nw = p.kh * p.kw * p.c * p.o;
-  for (int i = threadIdx.x; i < nw; i += blockDim.x) ws[i] = ldf(w + i);
-  __syncthreads();
   const int groups = p.o / 8;
   const int total = p.n * p.oh * p.ow * groups;
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
@@ -165,19 +128,20 @@ __global__ void conv_direct8_smem_kernel(const T* __restrict__ x, const T* __res
         const int ix = ox * p.sw - p.pad_left + kx * p.dw;
         if (ix < 0 || ix >= p.w) continue;
         const T* xp = x + ((n * p.h + iy) * p.w + ix) * p.c;
-        const float* wp = ws + (ky * p.kw + kx) * p.c * p.o + g * 8;
+        const int woff = (ky * p.kw + kx) * p.c * p.o + g * 8;
         for (int c = 0; c < p.c; ++c) {
           const float xv = ldf(xp + c);
-          const float4 a = *reinterpret_cast<const float4*>(wp + c * p.o);
-          const float4 b = *reinterpret_cast<const float4*>(wp + c * p.o + 4);
-          acc[0] += xv * a.x;
-          acc[1] += xv * a.y;
-          acc[2] += xv * a.z;
-          acc[3] += xv * a.w;
-          acc[4] += xv * b.x;
-          acc[5] += xv * b.y;
-          acc[6] += xv * b.z;
-          acc[7] += xv * b.w;
+          float wv[8];
+          if constexpr (SMEM) {
+            const float4 a = *reinterpret_cast<const float4*>(ws + woff + c * p.o);
+            const float4 b = *reinterpret_cast<const float4*>(ws + woff + c * p.o + 4);
+            wv[0] = a.x, wv[1] = a.y, wv[2] = a.z, wv[3] = a.w, wv[4] = b.x, wv[5] = b.y, wv[6] = b.z, wv[7] = b.w;
+          } else {
+#pragma unroll
+            for (int j = 0; j < 8; ++j) wv[j] = ldf(w + woff + c * p.o + j);
+          }
+#pragma unroll
+          for (int j = 0; j < 8; ++j) acc[j] += xv * wv[j];
         }
       }
     }
@@ -515,22 +479,20 @@ void launch_conv(int tactic, const T* x, const T* w, const float* bias, const T*
     case kConvDirect:
       conv_direct_kernel<T, TO><<<grid_for(static_cast<int64_t>(p.n) * p.oh * p.ow * p.o, 256), 256, 0, s>>>(x, w, bias, r, y, p);
       break;
-    case kConvDirect8: {
-      const int grid = grid_for(static_cast<int64_t>(p.n) * p.oh * p.ow * (p.o / 8), 128);
-      if (aligned16(y) && aligned16(r))
-        conv_direct8_kernel<T, TO, true><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
-      else
-        conv_direct8_kernel<T, TO, false><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
-      break;
-    }
+    case kConvDirect8:
     case kConvDirect8Smem: {
-      // Enough blocks to fill the GPU, few enough that each stages the filter for many pixels.
       const int64_t work = static_cast<int64_t>(p.n) * p.oh * p.ow * (p.o / 8);
-      const int grid = static_cast<int>(std::min<int64_t>((work + 127) / 128, 132 * 16));
-      if (aligned16(y) && aligned16(r))
-        conv_direct8_smem_kernel<T, TO, true><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
-      else
-        conv_direct8_smem_kernel<T, TO, false><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
+      const bool vec = aligned16(y) && aligned16(r);
+      if (tactic == kConvDirect8) {
+        const int grid = grid_for(work, 128);
+        if (vec) conv_direct8_kernel<T, TO, true, false><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
+        else conv_direct8_kernel<T, TO, false, false><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
+      } else {
+        // Enough blocks to fill the GPU, few enough that each stages the filter for many pixels.
+        const int grid = static_cast<int>(std::min<int64_t>((work + 127) / 128, 132 * 16));
+        if (vec) conv_direct8_kernel<T, TO, true, true><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
+        else conv_direct8_kernel<T, TO, false, true><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
+      }
       break;
     }
     case kConvGemm64:

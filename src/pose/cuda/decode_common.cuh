@@ -86,6 +86,20 @@ __device__ __forceinline__ bool argmax_before(float va, int ia, float vb, int ib
 __device__ __forceinline__ void argmax_take(ArgMax& a, float v, int i) {
   if (argmax_before(v, i, a.v, a.i)) a = {v, i};
 }
+// An argmax candidate as one integer whose unsigned order is the reduction's order (value
+// descending with -0 == +0, NaN last, then index ascending), so blocks merge with atomicMax.
+__device__ __forceinline__ unsigned long long argmax_key(ArgMax a) {
+  unsigned hi = 0;  // NaN: below every number
+  if (!isnan(a.v)) {
+    const unsigned u = __float_as_uint(a.v == 0.0f ? 0.0f : a.v);
+    hi = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  }
+  return (static_cast<unsigned long long>(hi) << 32) | (0xffffffffu - static_cast<unsigned>(a.i));
+}
+__device__ __forceinline__ int argmax_key_index(unsigned long long key) {
+  return static_cast<int>(0xffffffffu - static_cast<unsigned>(key & 0xffffffffu));
+}
+
 __device__ __forceinline__ ArgMax warp_argmax(ArgMax a) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {

@@ -169,19 +169,6 @@ __device__ __forceinline__ float weighted(const float* heat, int cell, int G, co
   return isnan(d2) ? d2 : __fmul_rn(h, 0.0f);
 }
 
-// An argmax candidate as one integer whose unsigned order is the reduction's order (value
-// descending with -0 == +0, NaN last, then index ascending), so blocks merge with atomicMax.
-__device__ __forceinline__ unsigned long long argmax_key(ArgMax a) {
-  unsigned hi = 0;  // NaN: below every number
-  if (!isnan(a.v)) {
-    const unsigned u = __float_as_uint(a.v == 0.0f ? 0.0f : a.v);
-    hi = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-  }
-  return (static_cast<unsigned long long>(hi) << 32) | (0xffffffffu - static_cast<unsigned>(a.i));
-}
-__device__ __forceinline__ int argmax_key_index(unsigned long long key) {
-  return static_cast<int>(0xffffffffu - static_cast<unsigned>(key & 0xffffffffu));
-}
 
 constexpr int kArgThreads = 32 * kK;  // warp k takes keypoint k
 constexpr int kTargetBlocks = 512;

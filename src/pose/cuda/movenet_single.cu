@@ -45,19 +45,6 @@ __device__ __forceinline__ float keypoint_value(const float* heat, int i, int k,
   return __fdiv_rn(heat[i * kK + k], __fadd_rn(dist, kMoveNetKeypointDistEps));
 }
 
-// An argmax candidate as one integer whose unsigned order is the reduction's order (value
-// descending with -0 == +0, NaN last, then index ascending), so blocks merge with atomicMax.
-__device__ __forceinline__ unsigned long long argmax_key(ArgMax a) {
-  unsigned hi = 0;  // NaN: below every number
-  if (!isnan(a.v)) {
-    const unsigned u = __float_as_uint(a.v == 0.0f ? 0.0f : a.v);
-    hi = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-  }
-  return (static_cast<unsigned long long>(hi) << 32) | (0xffffffffu - static_cast<unsigned>(a.i));
-}
-__device__ __forceinline__ int argmax_key_index(unsigned long long key) {
-  return static_cast<int>(0xffffffffu - static_cast<unsigned>(key & 0xffffffffu));
-}
 
 // Block (chunk, item): every block finds the item's centre (cheap), then warp k takes the
 // weighted argmax of keypoint k over the block's cells and merges it into the item's key by
