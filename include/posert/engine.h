@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "posert/error.h"
@@ -45,6 +46,23 @@ class Engine {
 
   struct Impl;
   std::shared_ptr<Impl> impl;
+};
+
+// The builder side of the API (TensorRT's IBuilder role): holds the build options and turns a
+// model into an engine for this GPU. Engine::build(model, dir, options) is the one-call form.
+class Builder {
+ public:
+  explicit Builder(BuildOptions options = {}) : options_(std::move(options)) {}
+  BuildOptions& options() { return options_; }
+  const BuildOptions& options() const { return options_; }
+  // Imports models_dir/<model>.json, cuts it at the model's heads, fuses, plans memory and tunes
+  // every convolution on this GPU. Throws posert::Error (no GPU, unknown model, bad files).
+  std::shared_ptr<Engine> build(const std::string& model, const std::string& models_dir) const {
+    return Engine::build(model, models_dir, options_);
+  }
+
+ private:
+  BuildOptions options_;
 };
 
 class Context {

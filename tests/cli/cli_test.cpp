@@ -185,6 +185,28 @@ TEST(Cli, CocoFormat) {
   EXPECT_EQ(j[0]["keypoints"].size(), 51u);
 }
 
+// --batch groups the inputs per detector call; the results are those of one image at a time
+// (CPU backend here; the CUDA batch path is compared with the CPU in tests/gpu).
+TEST(Cli, BatchGivesTheSameResults) {
+  NEED_MODEL("movenet-lightning");
+  NEED_PHOTO("camera.png");
+  NEED_PHOTO("astronaut.png");
+  NEED_PHOTO("messi5.jpg");
+  const std::string dir = posert::test::temp_dir();
+  const std::string in = photo("camera.png") + " " + photo("astronaut.png") + " " + photo("messi5.jpg");
+  const Result one = run("run -q --model movenet-lightning " + in + " -o " + dir + "/one.json");
+  ASSERT_EQ(one.code, 0) << one.output;
+  const Result two = run("run -q --model movenet-lightning --batch 2 " + in + " -o " + dir + "/two.json");
+  ASSERT_EQ(two.code, 0) << two.output;
+  std::ifstream a(dir + "/one.json"), b(dir + "/two.json");
+  const auto ja = nlohmann::json::parse(a), jb = nlohmann::json::parse(b);
+  ASSERT_EQ(ja["frames"].size(), 3u);
+  EXPECT_EQ(ja, jb);
+  const Result bad = run("run -q --model movenet-lightning --batch 0 " + in + " -o " + dir + "/bad.json");
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_FALSE(fs::exists(dir + "/bad.json"));
+}
+
 TEST(Cli, CreatesTheOutputFolder) {
   NEED_MODEL("movenet-lightning");
   NEED_PHOTO("camera.png");

@@ -34,7 +34,7 @@ int cmd_build(int argc, char** argv) {
   bo.timing_cache = a.get_or("--timing-cache", home ? std::string(home) + "/.cache/posert/timing.cache" : "");
   bo.verbose = !(a.has("-q") || a.has("--quiet"));
   const auto t0 = std::chrono::steady_clock::now();
-  auto engine = Engine::build(*a.get("--model"), a.get_or("--models-dir", default_models_dir()), bo);
+  auto engine = Builder(bo).build(*a.get("--model"), a.get_or("--models-dir", default_models_dir()));
   engine->save(*out);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (bo.verbose)

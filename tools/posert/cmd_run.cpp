@@ -33,6 +33,10 @@ const char* kHelp =
     "                     for this GPU on first use and cached in ~/.cache/posert)\n"
     "  --engine FILE      run this engine file (from posert build; implies --backend cuda)\n"
     "  --precision P      fp16 (default) or fp32, for the engine built by --backend cuda\n"
+    "  --batch N          images per detector call (default 1). With --backend cuda the engine\n"
+    "                     takes N frames at once (one CUDA graph: upload, preprocessing,\n"
+    "                     network, decoding, download of the poses); an --engine file must\n"
+    "                     have been built with --max-batch >= N\n"
     "  -o, --output FILE  where to write the results JSON (required)\n"
     "  --format F         posert (default) or coco (COCO keypoint results list)\n"
     "  --overlay DIR      also draw skeletons on each image and save DIR/<name>.png\n"
@@ -45,7 +49,7 @@ const char* kHelp =
 
 int cmd_run(int argc, char** argv) {
   Args a(argc, argv, 2, {"--model", "--backend", "-o", "--output", "--format", "--overlay", "--threshold", "--models-dir",
-          "--engine", "--precision"},
+          "--engine", "--precision", "--batch"},
          {"--help", "-h", "-q", "--quiet"});
   if (a.has("--help") || a.has("-h")) {
     std::fputs(kHelp, stdout);
@@ -69,6 +73,8 @@ int cmd_run(int argc, char** argv) {
   opt.verbose = !quiet;
   opt.models_dir = a.get_or("--models-dir", "");
   opt.min_pose_score = threshold;
+  const int batch = a.get_int("--batch", 1, 1, 4096);
+  opt.max_batch = batch;
 
   if (!opt.model.empty()) find_model_spec(opt.model);  // an unknown name is a usage error, before any file check
   // Check every input exists before the (slow) model load, so a typo fails fast.
@@ -99,25 +105,34 @@ int cmd_run(int argc, char** argv) {
   std::vector<FrameResult> frames;
   std::vector<std::pair<std::string, Image>> overlays;
   const auto t0 = std::chrono::steady_clock::now();
-  for (size_t i = 0; i < a.positional().size(); ++i) {
-    const std::string& in = a.positional()[i];
-    Image img = read_image(in);
+  const auto& inputs = a.positional();
+  for (size_t first = 0; first < inputs.size(); first += static_cast<size_t>(batch)) {
+    const size_t last = std::min(inputs.size(), first + static_cast<size_t>(batch));
+    std::vector<Image> imgs;
+    std::vector<FrameRef> refs;
+    for (size_t i = first; i < last; ++i) imgs.push_back(read_image(inputs[i]));
+    for (const auto& img : imgs) refs.push_back(FrameRef{img.rgb.data(), img.width, img.height});
     const auto t = std::chrono::steady_clock::now();
-    FrameResult fr;
-    fr.source = in;
-    fr.index = static_cast<int>(i);
-    fr.width = img.width;
-    fr.height = img.height;
-    fr.poses = det.detect(img.rgb.data(), img.width, img.height);
+    auto poses = det.detect_batch(refs);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
-    if (!quiet)
-      std::fprintf(stderr, "[%zu/%zu] %s: %dx%d, %zu pose(s), %.0f ms\n", i + 1, a.positional().size(), in.c_str(),
-                   img.width, img.height, fr.poses.size(), ms);
-    if (overlay_dir) {
-      draw_poses(img, fr.poses, threshold);
-      overlays.emplace_back((fs::path(*overlay_dir) / (fs::path(in).stem().string() + ".png")).string(), std::move(img));
+    for (size_t i = first; i < last; ++i) {
+      Image& img = imgs[i - first];
+      FrameResult fr;
+      fr.source = inputs[i];
+      fr.index = static_cast<int>(i);
+      fr.width = img.width;
+      fr.height = img.height;
+      fr.poses = std::move(poses[i - first]);
+      if (!quiet)
+        std::fprintf(stderr, "[%zu/%zu] %s: %dx%d, %zu pose(s), %.0f ms%s\n", i + 1, inputs.size(), inputs[i].c_str(),
+                     img.width, img.height, fr.poses.size(), ms, last - first > 1 ? " (whole batch)" : "");
+      if (overlay_dir) {
+        draw_poses(img, fr.poses, threshold);
+        overlays.emplace_back((fs::path(*overlay_dir) / (fs::path(inputs[i]).stem().string() + ".png")).string(),
+                              std::move(img));
+      }
+      frames.push_back(std::move(fr));
     }
-    frames.push_back(std::move(fr));
   }
   // Outputs are written only after every input succeeded: no partial results on failure.
   write_results(*out, det.model_name(), frames, fmt);
