@@ -13,6 +13,7 @@
 
 #include "engine/cuda/cudnn_conv.h"
 #include "engine/engine_plan.h"
+#include "engine/stream_schedule.h"
 #include "kernels/cuda/cuda_kernels.h"
 
 namespace posert::cuda {
@@ -78,8 +79,15 @@ class DeviceContext {
   void set_use_graphs(bool on) { use_graphs_ = on; }
   // Launches only layer `i` with `tactic` (for tuning and per-layer profiling). Outside stream
   // capture it grows the cuDNN workspace when `tactic` needs more.
-  void launch_layer(size_t i, int batch, int tactic);
+  void launch_layer(size_t i, int batch, int tactic) { launch_layer_on(i, batch, tactic, 0); }
+  // The whole forward pass: on one stream, or with independent branches on extra streams that
+  // fork from and join back into the context's stream (StreamSchedule), so a captured graph holds
+  // them as parallel branches.
   void launch_all(int batch);
+  // Streams the forward pass may use (1: everything on the context's stream). Default 1 (measured
+  // faster on MoveNet), or $POSERT_STREAMS. Drops captured graphs.
+  void set_max_streams(int n);
+  int streams_used() const { return schedule_.streams; }
 
   // The context's cuDNN handle (bound to its stream); created on first use when the plan has no
   // cuDNN layer (the tuner's context).
@@ -90,6 +98,17 @@ class DeviceContext {
   void reserve_workspace(size_t bytes);
 
  private:
+  // An extra stream of the multi-stream schedule, with the cuDNN handle and workspace of its own
+  // (cuDNN layers on different streams must not share them).
+  struct Lane {
+    cudaStream_t stream = nullptr;
+    std::unique_ptr<CudnnConv> cudnn;
+    void* workspace = nullptr;
+    size_t workspace_bytes = 0;
+  };
+  void launch_layer_on(size_t i, int batch, int tactic, int lane);
+  void build_schedule(int max_streams);
+  void free_lanes();
   size_t cudnn_need(size_t i, int batch, int tactic);  // workspace bytes, cached per (layer, batch, tactic)
   void prepare_batch(int batch);                        // reserves the workspace for the plan's tactics
   void capture(int batch);
@@ -105,6 +124,9 @@ class DeviceContext {
   size_t workspace_bytes_ = 0;
   std::map<std::tuple<size_t, int, int>, size_t> cudnn_need_;
   std::set<int> prepared_;  // batch sizes whose workspace is reserved
+  StreamSchedule schedule_;
+  std::vector<Lane> lanes_;           // lanes_[k - 1] is stream k of the schedule
+  std::vector<cudaEvent_t> events_;   // per layer (those that signal), plus the fork event at the end
 };
 
 }  // namespace posert::cuda

@@ -1,0 +1,73 @@
+// Template body of schedule_streams (stream_schedule.h).
+#pragma once
+#include <algorithm>
+
+namespace posert {
+
+template <class Serialize>
+StreamSchedule schedule_streams(const EnginePlan& p, int max_streams, Serialize&& serialize) {
+  const int n = static_cast<int>(p.layers.size());
+  StreamSchedule s;
+  s.stream.assign(n, 0);
+  s.waits.assign(n, {});
+  s.signals.assign(n, false);
+  max_streams = std::max(1, max_streams);
+  // Every layer's dependencies: producers of its inputs, and earlier layers touching the arena
+  // bytes it writes (or writing the bytes it reads).
+  auto in_arena = [&](int t) { return p.tensors[t].kind != TensorKind::Weight; };
+  auto overlap = [&](int a, int b) {
+    const PlanTensor &x = p.tensors[a], &y = p.tensors[b];
+    return x.offset < y.offset + y.bytes && y.offset < x.offset + x.bytes;
+  };
+  std::vector<std::vector<int>> deps(n);
+  for (int i = 0; i < n; ++i) {
+    const PlanLayer& li = p.layers[i];
+    for (int j = 0; j < i; ++j) {
+      const PlanLayer& lj = p.layers[j];
+      bool dep = false;
+      for (int ti : li.outputs)
+        for (int tj : lj.outputs) dep = dep || overlap(ti, tj);  // write after write
+      for (int ti : li.outputs)
+        for (int tj : lj.inputs) dep = dep || (in_arena(tj) && overlap(ti, tj));  // write after read
+      for (int ti : li.inputs)
+        for (int tj : lj.outputs) dep = dep || (in_arena(ti) && overlap(ti, tj));  // read after write
+      if (dep) deps[i].push_back(j);
+    }
+  }
+  if (max_streams == 1) return s;
+  std::vector<int> last(max_streams, -1);  // last layer on each stream
+  int prev_serial = -1;
+  for (int i = 0; i < n; ++i) {
+    int st = -1;
+    if (serialize(p.layers[i])) {
+      st = 0;
+      if (prev_serial >= 0 && std::find(deps[i].begin(), deps[i].end(), prev_serial) == deps[i].end())
+        deps[i].push_back(prev_serial);
+      prev_serial = i;
+    } else {
+      // Continue the stream whose last layer this one depends on (the chain goes on); otherwise the
+      // stream idle the longest.
+      for (int j = static_cast<int>(deps[i].size()) - 1; j >= 0 && st < 0; --j) {
+        const int d = deps[i][j];
+        if (last[s.stream[d]] == d) st = s.stream[d];
+      }
+      if (st < 0) st = static_cast<int>(std::min_element(last.begin(), last.end()) - last.begin());
+    }
+    s.stream[i] = st;
+    for (int d : deps[i])
+      if (s.stream[d] != st) {
+        s.waits[i].push_back(d);
+        s.signals[d] = true;
+      }
+    last[st] = i;
+    s.streams = std::max(s.streams, st + 1);
+  }
+  s.last_on_stream.assign(s.streams, -1);
+  for (int k = 1; k < s.streams; ++k) {
+    s.last_on_stream[k] = last[k];
+    if (last[k] >= 0) s.signals[last[k]] = true;
+  }
+  return s;
+}
+
+}  // namespace posert
