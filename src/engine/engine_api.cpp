@@ -160,11 +160,17 @@ std::vector<std::pair<std::string, double>> Context::profile_layers(int batch) {
   cuda::check(cudaEventCreate(&e1), "cudaEventCreate");
   // Each layer alone as a one-layer CUDA graph, as the tuner times it: launched directly, cuDNN's
   // host-side work per call (tens of microseconds) would hide the GPU time.
+  // A depthwise layer fused into the pointwise layer after it launches nothing: the pair is one
+  // entry, "DepthwiseConv2D+Conv2D".
   for (size_t i = 0; i < p.layers.size(); ++i) {
+    if (p.layers[i].op == OpKind::DepthwiseConv2D && p.layers[i].tactic == cuda::kDwFused) continue;
     std::string why;
     const auto us = cuda::time_tactic(*impl_->ctx, i, batch, p.layers[i].tactic, e0, e1, &why);
     if (!us) throw Error("profiling layer '" + p.layers[i].name + "': " + why);
-    r.emplace_back(std::string(op_name(p.layers[i].op)) + " " + p.layers[i].name, *us);
+    if (dwpw_fused(p, i))
+      r.emplace_back("DepthwiseConv2D+Conv2D " + p.layers[i - 1].name + " + " + p.layers[i].name, *us);
+    else
+      r.emplace_back(std::string(op_name(p.layers[i].op)) + " " + p.layers[i].name, *us);
   }
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);

@@ -164,6 +164,65 @@ void EnginePlan::validate(const std::string& what) const {
     if (l.op == OpKind::Conv2D && cuda::is_cudnn_tactic(l.tactic) && target.cudnn == 0)
       bad(ln + " uses the cuDNN tactic " + cuda::conv_tactic_label(l.tactic) + " but the engine records no cuDNN version");
   }
+  // Fused depthwise + pointwise pairs: both halves present, the pair fusable, and the depthwise
+  // input apart from the bytes the fused kernel writes (it reads the one while writing the other).
+  auto overlap = [&](int32_t a, int32_t b) {
+    const PlanTensor &ta = tensors[a], &tb = tensors[b];
+    return ta.offset < tb.offset + tb.bytes && tb.offset < ta.offset + ta.bytes;
+  };
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const PlanLayer& l = layers[i];
+    const std::string ln = "layer #" + std::to_string(i) + " '" + l.name + "'";
+    const bool dw_fused = l.op == OpKind::DepthwiseConv2D && l.tactic == cuda::kDwFused;
+    if (dw_fused && !dwpw_fused(*this, i + 1)) bad(ln + " is marked fused but the layer after it is not a fused pointwise convolution");
+    if (!dwpw_fused(*this, i)) continue;
+    if (!dwpw_pair_possible(*this, i) || layers[i - 1].tactic != cuda::kDwFused)
+      bad(ln + " has the fused tactic " + cuda::conv_tactic_label(l.tactic) + " without a depthwise layer it can fuse before it");
+    const int32_t x = layers[i - 1].inputs[0];
+    for (int32_t w : l.outputs)
+      if (overlap(x, w)) bad(ln + ": its output overlaps the fused depthwise input in the arena");
+  }
+}
+
+bool dwpw_pair_possible(const EnginePlan& p, size_t i) {
+  if (i == 0 || i >= p.layers.size()) return false;
+  const PlanLayer& pw = p.layers[i];
+  const PlanLayer& dw = p.layers[i - 1];
+  if (pw.op != OpKind::Conv2D || dw.op != OpKind::DepthwiseConv2D) return false;
+  if (dw.inputs.size() < 2 || dw.inputs.size() > 3 || dw.outputs.size() != 1 || pw.inputs.size() < 2) return false;
+  const int32_t mid = dw.outputs[0];
+  if (pw.inputs[0] != mid || p.tensors[mid].kind != TensorKind::Activation) return false;
+  for (size_t k = 0; k < p.layers.size(); ++k)
+    for (size_t j = 0; j < p.layers[k].inputs.size(); ++j)
+      if (p.layers[k].inputs[j] == mid && !(k == i && j == 0)) return false;
+  const PlanTensor& x = p.tensors[dw.inputs[0]];
+  const PlanTensor& wd = p.tensors[dw.inputs[1]];
+  const PlanTensor& wp = p.tensors[pw.inputs[1]];
+  const PlanTensor& y = p.tensors[pw.outputs[0]];
+  const PlanTensor& m = p.tensors[mid];
+  if (x.storage != Storage::F16 || m.storage != Storage::F16) return false;
+  if (x.shape.size() != 4 || m.shape.size() != 4 || y.shape.size() != 4 || wd.shape.size() != 4 || wp.shape.size() != 4) return false;
+  const int64_t c = x.shape[3];
+  if (c % 8 != 0 || wd.shape[0] != 3 || wd.shape[1] != 3 || wd.shape[2] != c || wd.shape[3] != 1 || m.shape[3] != c) return false;
+  if (wp.shape[0] != 1 || wp.shape[1] != 1 || wp.shape[2] != c || wp.shape[3] % 8 != 0 || y.shape[3] != wp.shape[3]) return false;
+  if (y.shape[1] != m.shape[1] || y.shape[2] != m.shape[2]) return false;
+  const auto ds = dw.attrs.get_ints("strides", std::vector<int64_t>{1, 1});
+  const auto dd = dw.attrs.get_ints("dilations", std::vector<int64_t>{1, 1});
+  const auto ps = pw.attrs.get_ints("strides", std::vector<int64_t>{1, 1});
+  if (ds.size() != 2 || dd.size() != 2 || ps.size() != 2) return false;
+  return ds[0] == ds[1] && (ds[0] == 1 || ds[0] == 2) && dd[0] == 1 && dd[1] == 1 && ps[0] == 1 && ps[1] == 1;
+}
+
+bool dwpw_fused(const EnginePlan& p, size_t i) {
+  return i < p.layers.size() && p.layers[i].op == OpKind::Conv2D && cuda::is_dwpw_tactic(p.layers[i].tactic);
+}
+
+std::vector<int32_t> layer_reads(const EnginePlan& p, size_t i) {
+  std::vector<int32_t> r;
+  for (int32_t t : p.layers[i].inputs)
+    if (p.tensors[t].kind != TensorKind::Weight) r.push_back(t);
+  if (dwpw_fused(p, i) && i > 0) r.push_back(p.layers[i - 1].inputs[0]);
+  return r;
 }
 
 std::string describe_plan(const EnginePlan& p) {

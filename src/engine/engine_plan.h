@@ -68,6 +68,19 @@ struct EnginePlan {
   void validate_layer_shapes(const PlanLayer& l, const std::string& ln, Bad&& bad) const;
 };
 
+// Depthwise + pointwise fusion. Layer i (a 1x1 stride-1 Conv2D) and layer i - 1 (a 3x3 depthwise
+// layer, multiplier 1, no dilation, stride 1 or 2, no residual) can run as one kernel when the
+// depthwise output is the convolution's data input and nothing else reads it (no other layer, not
+// an engine output), both are half, and the channel counts are multiples of 8. The plan builder
+// places such depthwise layers right before their convolution and keeps the depthwise input alive
+// through the convolution (the fused kernel reads it there); the tuner fuses a pair where that
+// measures faster (tactics kDwFused + kConvDwPw*, kernels/cuda/cuda_kernels.h).
+bool dwpw_pair_possible(const EnginePlan& p, size_t i);
+// Whether layer i runs fused with layer i - 1 (its tactic is a dw+pw tactic).
+bool dwpw_fused(const EnginePlan& p, size_t i);
+// The arena tensors layer i reads: its data inputs, plus the depthwise input when it is fused.
+std::vector<int32_t> layer_reads(const EnginePlan& p, size_t i);
+
 // Human-readable listing: what it was built for, one line per layer (op, tactic by name,
 // activation, residual, output shape, name), the arena against one buffer per tensor, the weights.
 std::string describe_plan(const EnginePlan& p);

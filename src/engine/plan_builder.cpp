@@ -158,6 +158,26 @@ EnginePlan build_plan(const Graph& g, const std::string& model, Precision precis
     if (g.values[id].shape.empty() || g.values[id].shape[0] != 1)
       throw Error("the engine builder needs the graph imported at batch 1 (input '" + g.values[id].name + "')");
 
+  // A depthwise layer whose output only a 1x1 convolution reads moves right before that
+  // convolution (MoveNet's heads run four depthwise layers, then their four convolutions), so the
+  // pair can be fused (dwpw_pair_possible). Its inputs are computed earlier still, and nothing in
+  // between reads its output, so the order stays valid.
+  for (size_t j = 0; j < p.layers.size(); ++j) {
+    if (p.layers[j].op != OpKind::DepthwiseConv2D || p.layers[j].outputs.size() != 1) continue;
+    const int32_t out = p.layers[j].outputs[0];
+    size_t consumer = 0;
+    int readers = 0;
+    for (size_t k = 0; k < p.layers.size(); ++k)
+      for (int32_t t : p.layers[k].inputs)
+        if (t == out) ++readers, consumer = k;
+    if (readers != 1 || consumer <= j + 1 || p.layers[consumer].op != OpKind::Conv2D || p.layers[consumer].inputs[0] != out)
+      continue;
+    PlanLayer moved = std::move(p.layers[j]);
+    p.layers.erase(p.layers.begin() + static_cast<std::ptrdiff_t>(j));
+    p.layers.insert(p.layers.begin() + static_cast<std::ptrdiff_t>(consumer - 1), std::move(moved));
+    --j;  // the layer now at j has not been looked at
+  }
+
   // Buffers: a Reshape output shares its input's buffer when both have the same storage.
   const int nt = static_cast<int>(p.tensors.size());
   std::vector<int> buffer(nt);
@@ -182,6 +202,8 @@ EnginePlan build_plan(const Graph& g, const std::string& model, Precision precis
     for (int t : p.layers[s].inputs)
       if (p.tensors[t].kind != TensorKind::Weight) touch(t, s);
     for (int t : p.layers[s].outputs) touch(t, s);
+    // A fused depthwise + pointwise kernel reads the depthwise input at the pointwise step.
+    if (dwpw_pair_possible(p, static_cast<size_t>(s))) touch(p.layers[s - 1].inputs[0], s);
   }
   std::vector<int> roots;
   std::vector<TensorLifetime> life;

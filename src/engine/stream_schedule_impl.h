@@ -14,12 +14,13 @@ StreamSchedule schedule_streams(const EnginePlan& p, int max_streams, Serialize&
   max_streams = std::max(1, max_streams);
   // Every layer's dependencies: producers of its inputs, and earlier layers touching the arena
   // bytes it writes (or writing the bytes it reads).
-  auto in_arena = [&](int t) { return p.tensors[t].kind != TensorKind::Weight; };
   auto overlap = [&](int a, int b) {
     const PlanTensor &x = p.tensors[a], &y = p.tensors[b];
     return x.offset < y.offset + y.bytes && y.offset < x.offset + x.bytes;
   };
   std::vector<std::vector<int>> deps(n);
+  std::vector<std::vector<int32_t>> reads(n);  // a fused pointwise layer also reads the depthwise input
+  for (int i = 0; i < n; ++i) reads[i] = layer_reads(p, static_cast<size_t>(i));
   for (int i = 0; i < n; ++i) {
     const PlanLayer& li = p.layers[i];
     for (int j = 0; j < i; ++j) {
@@ -28,9 +29,9 @@ StreamSchedule schedule_streams(const EnginePlan& p, int max_streams, Serialize&
       for (int ti : li.outputs)
         for (int tj : lj.outputs) dep = dep || overlap(ti, tj);  // write after write
       for (int ti : li.outputs)
-        for (int tj : lj.inputs) dep = dep || (in_arena(tj) && overlap(ti, tj));  // write after read
-      for (int ti : li.inputs)
-        for (int tj : lj.outputs) dep = dep || (in_arena(ti) && overlap(ti, tj));  // read after write
+        for (int tj : reads[j]) dep = dep || overlap(ti, tj);  // write after read
+      for (int ti : reads[i])
+        for (int tj : lj.outputs) dep = dep || overlap(ti, tj);  // read after write
       if (dep) deps[i].push_back(j);
     }
   }

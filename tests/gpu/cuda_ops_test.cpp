@@ -16,6 +16,7 @@
 #include "engine/plan_builder.h"
 #include "engine/ref_executor.h"
 #include "passes/infer_shapes.h"
+#include "support/graph_builder.h"
 #endif
 
 namespace posert {
@@ -94,9 +95,17 @@ EnginePlan case_plan(const OpCase& c, int batch, Precision prec, int tactic) {
 
 // Runs the case on the GPU with the given tactic for its layer; returns the f32 output for `batch`
 // images. graphs: through enqueue's CUDA graph path (twice: the graph itself runs the second time).
+Tensor run_plan_cuda(EnginePlan plan, int batch, const std::vector<Tensor>& inputs, const Shape& out_shape, bool graphs);
+
 Tensor run_cuda(const OpCase& c, int batch, Precision prec, int tactic, const std::vector<Tensor>& inputs,
                 bool graphs = false) {
-  auto eng = std::make_shared<cuda::DeviceEngine>(case_plan(c, batch, prec, tactic));
+  const Graph gb = make_graph(c, batch);
+  return run_plan_cuda(case_plan(c, batch, prec, tactic), batch, inputs, gb.values[gb.outputs[0]].shape, graphs);
+}
+
+// Runs a plan (tactics already set) on `batch` images; returns output 0 (f32, out_shape).
+Tensor run_plan_cuda(EnginePlan plan, int batch, const std::vector<Tensor>& inputs, const Shape& out_shape, bool graphs) {
+  auto eng = std::make_shared<cuda::DeviceEngine>(std::move(plan));
   cuda::DeviceContext ctx(eng);
   const int out_id = eng->plan().outputs[0];
   // Poison the arena so unwritten outputs cannot pass.
@@ -126,8 +135,7 @@ Tensor run_cuda(const OpCase& c, int batch, Precision prec, int tactic, const st
     ctx.enqueue(batch);
     ctx.synchronize();
   }
-  const Graph gb = make_graph(c, batch);
-  Tensor out(DType::F32, gb.values[gb.outputs[0]].shape);
+  Tensor out(DType::F32, out_shape);
   cuda::check(cudaMemcpy(out.raw(), ctx.tensor(out_id), out.nbytes(), cudaMemcpyDeviceToHost), "download");
   return out;
 }
@@ -387,6 +395,98 @@ TEST(CudaOps, DepthwiseConv2D) {
     check_case(c, tactics);
   }
   EXPECT_EQ(row_tactic_runs, 20) << "the 3x3 row tactics must apply to the 10 channel-multiple-of-8 cases";
+}
+
+// A 3x3 depthwise layer and the 1x1 convolution after it, as one fused kernel (kDwFused +
+// kConvDwPw64/16), against the reference. dw+pw64x64 also bit for bit against the same pair
+// unfused (3x3 row depthwise tactic, then the tensor-core GEMM with the same tile: it computes the
+// very half values the depthwise layer writes and runs the same MMA sequence on them); dw+pw16x32
+// splits K over warps, so it sums in another order.
+struct DwPwCase {
+  int h, w, c, o, stride;
+  std::string pad, dw_act, pw_act;
+  bool dw_bias, residual, mid;  // mid: the convolution writes half (an intermediate layer), else float (a head)
+};
+
+Graph dwpw_graph(const DwPwCase& k, int batch) {
+  std::mt19937 rng(static_cast<uint32_t>(k.h * 131 + k.c * 7 + k.o + k.stride));
+  auto rnd = [&](Shape s, float scale) { return test::random_tensor(DType::F32, s, rng, -scale, scale); };
+  test::Builder b;
+  const int x = b.input("x", DType::F32, {batch, k.h, k.w, k.c});
+  Attrs da;
+  da.set("strides", std::vector<int64_t>{k.stride, k.stride});
+  da.set("dilations", std::vector<int64_t>{1, 1});
+  da.set("padding", k.pad);
+  da.set("activation", k.dw_act);
+  std::vector<int> din = {x, b.constant("wd", rnd({3, 3, k.c, 1}, 0.4f))};
+  if (k.dw_bias) din.push_back(b.constant("bd", rnd({k.c}, 0.5f)));
+  const int d = b.node(OpKind::DepthwiseConv2D, "dw", din, da);
+  Attrs pa;
+  pa.set("strides", std::vector<int64_t>{1, 1});
+  pa.set("dilations", std::vector<int64_t>{1, 1});
+  pa.set("padding", std::string("VALID"));
+  pa.set("activation", k.pw_act);
+  std::vector<int> pin = {d, b.constant("wp", rnd({1, 1, k.c, k.o}, 1.0f / std::sqrt(static_cast<float>(k.c)))),
+                          b.constant("bp", rnd({k.o}, 0.5f))};
+  const int oh = k.pad == "SAME" ? (k.h + k.stride - 1) / k.stride : (k.h - 3 + k.stride) / k.stride;
+  const int ow = k.pad == "SAME" ? (k.w + k.stride - 1) / k.stride : (k.w - 3 + k.stride) / k.stride;
+  if (k.residual) pin.push_back(b.input("res", DType::F32, {batch, oh, ow, k.o}));
+  int y = b.node(OpKind::Conv2D, "pw", pin, pa);
+  if (k.mid) y = b.node(OpKind::Reshape, "pw/reshape", {y, b.constant("shape", Tensor::from_ints({4}, {-1, oh, ow, k.o}))});
+  return b.finish({y});
+}
+
+TEST(CudaOps, DepthwisePointwiseFused) {
+  POSERT_REQUIRE_GPU();
+  const std::vector<DwPwCase> cases = {
+      {12, 12, 24, 96, 1, "SAME", "none", "relu", false, false, true},     // MoveNet's head branches
+      {9, 11, 32, 16, 2, "SAME", "relu6", "none", true, false, true},      // odd sizes, stride 2
+      {10, 10, 48, 24, 2, "SAME", "relu6", "none", true, true, true},      // even size, stride 2, residual
+      {7, 5, 40, 24, 1, "VALID", "relu6", "none", true, true, false},      // VALID, float output, residual
+      {6, 6, 160, 320, 1, "SAME", "relu6", "none", true, false, true},     // K over several tiles, N over 5
+      {5, 13, 8, 8, 1, "SAME", "relu", "sigmoid", true, false, false},     // K and N of one vector
+      {4, 4, 960, 160, 1, "SAME", "relu6", "none", true, true, true},      // > 48 KiB of shared memory (dw+pw16)
+      {3, 5, 576, 96, 2, "SAME", "relu6", "none", true, false, true},      // K of 36 x 16, N of 3 x 32
+      {6, 7, 1024, 40, 1, "SAME", "none", "relu", false, false, false},    // the largest K dw+pw16 takes
+  };
+  int ran = 0;
+  for (const auto& k : cases) {
+    for (int batch : {1, 5}) {
+      const Graph gb = dwpw_graph(k, batch);
+      std::mt19937 rng(static_cast<uint32_t>(17 + batch + k.c));
+      std::vector<Tensor> inputs;
+      for (int id : gb.inputs) inputs.push_back(test::random_tensor(gb.values[id].dtype, gb.values[id].shape, rng));
+      const Tensor ref = RefExecutor(gb).run(inputs)[0];
+      const Shape out_shape = gb.values[gb.outputs[0]].shape;
+      EnginePlan plan = build_plan(dwpw_graph(k, 1), "dwpw", Precision::FP16, batch);
+      plan.target = cuda::current_target();
+      size_t pw = 0;
+      while (pw < plan.layers.size() && plan.layers[pw].op != OpKind::Conv2D) ++pw;
+      ASSERT_TRUE(dwpw_pair_possible(plan, pw)) << describe_plan(plan);
+      for (int t : {cuda::kConvDwPw64, cuda::kConvDwPw16}) {
+        const std::string label = "dwpw " + std::to_string(k.h) + "x" + std::to_string(k.w) + " c" + std::to_string(k.c) +
+                                  " o" + std::to_string(k.o) + " s" + std::to_string(k.stride) + " " + k.pad +
+                                  (k.residual ? " res" : "") + (k.mid ? " half-out" : " float-out") + " batch " +
+                                  std::to_string(batch) + " " + cuda::conv_tactic_label(t);
+        SCOPED_TRACE(label);
+        EnginePlan fused = plan, apart = plan;
+        fused.layers[pw - 1].tactic = cuda::kDwFused;
+        fused.layers[pw].tactic = t;
+        apart.layers[pw - 1].tactic = cuda::kDw3x3R4;
+        apart.layers[pw].tactic = cuda::kConvWmma64;
+        ASSERT_NO_THROW(fused.validate("fused plan"));
+        for (bool graphs : {false, true}) {
+          const Tensor got = run_plan_cuda(fused, batch, inputs, out_shape, graphs);
+          EXPECT_LE(test::rel_l2(got, ref), 1e-2) << (graphs ? "graph" : "direct");
+          if (t != cuda::kConvDwPw64) continue;
+          const Tensor two = run_plan_cuda(apart, batch, inputs, out_shape, graphs);
+          EXPECT_EQ(0, std::memcmp(got.raw(), two.raw(), got.nbytes())) << "fused differs from the unfused pair";
+        }
+        ++ran;
+      }
+    }
+  }
+  EXPECT_EQ(ran, 36);
 }
 
 TEST(CudaOps, ElementwiseChainFromInt32) {

@@ -15,6 +15,7 @@
 #include "engine/engine_builder.h"
 #include "engine/plan_builder.h"
 #include "ir/verifier.h"
+#include "kernels/cuda/cuda_kernels.h"
 #include "passes/infer_shapes.h"
 #include "passes/passes.h"
 #include "pose/model_spec.h"
@@ -127,6 +128,11 @@ void check_plan_invariants(const EnginePlan& p) {
       if (p.tensors[t].kind == TensorKind::Weight) continue;
       EXPECT_LT(first[t], s) << "layer " << p.layers[s].name << " reads " << p.tensors[t].name << " before it is written";
       last[t] = std::max(last[t], s);
+    }
+    // A fusable depthwise + pointwise pair reads the depthwise input at the pointwise step.
+    if (dwpw_pair_possible(p, static_cast<size_t>(s))) {
+      const int x = p.layers[s - 1].inputs[0];
+      last[x] = std::max(last[x], s);
     }
     for (int t : p.layers[s].outputs) {
       EXPECT_NE(p.tensors[t].kind, TensorKind::Weight);
@@ -378,6 +384,94 @@ TEST(PlanBuilder, RejectsAConstantWhereTheRuntimeNeedsComputedData) {
   }
 }
 
+// ---- depthwise + pointwise pairs -------------------------------------------------------------
+
+// x -> 1x1 conv "a" -> two depthwise layers -> one 1x1 conv each (outputs): the IR order runs both
+// depthwise layers before either convolution, as MoveNet's heads do.
+Graph two_branch_sep_convs(int channels = 16) {
+  std::mt19937 rng(5);
+  Builder b;
+  const int x = b.input("x", DType::F32, {1, 8, 8, channels});
+  Attrs pw = conv_attrs();
+  pw.set("activation", std::string("relu6"));
+  Attrs dw = conv_attrs({2, 2});
+  dw.set("activation", std::string("relu6"));
+  const int a = b.node(OpKind::Conv2D, "a", {x, b.constant("wa", rand_f32({1, 1, channels, channels}, rng)),
+                                               b.constant("ba", rand_f32({channels}, rng))}, pw);
+  const int d1 = b.node(OpKind::DepthwiseConv2D, "dw1", {a, b.constant("w1", rand_f32({3, 3, channels, 1}, rng)),
+                                                           b.constant("b1", rand_f32({channels}, rng))}, dw);
+  const int d2 = b.node(OpKind::DepthwiseConv2D, "dw2", {a, b.constant("w2", rand_f32({3, 3, channels, 1}, rng))}, dw);
+  const int p1 = b.node(OpKind::Conv2D, "pw1", {d1, b.constant("wp1", rand_f32({1, 1, channels, 8}, rng)),
+                                                 b.constant("bp1", rand_f32({8}, rng))}, conv_attrs());
+  const int p2 = b.node(OpKind::Conv2D, "pw2", {d2, b.constant("wp2", rand_f32({1, 1, channels, 24}, rng)),
+                                                 b.constant("bp2", rand_f32({24}, rng))}, conv_attrs());
+  return b.finish({p1, p2});
+}
+
+size_t layer_index(const EnginePlan& p, const std::string& name) {
+  for (size_t i = 0; i < p.layers.size(); ++i)
+    if (p.layers[i].name == name) return i;
+  ADD_FAILURE() << "no layer " << name;
+  return 0;
+}
+
+TEST(PlanBuilder, DepthwiseLayerMovesRightBeforeItsPointwiseConvolution) {
+  const EnginePlan p = build_plan(two_branch_sep_convs(), "sep", Precision::FP16, 3);
+  check_plan_invariants(p);
+  const size_t p1 = layer_index(p, "pw1"), p2 = layer_index(p, "pw2");
+  EXPECT_EQ(layer_index(p, "dw1"), p1 - 1);
+  EXPECT_EQ(layer_index(p, "dw2"), p2 - 1);
+  EXPECT_TRUE(dwpw_pair_possible(p, p1));
+  EXPECT_TRUE(dwpw_pair_possible(p, p2));
+  EXPECT_FALSE(dwpw_pair_possible(p, layer_index(p, "a")));
+  // The depthwise input ("a") stays alive through both convolutions: their outputs never share its bytes.
+  const PlanTensor& a = p.tensors[p.layers[layer_index(p, "a")].outputs[0]];
+  for (size_t i : {p1, p2}) {
+    const PlanTensor& y = p.tensors[p.layers[i].outputs[0]];
+    EXPECT_TRUE(a.offset + a.bytes <= y.offset || y.offset + y.bytes <= a.offset) << p.layers[i].name;
+  }
+  // fp32 engines and channel counts that are not multiples of 8 have no fusable pair.
+  const EnginePlan f32 = build_plan(two_branch_sep_convs(), "sep", Precision::FP32, 1);
+  const EnginePlan odd = build_plan(two_branch_sep_convs(12), "sep", Precision::FP16, 1);
+  for (size_t i = 0; i < f32.layers.size(); ++i) EXPECT_FALSE(dwpw_pair_possible(f32, i));
+  for (size_t i = 0; i < odd.layers.size(); ++i) EXPECT_FALSE(dwpw_pair_possible(odd, i));
+}
+
+TEST(PlanBuilder, ValidateChecksFusedDepthwisePointwiseTactics) {
+  EnginePlan p = build_plan(two_branch_sep_convs(), "sep", Precision::FP16, 1);
+  const size_t p1 = layer_index(p, "pw1"), p2 = layer_index(p, "pw2");
+  p.layers[p1 - 1].tactic = cuda::kDwFused;
+  p.layers[p1].tactic = cuda::kConvDwPw64;
+  p.layers[p2 - 1].tactic = cuda::kDwFused;
+  p.layers[p2].tactic = cuda::kConvDwPw16;
+  EXPECT_NO_THROW(p.validate("plan"));
+  EXPECT_EQ(layer_reads(p, p1).back(), p.layers[p1 - 1].inputs[0]);
+  EXPECT_NE(describe_plan(p).find("tactic dw+pw64x64"), std::string::npos) << describe_plan(p);
+  EXPECT_NE(describe_plan(p).find("tactic fused"), std::string::npos);
+  auto refused = [](const EnginePlan& q, const std::string& what) {
+    try {
+      q.validate("engine file 'x.engine'");
+      ADD_FAILURE() << "accepted: " << what;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("engine file 'x.engine'"), std::string::npos) << e.what();
+    }
+  };
+  EnginePlan q = p;
+  q.layers[p1].tactic = cuda::kConvWmma64;  // the depthwise layer would never be computed
+  refused(q, "a fused depthwise layer before an unfused convolution");
+  q = p;
+  q.layers[p1 - 1].tactic = cuda::kDw3x3R4;  // the convolution would read a depthwise output nobody wrote... or both run
+  refused(q, "a fused convolution after an unfused depthwise layer");
+  q = p;
+  const size_t a = layer_index(q, "a");
+  q.layers[a].tactic = cuda::kConvDwPw64;  // no depthwise layer before it
+  refused(q, "a fused tactic on a convolution without a depthwise layer before it");
+  q = p;
+  q.tensors[q.layers[p1].outputs[0]].offset = q.tensors[q.layers[p1 - 1].inputs[0]].offset;
+  q.arena_bytes = std::max(q.arena_bytes, q.tensors[q.layers[p1 - 1].inputs[0]].offset + q.tensors[q.layers[p1].outputs[0]].bytes);
+  refused(q, "a fused output over the depthwise input");
+}
+
 // ---- the real models ------------------------------------------------------------------------
 
 void check_model_plan(const std::string& name) {
@@ -393,6 +487,14 @@ void check_model_plan(const std::string& name) {
     for (size_t i = 0; i < p.outputs.size(); ++i) EXPECT_EQ(p.tensors[p.outputs[i]].name, spec.head_values[i]);
     check_plan_invariants(p);
     if (prec == Precision::FP16) check_fp16_storage(p);
+    int pairs = 0;
+    for (size_t i = 0; i < p.layers.size(); ++i) pairs += dwpw_pair_possible(p, i);
+    if (prec == Precision::FP32) {
+      EXPECT_EQ(pairs, 0);
+    } else if (spec.name == "movenet-lightning") {
+      EXPECT_EQ(pairs, 24);  // every depthwise layer
+    }
+    std::cout << "[ plan     ] " << spec.name << " " << precision_name(prec) << ": " << pairs << " fusable depthwise + pointwise pairs\n";
     std::cout << "[ plan     ] " << spec.name << " " << precision_name(prec) << ": " << p.layers.size() << " layers, "
               << p.tensors.size() << " tensors, arena " << p.arena_bytes << " bytes of " << p.activation_sum_bytes
               << " (batch 2), weights " << p.weights.size() << " bytes\n";

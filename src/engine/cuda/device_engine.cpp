@@ -240,6 +240,7 @@ DeviceContext::DeviceContext(std::shared_ptr<const DeviceEngine> engine, cudaStr
     check(e, "cudaMalloc (activation arena)");
   }
   uses_cudnn_ = uses_cudnn(engine_->plan());
+  init_programmatic_launch();
   // One stream by default: on the H100 the MoveNet graphs with their head branches on 4 streams ran
   // slower than on one (lightning batch 1: 0.371 against 0.310 ms), the fork/join edges costing
   // more than the overlap gains. $POSERT_STREAMS or set_max_streams turns it on.
@@ -388,6 +389,7 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
   switch (l.op) {
     case OpKind::Conv2D:
     case OpKind::DepthwiseConv2D: {
+      if (l.op == OpKind::DepthwiseConv2D && tactic == kDwFused) break;  // the next layer computes it
       const ConvParams cp = conv_params(p, l, batch);
       const bool half = in.storage == Storage::F16;
       const float* bias = l.inputs.size() > 2 ? static_cast<const float*>(tensor(l.inputs[2])) : nullptr;
@@ -414,6 +416,15 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
         a.workspace = ln ? ln->workspace : workspace_;
         a.workspace_bytes = ln ? ln->workspace_bytes : workspace_bytes_;
         (ln ? *ln->cudnn : cudnn()).run(tactic, cp, half, a, l.name);
+        break;
+      }
+      if (l.op == OpKind::Conv2D && is_dwpw_tactic(tactic)) {
+        if (!dwpw_pair_possible(p, i))
+          throw Error("layer '" + l.name + "': tactic " + conv_tactic_label(tactic) + " needs the depthwise layer it fuses right before it");
+        const PlanLayer& d = p.layers[i - 1];
+        const float* dbias = d.inputs.size() > 2 ? static_cast<const float*>(tensor(d.inputs[2])) : nullptr;
+        dw_pw_conv2d(tactic, tensor(d.inputs[0]), tensor(d.inputs[1]), dbias, conv_params(p, d, batch), tensor(l.inputs[1]),
+                     bias, res, tensor(l.outputs[0]), cp, s);
         break;
       }
       if (l.op == OpKind::Conv2D)

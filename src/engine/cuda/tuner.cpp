@@ -2,6 +2,7 @@
 
 #include <cuda_fp16.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include <algorithm>
@@ -119,6 +120,62 @@ std::optional<double> time_tactic(DeviceContext& ctx, size_t i, int batch, int t
 }
 
 
+namespace {
+
+// Depthwise + pointwise pairs (dwpw_pair_possible), after every layer has its own tactic: the pair
+// runs as one kernel (kDwFused + kConvDwPw*) where the fused kernel measures faster than the two
+// chosen kernels one after the other. Cached under the pair's key: the fused tactic, or 0 (apart).
+void tune_dwpw_pairs(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const BuildTarget& target, int driver,
+                     cudaEvent_t e0, cudaEvent_t e1, std::vector<LayerTiming>& report) {
+  for (size_t i = 1; i < p.layers.size(); ++i) {
+    if (!dwpw_pair_possible(p, i)) continue;
+    PlanLayer& dw = p.layers[i - 1];
+    PlanLayer& pw = p.layers[i];
+    const ConvParams dcp = conv_params(p, dw, p.max_batch), pcp = conv_params(p, pw, p.max_batch);
+    std::vector<int> cands;
+    for (int t : {kConvDwPw64, kConvDwPw16})
+      if (dwpw_applies(t, dcp, pcp, true)) cands.push_back(t);
+    if (cands.empty()) continue;
+    LayerTiming lt;
+    lt.layer = dw.name + " + " + pw.name;
+    const std::string key = "dw+pw|" + layer_key(p, dw, target, driver) + "||" + layer_key(p, pw, target, driver);
+    int chosen = 0;
+    if (cache.lookup(key, &chosen) && (chosen == 0 || std::find(cands.begin(), cands.end(), chosen) != cands.end())) {
+      lt.from_cache = true;
+      cache.hits++;
+    } else {
+      cache.misses++;
+      std::string why;
+      const auto tdw = time_tactic(ctx, i - 1, p.max_batch, dw.tactic, e0, e1, &why);
+      const auto tpw = time_tactic(ctx, i, p.max_batch, pw.tactic, e0, e1, &why);
+      if (!tdw || !tpw) throw Error("tuning: layer '" + pw.name + "': its chosen tactic failed when timed again: " + why);
+      double best = *tdw + *tpw;
+      lt.tactic_us.emplace_back(0, best);
+      chosen = 0;
+      std::string log;
+      for (int t : cands) {
+        const auto us = time_tactic(ctx, i, p.max_batch, t, e0, e1, &why);
+        lt.tactic_us.emplace_back(t, *us);  // PoseRT's own kernels always time (or throw)
+        log += " " + conv_tactic_label(t) + " " + std::to_string(*us);
+        if (*us < best) best = *us, chosen = t;
+      }
+      cache.store(key, chosen, best);
+      if (std::getenv("POSERT_TUNE_LOG"))
+        std::fprintf(stderr, "dw+pw pair %zu (c %d -> %d, %dx%d, batch %d): apart %.2f (%.2f + %.2f) us,%s us -> %s\n", i,
+                     dcp.c, pcp.o, dcp.oh, dcp.ow, p.max_batch, *tdw + *tpw, *tdw, *tpw, log.c_str(),
+                     chosen ? conv_tactic_label(chosen).c_str() : "apart");
+    }
+    lt.chosen = chosen;
+    if (chosen) {
+      dw.tactic = kDwFused;
+      pw.tactic = chosen;
+    }
+    report.push_back(lt);
+  }
+}
+
+}  // namespace
+
 void fill_random(const DeviceEngine& engine, DeviceContext& ctx, unsigned seed) {
   const EnginePlan& p = engine.plan();
   std::mt19937 rng(seed);
@@ -203,6 +260,7 @@ std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, b
         report.push_back(lt);
       }
       if (verbose && convs) std::fprintf(stderr, "\n");
+      tune_dwpw_pairs(p, ctx, cache, target, driver, e0, e1, report);
       check(cudaDeviceSynchronize(), "tuning");
     } catch (...) {
       cudaEventDestroy(e0);

@@ -70,6 +70,7 @@ __device__ __forceinline__ void epilogue8(TO* y, const T* res, int i, int o, con
 template <class T, class TO>
 __global__ void conv_direct_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
                                    const T* __restrict__ res, TO* __restrict__ y, ConvParams p) {
+  pdl_wait();
   const int total = p.n * p.oh * p.ow * p.o;
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
     const int o = i % p.o;
@@ -103,6 +104,7 @@ constexpr int kSmemFilterFloats = 4096;
 template <class T, class TO, bool VEC, bool SMEM>
 __global__ void conv_direct8_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
                                     const T* __restrict__ res, TO* __restrict__ y, ConvParams p) {
+  pdl_wait();
   __shared__ __align__(16) float ws[SMEM ? kSmemFilterFloats : 4];
   if constexpr (SMEM) {
     const int nw = p.kh * p.kw * p.c * p.o;
@@ -160,6 +162,7 @@ template <class T, class TO, int BM, int BN, int BK, int TM, int TN>
 __global__ void __launch_bounds__(256) gemm_kernel(const T* __restrict__ A, const T* __restrict__ B,
                                                    const float* __restrict__ bias, const T* __restrict__ R,
                                                    TO* __restrict__ Y, int M, int N, int K, int act) {
+  pdl_wait();
   static_assert((BM / TM) * (BN / TN) == 256, "256 threads");
   __shared__ float As[BK][BM + 4];
   __shared__ float Bs[BK][BN + 4];
@@ -213,6 +216,7 @@ template <class TO, int BM, int BN, bool VEC>
 __global__ void wmma_gemm_kernel(const __half* __restrict__ A, const __half* __restrict__ B,
                                  const float* __restrict__ bias, const __half* __restrict__ R,
                                  TO* __restrict__ Y, int M, int N, int K, int act) {
+  pdl_wait();
   using namespace nvcuda;
   constexpr int BK = 32;
   constexpr int WARPS_N = BN / 32;
@@ -290,9 +294,219 @@ __global__ void wmma_gemm_kernel(const __half* __restrict__ A, const __half* __r
   }
 }
 
+// 16 bytes global -> shared without passing through registers (cp.async, sm_80+); with valid
+// false the 16 bytes are zero-filled and nothing is read.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(valid ? 16 : 0) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
+// 8 channels (c0..c0+8) of one 3x3 depthwise output pixel whose window starts at (iy0, ix0) of image
+// n, as half: float accumulation in the order ky, kx, + bias, activation (the arithmetic of
+// dw3x3_rows_kernel, so the values are those the unfused layer writes).
+__device__ __forceinline__ uint4 dw3x3_8(const __half* __restrict__ x, const __half* __restrict__ wd,
+                                         const float* __restrict__ bd, const ConvParams& d, int n, int iy0, int ix0,
+                                         int c0, int act) {
+  const int K = d.c;
+  float a[8];
+#pragma unroll
+  for (int c = 0; c < 8; ++c) a[c] = 0.0f;
+#pragma unroll
+  for (int ky = 0; ky < 3; ++ky) {
+    const int iy = iy0 + ky;
+    if (iy < 0 || iy >= d.h) continue;
+    const __half* row = x + (static_cast<size_t>(n) * d.h + iy) * d.w * K + c0;
+#pragma unroll
+    for (int kx = 0; kx < 3; ++kx) {
+      const int ix = ix0 + kx;
+      if (ix < 0 || ix >= d.w) continue;
+      float xv[8], wv[8];
+      load8(row + static_cast<size_t>(ix) * K, xv);
+      load8(wd + (ky * 3 + kx) * K + c0, wv);
+#pragma unroll
+      for (int c = 0; c < 8; ++c) a[c] += xv[c] * wv[c];
+    }
+  }
+  uint4 out;
+  __half2* h2 = reinterpret_cast<__half2*>(&out);
+#pragma unroll
+  for (int c = 0; c < 4; ++c) {
+    const float v0 = a[2 * c] + (bd ? bd[c0 + 2 * c] : 0.0f), v1 = a[2 * c + 1] + (bd ? bd[c0 + 2 * c + 1] : 0.0f);
+    h2[c] = __floats2half2_rn(apply_act(v0, act), apply_act(v1, act));
+  }
+  return out;
+}
+
+// Depthwise 3x3 + pointwise 1x1 in one kernel (kConvDwPw64): the tensor-core GEMM of
+// wmma_gemm_kernel whose A tile (BM pixels x BK channels of the depthwise output) is computed in
+// shared memory from the depthwise input instead of being read from a buffer, so the depthwise
+// output never goes to memory. The depthwise part has the arithmetic of dw3x3_rows_kernel (float
+// accumulation in the order ky, kx; + bias; activation; rounded to half), so the A tile holds the
+// very values the unfused depthwise layer would write. Needs half, K % 8 == 0 and N % 8 == 0.
+template <class TO, int BM, int BN>
+__global__ void dwpw_kernel(const __half* __restrict__ x, const __half* __restrict__ wd, const float* __restrict__ bd,
+                            ConvParams d, const __half* __restrict__ B, const float* __restrict__ bias,
+                            const __half* __restrict__ R, TO* __restrict__ Y, int N, int act) {
+  pdl_wait();
+  using namespace nvcuda;
+  constexpr int BK = 32;
+  constexpr int WARPS_N = BN / 32;
+  constexpr int THREADS = (BM / 32) * (BN / 32) * 32;
+  constexpr int ITEMS = BM * (BK / 8) / THREADS;  // (pixel, 8 channels) items of the A tile per thread
+  static_assert(ITEMS * THREADS == BM * (BK / 8), "A tile items");
+  __shared__ __align__(32) __half As[BM][BK + 8];
+  __shared__ __align__(32) __half Bs[BK][BN + 8];
+  __shared__ __align__(32) float Cs[BM][BN + 4];
+  const int M = d.n * d.oh * d.ow, K = d.c;
+  const int tid = threadIdx.x, warp = tid / 32;
+  const int wm = warp / WARPS_N, wn = warp % WARPS_N;
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  // Each thread's items keep their pixel over the K loop: decode it once.
+  int it_m[ITEMS], it_g[ITEMS], it_n[ITEMS], it_y[ITEMS], it_x[ITEMS];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int item = tid + k * THREADS;
+    it_m[k] = item / (BK / 8);
+    it_g[k] = (item % (BK / 8)) * 8;
+    const int gm = m0 + it_m[k];
+    const int ox = gm % d.ow, t = gm / d.ow;
+    it_x[k] = ox * d.sw - d.pad_left;
+    it_y[k] = (t % d.oh) * d.sh - d.pad_top;
+    it_n[k] = gm < M ? t / d.oh : -1;
+  }
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+  const int dact = static_cast<int>(d.act);
+  for (int k0 = 0; k0 < K; k0 += BK) {
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      const int gk = k0 + it_g[k];
+      const uint4 out = (it_n[k] >= 0 && gk < K) ? dw3x3_8(x, wd, bd, d, it_n[k], it_y[k], it_x[k], gk, dact)
+                                                 : make_uint4(0, 0, 0, 0);
+      *reinterpret_cast<uint4*>(&As[it_m[k]][it_g[k]]) = out;
+    }
+    for (int i = tid; i < BK * BN / 8; i += THREADS) {
+      const int kk = i / (BN / 8), nn = (i % (BN / 8)) * 8, gk = k0 + kk, gn = n0 + nn;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (gk < K && gn < N) v = *reinterpret_cast<const uint4*>(B + gk * N + gn);
+      *reinterpret_cast<uint4*>(&Bs[kk][nn]) = v;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 16) {
+      if (k0 + kk >= K) break;
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> b[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(a[i], &As[wm * 32 + i * 16][kk], BK + 8);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(b[j], &Bs[kk][wn * 32 + j * 16], BN + 8);
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+      wmma::store_matrix_sync(&Cs[wm * 32 + i * 16][wn * 32 + j * 16], acc[i][j], BN + 4, wmma::mem_row_major);
+  __syncthreads();
+  for (int i = tid; i < BM * BN / 8; i += THREADS) {
+    const int mm = i / (BN / 8), nn = (i % (BN / 8)) * 8, gm = m0 + mm, gn = n0 + nn;
+    if (gm < M && gn < N) epilogue8(Y, R, gm * N + gn, gn, &Cs[mm][nn], bias, act);
+  }
+}
+
+// The same pair for small layers (batch 1), where latency rules (kConvDwPw16): 16 pixels x 32
+// output channels per block, so even a 12x12 layer spreads over many blocks. Everything a block
+// needs goes to shared memory in one pass with every load in flight at once (the depthwise tile,
+// 16 pixels x all K channels, and the filter panel, K x 32), then its WARPS warps split K on the
+// tensor cores and the partial sums are added in a fixed order (deterministic). Wide K gets 16
+// warps, so each thread's chain of loads stays short.
+constexpr int kDwPw16MaxK = 1024;
+inline int dwpw16_warps(int k) { return k >= 128 ? 16 : 4; }
+size_t dwpw16_smem(int k) {
+  const size_t kc = (static_cast<size_t>(k) + 15) / 16 * 16;
+  return sizeof(__half) * (16 * (kc + 8) + kc * (32 + 8)) + sizeof(float) * dwpw16_warps(k) * 16 * (32 + 4);
+}
+template <class TO, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32) dwpw16_kernel(const __half* __restrict__ x, const __half* __restrict__ wd,
+                                                     const float* __restrict__ bd, ConvParams d,
+                                                     const __half* __restrict__ B, const float* __restrict__ bias,
+                                                     const __half* __restrict__ R, TO* __restrict__ Y, int N, int act) {
+  pdl_wait();
+  using namespace nvcuda;
+  constexpr int BM = 16, BN = 32, THREADS = WARPS * 32;
+  extern __shared__ __align__(32) unsigned char dyn[];
+  const int M = d.n * d.oh * d.ow, K = d.c;
+  const int KC = (K + 15) / 16 * 16, KP = KC + 8;
+  __half* As = reinterpret_cast<__half*>(dyn);             // [BM][KP]
+  __half* Bs = As + BM * KP;                               // [KC][BN + 8]
+  float* Cw = reinterpret_cast<float*>(Bs + KC * (BN + 8)); // [WARPS][BM][BN + 4]
+  const int tid = threadIdx.x, warp = tid / 32;
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const int dact = static_cast<int>(d.act);
+  const int groups = KC / 8;
+  // The filter panel first, as asynchronous copies (zero-filled past K and N): they land while the
+  // depthwise tile is computed.
+  for (int i = tid; i < KC * (BN / 8); i += THREADS) {
+    const int kk = i / (BN / 8), nn = (i % (BN / 8)) * 8, gn = n0 + nn;
+    const bool in = kk < K && gn < N;
+    cp_async16(Bs + kk * (BN + 8) + nn, in ? B + kk * N + gn : B, in);
+  }
+#pragma unroll 4
+  for (int item = tid; item < BM * groups; item += THREADS) {
+    const int mm = item / groups, gk = (item % groups) * 8, gm = m0 + mm;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (gm < M && gk < K) {
+      const int ox = gm % d.ow, t = gm / d.ow;
+      v = dw3x3_8(x, wd, bd, d, t / d.oh, (t % d.oh) * d.sh - d.pad_top, ox * d.sw - d.pad_left, gk, dact);
+    }
+    *reinterpret_cast<uint4*>(As + mm * KP + gk) = v;
+  }
+  cp_async_wait_all();
+  __syncthreads();
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2];
+  wmma::fill_fragment(acc[0], 0.0f);
+  wmma::fill_fragment(acc[1], 0.0f);
+  for (int k = warp * 16; k < KC; k += WARPS * 16) {
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> b0, b1;
+    wmma::load_matrix_sync(a, As + k, KP);
+    wmma::load_matrix_sync(b0, Bs + k * (BN + 8), BN + 8);
+    wmma::load_matrix_sync(b1, Bs + k * (BN + 8) + 16, BN + 8);
+    wmma::mma_sync(acc[0], a, b0, acc[0]);
+    wmma::mma_sync(acc[1], a, b1, acc[1]);
+  }
+  float* cw = Cw + warp * BM * (BN + 4);
+  wmma::store_matrix_sync(cw, acc[0], BN + 4, wmma::mem_row_major);
+  wmma::store_matrix_sync(cw + 16, acc[1], BN + 4, wmma::mem_row_major);
+  __syncthreads();
+  for (int i = tid; i < BM * BN / 8; i += THREADS) {
+    const int mm = i / (BN / 8), nn = (i % (BN / 8)) * 8, gm = m0 + mm, gn = n0 + nn;
+    if (gm >= M || gn >= N) continue;
+    float sum[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) sum[j] = Cw[mm * (BN + 4) + nn + j];
+#pragma unroll
+    for (int w = 1; w < WARPS; ++w)
+#pragma unroll
+      for (int j = 0; j < 8; ++j) sum[j] += Cw[(w * BM + mm) * (BN + 4) + nn + j];
+    epilogue8(Y, R, gm * N + gn, gn, sum, bias, act);
+  }
+}
+
 template <class T, class TO>
 __global__ void depthwise_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
                                  const T* __restrict__ res, TO* __restrict__ y, ConvParams p) {
+  pdl_wait();
   const int total = p.n * p.oh * p.ow * p.o;
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
     const int oc = i % p.o;
@@ -321,6 +535,7 @@ __global__ void depthwise_kernel(const T* __restrict__ x, const T* __restrict__ 
 template <class T, class TO, int V>
 __global__ void depthwise_vec_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
                                      const T* __restrict__ res, TO* __restrict__ y, ConvParams p) {
+  pdl_wait();
   struct alignas(sizeof(T) * V) Pack {
     T v[V];
   };
@@ -360,6 +575,7 @@ __global__ void depthwise_vec_kernel(const T* __restrict__ x, const T* __restric
 template <class TO, int S, int R>
 __global__ void dw3x3_rows_kernel(const __half* __restrict__ x, const __half* __restrict__ w, const float* __restrict__ bias,
                                   const __half* __restrict__ res, TO* __restrict__ y, ConvParams p) {
+  pdl_wait();
   constexpr int NC = (R - 1) * S + 3;
   const int groups = p.c / 8;
   const int xblocks = (p.ow + R - 1) / R;
@@ -477,7 +693,7 @@ void launch_conv(int tactic, const T* x, const T* w, const float* bias, const T*
   const int M = p.n * p.h * p.w, N = p.o, K = p.c;
   switch (tactic) {
     case kConvDirect:
-      conv_direct_kernel<T, TO><<<grid_for(static_cast<int64_t>(p.n) * p.oh * p.ow * p.o, 256), 256, 0, s>>>(x, w, bias, r, y, p);
+      launch(conv_direct_kernel<T, TO>, grid_for(static_cast<int64_t>(p.n) * p.oh * p.ow * p.o, 256), 256, 0, s, x, w, bias, r, y, p);
       break;
     case kConvDirect8:
     case kConvDirect8Smem: {
@@ -485,21 +701,21 @@ void launch_conv(int tactic, const T* x, const T* w, const float* bias, const T*
       const bool vec = aligned16(y) && aligned16(r);
       if (tactic == kConvDirect8) {
         const int grid = grid_for(work, 128);
-        if (vec) conv_direct8_kernel<T, TO, true, false><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
-        else conv_direct8_kernel<T, TO, false, false><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
+        if (vec) launch(conv_direct8_kernel<T, TO, true, false>, grid, 128, 0, s, x, w, bias, r, y, p);
+        else launch(conv_direct8_kernel<T, TO, false, false>, grid, 128, 0, s, x, w, bias, r, y, p);
       } else {
         // Enough blocks to fill the GPU, few enough that each stages the filter for many pixels.
         const int grid = static_cast<int>(std::min<int64_t>((work + 127) / 128, 132 * 16));
-        if (vec) conv_direct8_kernel<T, TO, true, true><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
-        else conv_direct8_kernel<T, TO, false, true><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
+        if (vec) launch(conv_direct8_kernel<T, TO, true, true>, grid, 128, 0, s, x, w, bias, r, y, p);
+        else launch(conv_direct8_kernel<T, TO, false, true>, grid, 128, 0, s, x, w, bias, r, y, p);
       }
       break;
     }
     case kConvGemm64:
-      gemm_kernel<T, TO, 64, 64, 16, 4, 4><<<dim3((M + 63) / 64, (N + 63) / 64), 256, 0, s>>>(x, w, bias, r, y, M, N, K, act);
+      launch(gemm_kernel<T, TO, 64, 64, 16, 4, 4>, dim3((M + 63) / 64, (N + 63) / 64), 256, 0, s, x, w, bias, r, y, M, N, K, act);
       break;
     case kConvGemm32:
-      gemm_kernel<T, TO, 32, 64, 16, 2, 4><<<dim3((M + 31) / 32, (N + 63) / 64), 256, 0, s>>>(x, w, bias, r, y, M, N, K, act);
+      launch(gemm_kernel<T, TO, 32, 64, 16, 2, 4>, dim3((M + 31) / 32, (N + 63) / 64), 256, 0, s, x, w, bias, r, y, M, N, K, act);
       break;
     case kConvWmma64:
     case kConvWmma32:
@@ -507,12 +723,12 @@ void launch_conv(int tactic, const T* x, const T* w, const float* bias, const T*
         const bool vec = K % 8 == 0 && N % 8 == 0 && aligned16(x) && aligned16(w) && aligned16(y) && aligned16(r);
         if (tactic == kConvWmma64) {
           const dim3 grid((M + 63) / 64, (N + 63) / 64);
-          if (vec) wmma_gemm_kernel<TO, 64, 64, true><<<grid, 128, 0, s>>>(x, w, bias, r, y, M, N, K, act);
-          else wmma_gemm_kernel<TO, 64, 64, false><<<grid, 128, 0, s>>>(x, w, bias, r, y, M, N, K, act);
+          if (vec) launch(wmma_gemm_kernel<TO, 64, 64, true>, grid, 128, 0, s, x, w, bias, r, y, M, N, K, act);
+          else launch(wmma_gemm_kernel<TO, 64, 64, false>, grid, 128, 0, s, x, w, bias, r, y, M, N, K, act);
         } else {
           const dim3 grid((M + 31) / 32, (N + 63) / 64);
-          if (vec) wmma_gemm_kernel<TO, 32, 64, true><<<grid, 64, 0, s>>>(x, w, bias, r, y, M, N, K, act);
-          else wmma_gemm_kernel<TO, 32, 64, false><<<grid, 64, 0, s>>>(x, w, bias, r, y, M, N, K, act);
+          if (vec) launch(wmma_gemm_kernel<TO, 32, 64, true>, grid, 64, 0, s, x, w, bias, r, y, M, N, K, act);
+          else launch(wmma_gemm_kernel<TO, 32, 64, false>, grid, 64, 0, s, x, w, bias, r, y, M, N, K, act);
         }
       }
       break;
@@ -528,19 +744,19 @@ void launch_dw(int tactic, const T* x, const T* w, const float* bias, const T* r
       const int R = tactic == kDw3x3R4 ? 4 : 2;
       const int64_t threads = static_cast<int64_t>(p.n) * p.oh * ((p.ow + R - 1) / R) * (p.c / 8);
       const int grid = grid_for(threads, 128);
-      if (p.sh == 1 && R == 4) dw3x3_rows_kernel<TO, 1, 4><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
-      else if (p.sh == 1) dw3x3_rows_kernel<TO, 1, 2><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
-      else if (R == 4) dw3x3_rows_kernel<TO, 2, 4><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
-      else dw3x3_rows_kernel<TO, 2, 2><<<grid, 128, 0, s>>>(x, w, bias, r, y, p);
+      if (p.sh == 1 && R == 4) launch(dw3x3_rows_kernel<TO, 1, 4>, grid, 128, 0, s, x, w, bias, r, y, p);
+      else if (p.sh == 1) launch(dw3x3_rows_kernel<TO, 1, 2>, grid, 128, 0, s, x, w, bias, r, y, p);
+      else if (R == 4) launch(dw3x3_rows_kernel<TO, 2, 4>, grid, 128, 0, s, x, w, bias, r, y, p);
+      else launch(dw3x3_rows_kernel<TO, 2, 2>, grid, 128, 0, s, x, w, bias, r, y, p);
     }
     return;
   }
   if (tactic == kDwVec2)
-    depthwise_vec_kernel<T, TO, 2><<<grid_for(total / 2, 256), 256, 0, s>>>(x, w, bias, r, y, p);
+    launch(depthwise_vec_kernel<T, TO, 2>, grid_for(total / 2, 256), 256, 0, s, x, w, bias, r, y, p);
   else if (tactic == kDwVec8)
-    depthwise_vec_kernel<T, TO, 8><<<grid_for(total / 8, 128), 128, 0, s>>>(x, w, bias, r, y, p);
+    launch(depthwise_vec_kernel<T, TO, 8>, grid_for(total / 8, 128), 128, 0, s, x, w, bias, r, y, p);
   else
-    depthwise_kernel<T, TO><<<grid_for(total, 256), 256, 0, s>>>(x, w, bias, r, y, p);
+    launch(depthwise_kernel<T, TO>, grid_for(total, 256), 256, 0, s, x, w, bias, r, y, p);
 }
 
 // Calls fn(x, w, r, y) with the buffers cast to the layer's input and output types.
@@ -605,6 +821,53 @@ void depthwise_conv2d(int tactic, bool half, const void* x, const void* w, const
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   with_types(half, p.out_f32, x, w, residual, y, [&](auto xx, auto ww, auto rr, auto yy) { launch_dw(tactic, xx, ww, bias, rr, yy, p, s); });
   check_launch("depthwise_conv2d");
+}
+
+bool dwpw_applies(int tactic, const ConvParams& d, const ConvParams& p, bool half) {
+  if (tactic != kConvDwPw64 && tactic != kConvDwPw16) return false;
+  if (tactic == kConvDwPw16 && d.c > kDwPw16MaxK) return false;
+  return half && fits_int32(d) && fits_int32(p) && d.multiplier == 1 && d.kh == 3 && d.kw == 3 && d.dh == 1 &&
+         d.dw == 1 && d.sh == d.sw && (d.sh == 1 || d.sh == 2) && d.c % 8 == 0 && d.o == d.c && !d.out_f32 &&
+         is_pointwise(p) && p.c == d.c && p.n == d.n && p.h == d.oh && p.w == d.ow && p.o % 8 == 0;
+}
+
+void dw_pw_conv2d(int tactic, const void* x, const void* wd, const float* bd, const ConvParams& d, const void* wp,
+                  const float* bias, const void* residual, void* y, const ConvParams& p, void* stream) {
+  if (!dwpw_applies(tactic, d, p, true))
+    throw Error(std::string("conv tactic ") + conv_tactic_name(tactic) + " does not apply to this depthwise + pointwise pair");
+  if (!aligned16(x) || !aligned16(wd) || !aligned16(wp) || !aligned16(residual) || !aligned16(y))
+    throw Error("internal: dw+pw buffers must be 16-byte aligned");
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const int M = d.n * d.oh * d.ow, N = p.o, act = static_cast<int>(p.act);
+  auto run = [&](auto* yy) {
+    using TO = std::remove_pointer_t<decltype(yy)>;
+    const auto* xh = static_cast<const __half*>(x);
+    const auto* wdh = static_cast<const __half*>(wd);
+    const auto* wph = static_cast<const __half*>(wp);
+    const auto* rh = static_cast<const __half*>(residual);
+    if (tactic == kConvDwPw64) {
+      const cudaError_t e =
+          launch(dwpw_kernel<TO, 64, 64>, dim3((M + 63) / 64, (N + 63) / 64), 128, 0, s, xh, wdh, bd, d, wph, bias, rh, yy, N, act);
+      if (e != cudaSuccess)
+        throw Error(std::string("CUDA kernel dw+pw64x64 (") + std::to_string(d.c) + " channels) failed to launch: " + cudaGetErrorString(e));
+    } else {
+      const size_t smem = dwpw16_smem(d.c);
+      const int warps = dwpw16_warps(d.c);
+      auto kernel = warps == 16 ? dwpw16_kernel<TO, 16> : dwpw16_kernel<TO, 4>;
+      // Past 48 KiB of shared memory a kernel must opt in (per device).
+      if (smem > 48 * 1024 &&
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) != cudaSuccess)
+        throw Error("dw+pw16x32: cannot reserve " + std::to_string(smem) + " bytes of shared memory on this GPU");
+      const cudaError_t e =
+          launch(kernel, dim3((M + 15) / 16, (N + 31) / 32), warps * 32, smem, s, xh, wdh, bd, d, wph, bias, rh, yy, N, act);
+      if (e != cudaSuccess)
+        throw Error(std::string("CUDA kernel dw+pw16x32 (") + std::to_string(d.c) + " channels, " + std::to_string(smem) +
+                    " bytes of shared memory) failed to launch: " + cudaGetErrorString(e));
+    }
+  };
+  if (p.out_f32) run(static_cast<float*>(y));
+  else run(static_cast<__half*>(y));
+  check_launch("dw_pw_conv2d");
 }
 
 }  // namespace posert::cuda

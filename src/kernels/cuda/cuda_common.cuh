@@ -5,7 +5,9 @@
 #include <cuda_runtime.h>
 
 #include <string>
+#include <utility>
 
+#include "kernels/cuda/cuda_kernels.h"
 #include "posert/error.h"
 
 namespace posert::cuda {
@@ -31,6 +33,43 @@ __device__ __forceinline__ float apply_act(float v, int act) {
 inline int grid_for(int64_t total, int threads) {
   const int64_t blocks = (total + threads - 1) / threads;
   return static_cast<int>(blocks < 1 ? 1 : (blocks > (1 << 20) ? (1 << 20) : blocks));
+}
+
+// Programmatic dependent launch (PDL, see programmatic_launch() in cuda_kernels.h). When on, the
+// engine's kernels are launched with programmatic stream serialization: a kernel may be scheduled while
+// the one before it on the stream is still finishing, and its threads wait in pdl_wait() (the
+// first statement of every kernel launched through launch()) until that kernel has completed and
+// its memory is visible. This hides the launch gap between the many small kernels of a batch-1
+// forward pass. Kernels launched otherwise (cuDNN's, the pipeline's) keep full serialization.
+// Every kernel launched through launch() must call pdl_wait() before it touches global memory,
+// and unconditionally (no thread may exit before it): a kernel that completes without waiting
+// would let the kernel after it run before the one before it.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  // Let the next kernel on the stream be scheduled as soon as every block of this one runs: its
+  // blocks fill the SMs this kernel's last wave leaves idle, then wait in their own pdl_wait().
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Launches `k` like k<<<grid, block, smem, s>>>(args...), with programmatic stream serialization
+// when programmatic_launch() is on. Returns the launch error, which check_launch() also reports.
+template <class... P, class... A>
+cudaError_t launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A&&... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1] = {};
+  if (programmatic_launch()) {
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+  }
+  return cudaLaunchKernelEx(&cfg, k, std::forward<A>(args)...);
 }
 
 inline void check_launch(const char* what) {

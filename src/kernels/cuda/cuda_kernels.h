@@ -28,7 +28,11 @@ enum ConvTactic : int {
   kConvDirect8 = 5,     // output channels % 8 == 0: one thread per pixel and 8 output channels
   kConvDirect8Smem = 6, // as direct8 with the whole filter in shared memory as float (small filters,
                         // such as a network's first conv on 3 channels), read 8 taps per 2 loads
-  kConvTacticCount = 7,
+  kConvDwPw64 = 7,      // 1x1 stride 1, half, o % 8 == 0, fed by a 3x3 depthwise layer (the layer just
+  kConvDwPw16 = 8,      // before it, tactic kDwFused) computed inside the tensor-core GEMM: 64x64 tiles
+                        // with K in chunks, or 16x32 tiles with all of K staged at once and split over
+                        // warps (small layers) (dw_pw_conv2d; chosen per pair by the tuner, never alone)
+  kConvTacticCount = 9,
   // cuDNN (src/engine/cuda/cudnn_conv.h), one tactic per forward algorithm (cudnnConvolutionFwdAlgo_t
   // 0..7) and epilogue. Base + algo: cudnnConvolutionForward, then PoseRT's epilogue kernel;
   // fused base + algo: cudnnConvolutionBiasActivationForward (bias, residual and ReLU in cuDNN).
@@ -39,7 +43,8 @@ enum ConvTactic : int {
 constexpr int kCudnnAlgoCount = 8;
 inline constexpr const char* kConvTacticNames[kConvTacticCount] = {"direct",    "gemm64x64", "gemm32x64",
                                                                    "wmma64x64", "wmma32x64", "direct8",
-                                                                   "direct8smem"};
+                                                                   "direct8smem", "dw+pw64x64", "dw+pw16x32"};
+constexpr bool is_dwpw_tactic(int t) { return t == kConvDwPw64 || t == kConvDwPw16; }
 inline constexpr const char* kCudnnAlgoNames[kCudnnAlgoCount] = {
     "IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
 constexpr bool is_cudnn_tactic(int t) {
@@ -71,18 +76,38 @@ void conv2d(int tactic, bool half, const void* x, const void* w, const float* bi
 // 3, 4: 3x3 kernels (stride 1 or 2, no dilation), half, channels % 8 == 0: one thread computes 8
 // channels of 4 (or 2) neighbouring outputs of a row, reusing the input columns they share from
 // registers, with 16-byte loads and stores and the epilogue vectorized.
-enum DwTactic : int { kDwScalar = 0, kDwVec2 = 1, kDwVec8 = 2, kDw3x3R4 = 3, kDw3x3R2 = 4, kDwTacticCount = 5 };
-inline constexpr const char* kDwTacticNames[kDwTacticCount] = {"scalar", "vec2", "vec8", "3x3r4", "3x3r2"};
+// 5 (kDwFused): the layer launches nothing; the pointwise layer after it computes it (kConvDwPw*).
+enum DwTactic : int { kDwScalar = 0, kDwVec2 = 1, kDwVec8 = 2, kDw3x3R4 = 3, kDw3x3R2 = 4, kDwFused = 5, kDwTacticCount = 6 };
+inline constexpr const char* kDwTacticNames[kDwTacticCount] = {"scalar", "vec2", "vec8", "3x3r4", "3x3r2", "fused"};
 bool dw_tactic_applies(int tactic, const ConvParams& p, bool half);
 const char* dw_tactic_name(int tactic);
 void depthwise_conv2d(int tactic, bool half, const void* x, const void* w, const float* bias, const void* residual,
                       void* y, const ConvParams& p, void* stream);
+
+// A 3x3 depthwise layer (d: multiplier 1, no residual, half output) and the 1x1 convolution that
+// reads it (p: o % 8 == 0) in one kernel: y = act(dw(x) * wp + bias + residual), where dw(x) is the
+// depthwise layer's half output (never written). wd: half [3,3,c]; wp: half [c,o]; y: half, or
+// float when p.out_f32. tactic: kConvDwPw64 or kConvDwPw16.
+bool dwpw_applies(int tactic, const ConvParams& d, const ConvParams& p, bool half);
+void dw_pw_conv2d(int tactic, const void* x, const void* wd, const float* bd, const ConvParams& d, const void* wp,
+                  const float* bias, const void* residual, void* y, const ConvParams& p, void* stream);
 
 // The epilogue of a convolution computed by someone else (cuDNN): y = act(conv + bias + residual)
 // per element, channels = last dim. conv: T, or half when out_f32 (y then float); y may be conv
 // (in place). bias: float [channels] or null; residual: T or null.
 void conv_epilogue(bool half, bool out_f32, const void* conv, const float* bias, const void* residual, void* y,
                    int64_t count, int channels, Act act, void* stream);
+
+// Programmatic dependent launch (process-wide): when on, PoseRT's kernels are launched so that each
+// may be scheduled while the kernel before it on the stream finishes, waiting on the device for
+// its results (hides the launch gap between the small kernels of a batch-1 pass). Supported when
+// the current device has compute capability 9.0+ and runs kernels compiled for it (sm_90 SASS or
+// compute_90 PTX; older code lacks the device-side wait). init_programmatic_launch() turns it on
+// once per process where supported unless $POSERT_PDL is 0; set_programmatic_launch overrides.
+bool programmatic_launch_supported();
+void init_programmatic_launch();
+void set_programmatic_launch(bool on);
+bool programmatic_launch();
 
 struct ChainProgram {
   int steps = 0;

@@ -10,6 +10,7 @@ namespace {
 
 template <class X, class Y>
 __global__ void chain_kernel(const X* __restrict__ x, Y* __restrict__ y, int64_t count, int channels, ChainProgram prog) {
+  pdl_wait();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int ch = static_cast<int>(i % channels);
@@ -25,6 +26,7 @@ __global__ void chain_kernel(const X* __restrict__ x, Y* __restrict__ y, int64_t
 template <class T>
 __global__ void add_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ y, BroadcastShape s,
                            int64_t count) {
+  pdl_wait();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     int64_t r = i, ai = 0, bi = 0;
@@ -40,6 +42,7 @@ __global__ void add_kernel(const T* __restrict__ a, const T* __restrict__ b, T* 
 
 template <class X, class Y>
 __global__ void convert_kernel(const X* __restrict__ x, Y* __restrict__ y, int64_t count) {
+  pdl_wait();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     stf(y + i, ldf(x + i));
@@ -62,6 +65,7 @@ __device__ __forceinline__ void interp(const Axis& a, int o, int* lo, int* hi, f
 template <class T>
 __global__ void resize_kernel(const T* __restrict__ x, T* __restrict__ y, int n, int h, int w, int c, int oh, int ow,
                               Axis ay, Axis ax) {
+  pdl_wait();
   const int64_t total = static_cast<int64_t>(n) * oh * ow * c;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -89,8 +93,8 @@ __global__ void resize_kernel(const T* __restrict__ x, T* __restrict__ y, int n,
 template <class X>
 void chain_to(DType16 yt, const X* x, void* y, int64_t count, int channels, const ChainProgram& prog, cudaStream_t s) {
   const int g = grid_for(count, 256);
-  if (yt == DType16::F16) chain_kernel<X, __half><<<g, 256, 0, s>>>(x, static_cast<__half*>(y), count, channels, prog);
-  else chain_kernel<X, float><<<g, 256, 0, s>>>(x, static_cast<float*>(y), count, channels, prog);
+  if (yt == DType16::F16) launch(chain_kernel<X, __half>, g, 256, 0, s, x, static_cast<__half*>(y), count, channels, prog);
+  else launch(chain_kernel<X, float>, g, 256, 0, s, x, static_cast<float*>(y), count, channels, prog);
 }
 
 Axis make_axis(int in, int out, bool align, bool half_pixel) {
@@ -123,10 +127,10 @@ void add_broadcast(bool half, const void* a, const void* b, void* y, const Broad
   if (count == 0) return;
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   if (half)
-    add_kernel<__half><<<grid_for(count, 256), 256, 0, st>>>(static_cast<const __half*>(a), static_cast<const __half*>(b),
+    launch(add_kernel<__half>, grid_for(count, 256), 256, 0, st, static_cast<const __half*>(a), static_cast<const __half*>(b),
                                                                static_cast<__half*>(y), s, count);
   else
-    add_kernel<float><<<grid_for(count, 256), 256, 0, st>>>(static_cast<const float*>(a), static_cast<const float*>(b),
+    launch(add_kernel<float>, grid_for(count, 256), 256, 0, st, static_cast<const float*>(a), static_cast<const float*>(b),
                                                               static_cast<float*>(y), s, count);
   check_launch("add");
 }
@@ -138,10 +142,10 @@ void resize_bilinear(bool half, const void* x, void* y, int n, int h, int w, int
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   const Axis ay = make_axis(h, oh, align_corners, half_pixel_centers), ax = make_axis(w, ow, align_corners, half_pixel_centers);
   if (half)
-    resize_kernel<__half><<<grid_for(total, 256), 256, 0, s>>>(static_cast<const __half*>(x), static_cast<__half*>(y), n, h, w,
+    launch(resize_kernel<__half>, grid_for(total, 256), 256, 0, s, static_cast<const __half*>(x), static_cast<__half*>(y), n, h, w,
                                                                  c, oh, ow, ay, ax);
   else
-    resize_kernel<float><<<grid_for(total, 256), 256, 0, s>>>(static_cast<const float*>(x), static_cast<float*>(y), n, h, w, c,
+    launch(resize_kernel<float>, grid_for(total, 256), 256, 0, s, static_cast<const float*>(x), static_cast<float*>(y), n, h, w, c,
                                                                 oh, ow, ay, ax);
   check_launch("resize_bilinear");
 }
@@ -151,13 +155,13 @@ void convert(DType16 xt, const void* x, DType16 yt, void* y, int64_t count, void
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   const int g = grid_for(count, 256);
   if (xt == DType16::F16 && yt == DType16::F32)
-    convert_kernel<__half, float><<<g, 256, 0, s>>>(static_cast<const __half*>(x), static_cast<float*>(y), count);
+    launch(convert_kernel<__half, float>, g, 256, 0, s, static_cast<const __half*>(x), static_cast<float*>(y), count);
   else if (xt == DType16::F32 && yt == DType16::F16)
-    convert_kernel<float, __half><<<g, 256, 0, s>>>(static_cast<const float*>(x), static_cast<__half*>(y), count);
+    launch(convert_kernel<float, __half>, g, 256, 0, s, static_cast<const float*>(x), static_cast<__half*>(y), count);
   else if (xt == DType16::I32 && yt == DType16::F32)
-    convert_kernel<int32_t, float><<<g, 256, 0, s>>>(static_cast<const int32_t*>(x), static_cast<float*>(y), count);
+    launch(convert_kernel<int32_t, float>, g, 256, 0, s, static_cast<const int32_t*>(x), static_cast<float*>(y), count);
   else if (xt == DType16::I32 && yt == DType16::F16)
-    convert_kernel<int32_t, __half><<<g, 256, 0, s>>>(static_cast<const int32_t*>(x), static_cast<__half*>(y), count);
+    launch(convert_kernel<int32_t, __half>, g, 256, 0, s, static_cast<const int32_t*>(x), static_cast<__half*>(y), count);
   else if (xt == yt)
     cudaMemcpyAsync(y, x, count * (xt == DType16::F16 ? 2 : 4), cudaMemcpyDeviceToDevice, s);
   else

@@ -4,6 +4,11 @@
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
 
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
 namespace posert::cuda {
 
 namespace {
@@ -11,6 +16,7 @@ namespace {
 template <class T, class TC, class TO>
 __global__ void conv_epilogue_kernel(const TC* conv, const float* __restrict__ bias, const T* __restrict__ res, TO* y,
                                      int64_t count, int channels, int act) {
+  pdl_wait();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     float v = ldf(conv + i);
@@ -31,19 +37,51 @@ void conv_epilogue(bool half, bool out_f32, const void* conv, const float* bias,
   const int a = static_cast<int>(act);
   if (!half) {
     if (out_f32) throw Error("internal: conv_epilogue with float output needs a half convolution");
-    conv_epilogue_kernel<float, float, float><<<g, 256, 0, s>>>(static_cast<const float*>(conv), bias,
+    launch(conv_epilogue_kernel<float, float, float>, g, 256, 0, s, static_cast<const float*>(conv), bias,
                                                                static_cast<const float*>(residual),
                                                                static_cast<float*>(y), count, channels, a);
   } else if (out_f32) {
-    conv_epilogue_kernel<__half, __half, float><<<g, 256, 0, s>>>(static_cast<const __half*>(conv), bias,
+    launch(conv_epilogue_kernel<__half, __half, float>, g, 256, 0, s, static_cast<const __half*>(conv), bias,
                                                                   static_cast<const __half*>(residual),
                                                                   static_cast<float*>(y), count, channels, a);
   } else {
-    conv_epilogue_kernel<__half, __half, __half><<<g, 256, 0, s>>>(static_cast<const __half*>(conv), bias,
+    launch(conv_epilogue_kernel<__half, __half, __half>, g, 256, 0, s, static_cast<const __half*>(conv), bias,
                                                                    static_cast<const __half*>(residual),
                                                                    static_cast<__half*>(y), count, channels, a);
   }
   check_launch("conv_epilogue");
 }
+
+namespace {
+std::atomic<bool> g_programmatic_launch{false};
+}
+
+bool programmatic_launch_supported() {
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  if (major < 9) return false;
+  // The code this device runs must have the device-side wait (pdl_wait compiles it for 9.0+).
+  cudaFuncAttributes a{};
+  if (cudaFuncGetAttributes(&a, conv_epilogue_kernel<float, float, float>) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return a.ptxVersion >= 90 && a.binaryVersion >= 90;
+}
+
+void init_programmatic_launch() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* env = std::getenv("POSERT_PDL");
+    const bool off = env && std::strcmp(env, "0") == 0;
+    set_programmatic_launch(!off && programmatic_launch_supported());
+  });
+}
+
+void set_programmatic_launch(bool on) { g_programmatic_launch.store(on, std::memory_order_relaxed); }
+bool programmatic_launch() { return g_programmatic_launch.load(std::memory_order_relaxed); }
 
 }  // namespace posert::cuda
