@@ -242,6 +242,16 @@ TEST(CudaEngine, GraphsContextsAndStreamsAgree) {
   }
 }
 
+// An fp16 engine for `model` at max batch n, tuned on this GPU (no timing cache).
+std::shared_ptr<cuda::DeviceEngine> tuned_fp16_engine(const char* model, int n) {
+  PlannedEngine pe = plan_engine(model, test::models_dir(), Precision::FP16, n);
+  pe.plan.target = cuda::current_target();
+  auto eng = std::make_shared<cuda::DeviceEngine>(pe.plan);
+  TimingCache cache("");
+  cuda::tune_engine(*eng, cache, false);
+  return eng;
+}
+
 // Multi-stream execution (independent branches on extra streams inside the graph) gives the
 // same bytes as one stream, for every model, in graph replays and launched directly.
 TEST(CudaEngine, MultiStreamMatchesOneStream) {
@@ -249,14 +259,8 @@ TEST(CudaEngine, MultiStreamMatchesOneStream) {
   int branched = 0;
   for (const char* model : kModels) {
     if (!test::have_model(model)) continue;
-    const ModelSpec& spec = find_model_spec(model);
-    const Inputs in = photo_inputs(spec);
-    const int n = static_cast<int>(in.per_image.size());
-    PlannedEngine pe = plan_engine(model, test::models_dir(), Precision::FP16, n);
-    pe.plan.target = cuda::current_target();
-    auto eng = std::make_shared<cuda::DeviceEngine>(pe.plan);
-    TimingCache cache("");
-    cuda::tune_engine(*eng, cache, false);
+    const Inputs in = photo_inputs(find_model_spec(model));
+    const auto eng = tuned_fp16_engine(model, static_cast<int>(in.per_image.size()));
     cuda::DeviceContext one(eng), many(eng);
     one.set_max_streams(1);
     many.set_max_streams(4);
@@ -289,14 +293,8 @@ TEST(CudaEngine, ProgrammaticLaunchMatchesSerialLaunch) {
   int ran = 0;
   for (const char* model : kModels) {
     if (!test::have_model(model)) continue;
-    const ModelSpec& spec = find_model_spec(model);
-    const Inputs in = photo_inputs(spec);
-    const int n = static_cast<int>(in.per_image.size());
-    PlannedEngine pe = plan_engine(model, test::models_dir(), Precision::FP16, n);
-    pe.plan.target = cuda::current_target();
-    auto eng = std::make_shared<cuda::DeviceEngine>(pe.plan);
-    TimingCache cache("");
-    cuda::tune_engine(*eng, cache, false);
+    const Inputs in = photo_inputs(find_model_spec(model));
+    const auto eng = tuned_fp16_engine(model, static_cast<int>(in.per_image.size()));
     for (bool graphs : {true, false}) {
       cuda::DeviceContext serial(eng), pdl(eng);
       serial.set_use_graphs(graphs);

@@ -210,6 +210,40 @@ __global__ void __launch_bounds__(256) gemm_kernel(const T* __restrict__ A, cons
   }
 }
 
+using AccFrag = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>;
+
+// One BK-wide step of a warp's 32x32 output tile (2x2 WMMA 16x16x16 fragments, fp32 accumulation):
+// acc += As[rows][0..BK) x Bs[0..BK)[cols]; the 16-wide halves from K on are all zeros and skipped.
+template <int BM, int BN, int BK>
+__device__ __forceinline__ void warp_mma_32x32(AccFrag (&acc)[2][2], const __half (&As)[BM][BK + 8],
+                                               const __half (&Bs)[BK][BN + 8], int wm, int wn, int k0, int K) {
+  using namespace nvcuda;
+#pragma unroll
+  for (int kk = 0; kk < BK; kk += 16) {
+    if (k0 + kk >= K) break;
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a[2];
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> b[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(a[i], &As[wm * 32 + i * 16][kk], BK + 8);
+#pragma unroll
+    for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(b[j], &Bs[kk][wn * 32 + j * 16], BN + 8);
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+  }
+}
+
+// The warp's 32x32 tile into the block's float tile Cs (for the epilogue).
+template <int BM, int BN>
+__device__ __forceinline__ void warp_store_32x32(float (&Cs)[BM][BN + 4], AccFrag (&acc)[2][2], int wm, int wn) {
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+      nvcuda::wmma::store_matrix_sync(&Cs[wm * 32 + i * 16][wn * 32 + j * 16], acc[i][j], BN + 4, nvcuda::wmma::mem_row_major);
+}
+
 // Tensor-core GEMM for half: warps of 32x32 outputs (2x2 WMMA 16x16x16 fragments), fp32 accumulation.
 // VEC: K and N are multiples of 8, so tiles load as 16-byte vectors (8 halves).
 template <class TO, int BM, int BN, bool VEC>
@@ -258,27 +292,10 @@ __global__ void wmma_gemm_kernel(const __half* __restrict__ A, const __half* __r
       }
     }
     __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < BK; kk += 16) {
-      if (k0 + kk >= K) break;  // the second half of a K=16 tile is all zeros
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> b[2];
-#pragma unroll
-      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(a[i], &As[wm * 32 + i * 16][kk], BK + 8);
-#pragma unroll
-      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(b[j], &Bs[kk][wn * 32 + j * 16], BN + 8);
-#pragma unroll
-      for (int i = 0; i < 2; ++i)
-#pragma unroll
-        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
-    }
+    warp_mma_32x32<BM, BN, BK>(acc, As, Bs, wm, wn, k0, K);
     __syncthreads();
   }
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 2; ++j)
-      wmma::store_matrix_sync(&Cs[wm * 32 + i * 16][wn * 32 + j * 16], acc[i][j], BN + 4, wmma::mem_row_major);
+  warp_store_32x32<BM, BN>(Cs, acc, wm, wn);
   __syncthreads();
   if constexpr (VEC) {
     // N % 8 == 0: 8 consecutive outputs per thread, 16-byte stores.
@@ -396,27 +413,10 @@ __global__ void dwpw_kernel(const __half* __restrict__ x, const __half* __restri
       *reinterpret_cast<uint4*>(&Bs[kk][nn]) = v;
     }
     __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < BK; kk += 16) {
-      if (k0 + kk >= K) break;
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> b[2];
-#pragma unroll
-      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(a[i], &As[wm * 32 + i * 16][kk], BK + 8);
-#pragma unroll
-      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(b[j], &Bs[kk][wn * 32 + j * 16], BN + 8);
-#pragma unroll
-      for (int i = 0; i < 2; ++i)
-#pragma unroll
-        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
-    }
+    warp_mma_32x32<BM, BN, BK>(acc, As, Bs, wm, wn, k0, K);
     __syncthreads();
   }
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 2; ++j)
-      wmma::store_matrix_sync(&Cs[wm * 32 + i * 16][wn * 32 + j * 16], acc[i][j], BN + 4, wmma::mem_row_major);
+  warp_store_32x32<BM, BN>(Cs, acc, wm, wn);
   __syncthreads();
   for (int i = tid; i < BM * BN / 8; i += THREADS) {
     const int mm = i / (BN / 8), nn = (i % (BN / 8)) * 8, gm = m0 + mm, gn = n0 + nn;
