@@ -49,7 +49,9 @@ struct DecodeBenchOptions {
 
 struct DecodeBenchRow {
   int batch = 0;
-  double cpu_p50_ms = 0, cpu_p99_ms = 0, gpu_p50_ms = 0, gpu_p99_ms = 0;
+  double cpu_p50_ms = 0, cpu_p99_ms = 0;
+  double gpu_p50_ms = 0, gpu_p99_ms = 0;  // the decoder's kernels replayed as one CUDA graph (as the pipeline runs them)
+  double gpu_direct_p50_ms = 0;           // the same kernels launched one by one from the host
   int cpu_runs = 0, gpu_runs = 0;
 };
 

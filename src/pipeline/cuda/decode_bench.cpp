@@ -1,7 +1,9 @@
 // posert bench --stage decode: the optimized CPU decoder against the CUDA decoder on the same
 // random heads (src/pose/decode_bench.h makes them), per batch size. The GPU figure is the decode
 // kernels alone on heads already in device memory (what the pipeline runs after the engine),
-// timed with CUDA events; the CPU figure is the multi-threaded decoder on heads in host memory.
+// captured once as a CUDA graph and replayed, as the pipeline's graph runs them, timed with CUDA
+// events (the same kernels launched one by one are timed too: there the host's launches can
+// leave the GPU waiting); the CPU figure is the multi-threaded decoder on heads in host memory.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -59,6 +61,46 @@ std::vector<double> time_gpu(cudaStream_t s, int warmup, int iters, Fn&& fn) {
   return ms;
 }
 
+// fn()'s kernels captured as one CUDA graph, replayed under time_gpu.
+template <class Fn>
+std::vector<double> time_gpu_graph(cudaStream_t s, int warmup, int iters, Fn&& fn) {
+  fn();  // first launches outside capture (lazy module loading)
+  cuda::check(cudaStreamSynchronize(s), "decode bench");
+  cudaGraph_t graph = nullptr;
+  cuda::check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture (decode bench)");
+  try {
+    fn();
+  } catch (...) {
+    cudaStreamEndCapture(s, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    throw;
+  }
+  cuda::check(cudaStreamEndCapture(s, &graph), "cudaStreamEndCapture (decode bench)");
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t ei = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  cuda::check(ei, "cudaGraphInstantiate (decode bench)");
+  try {
+    auto ms = time_gpu(s, warmup, iters, [&] { cuda::check(cudaGraphLaunch(exec, s), "cudaGraphLaunch (decode bench)"); });
+    cudaGraphExecDestroy(exec);
+    return ms;
+  } catch (...) {
+    cudaGraphExecDestroy(exec);
+    throw;
+  }
+}
+
+// Fills the row's GPU columns: graph replays and direct launches of fn().
+template <class Fn>
+void time_decoder(cudaStream_t s, int iters, DecodeBenchRow& row, Fn&& fn) {
+  const auto graph = time_gpu_graph(s, 10, iters, fn);
+  const auto direct = time_gpu(s, 10, iters, fn);
+  row.gpu_p50_ms = pct(graph, 0.5);
+  row.gpu_p99_ms = pct(graph, 0.99);
+  row.gpu_direct_p50_ms = pct(direct, 0.5);
+  row.gpu_runs = iters;
+}
+
 }  // namespace
 
 DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
@@ -102,13 +144,10 @@ DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
       cuda::check(cudaMemcpy(d_hm.p, hm.raw(), hm.nbytes(), cudaMemcpyHostToDevice), "upload");
       cuda::check(cudaDeviceSynchronize(), "upload");  // pageable copies; `s` is non-blocking
       cuda::GpuHeatmapDecoder dec(n, o.hm_h, o.hm_w, o.keypoints, hp);
-      const auto ms = time_gpu(s, 10, gpu_iters, [&] {
+      time_decoder(s, gpu_iters, row, [&] {
         dec.enqueue(static_cast<const float*>(d_hm.p), n, static_cast<const CropTransform*>(d_tf.p),
                     static_cast<HeatmapPeak*>(d_peaks.p), static_cast<int32_t*>(d_counts.p), s);
       });
-      row.gpu_p50_ms = pct(ms, 0.5);
-      row.gpu_p99_ms = pct(ms, 0.99);
-      row.gpu_runs = gpu_iters;
       r.cpu_threads = CpuHeatmapDecoder(o.threads).threads();
     } else {
       const ModelSpec& spec = find_model_spec(o.model);
@@ -130,12 +169,7 @@ DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
       cuda::check(cudaDeviceSynchronize(), "upload");  // pageable copies; `s` is non-blocking
       cuda::GpuPoseDecoder dec(spec, n, dopt);
       DeviceBuffer d_out(dec.output_bytes(n));
-      const auto ms = time_gpu(s, 10, gpu_iters, [&] {
-        dec.enqueue(ptrs, n, static_cast<const CropTransform*>(d_tf.p), d_out.p, s);
-      });
-      row.gpu_p50_ms = pct(ms, 0.5);
-      row.gpu_p99_ms = pct(ms, 0.99);
-      row.gpu_runs = gpu_iters;
+      time_decoder(s, gpu_iters, row, [&] { dec.enqueue(ptrs, n, static_cast<const CropTransform*>(d_tf.p), d_out.p, s); });
       r.cpu_threads = CpuPoseDecoder(spec, dopt, o.threads).threads();
     }
     r.rows.push_back(row);
