@@ -76,8 +76,16 @@ std::shared_ptr<Engine> Engine::build(const std::string& model, const std::strin
   TimingCache cache(opt.timing_cache);
   cuda::tune_engine(*e->impl->device, cache, opt.verbose);
   cache.save();
-  if (opt.verbose)
-    std::fprintf(stderr, "tuned %d layer(s), %d from the timing cache\n", cache.hits + cache.misses, cache.hits);
+  if (opt.verbose) {
+    const EnginePlan& p = e->impl->device->plan();
+    int pairs = 0, fused = 0;
+    for (size_t i = 0; i < p.layers.size(); ++i) {
+      pairs += dwpw_pair_possible(p, i);
+      fused += dwpw_fused(p, i);
+    }
+    std::fprintf(stderr, "tuned %d layer(s), %d from the timing cache; %d of %d depthwise + pointwise pairs fused\n",
+                 cache.hits + cache.misses, cache.hits, fused, pairs);
+  }
   return e;
 }
 
