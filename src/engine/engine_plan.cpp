@@ -182,6 +182,33 @@ void EnginePlan::validate(const std::string& what) const {
     for (int32_t w : l.outputs)
       if (overlap(x, w)) bad(ln + ": its output overlaps the fused depthwise input in the arena");
   }
+  // Horizontal groups: every member claimed by the leader before it, the group one the kernels
+  // can take, and what the launch writes apart from what it reads and from itself.
+  std::vector<bool> claimed(layers.size(), false);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const PlanLayer& l = layers[i];
+    if (l.op != OpKind::Conv2D || !cuda::is_group_leader_tactic(l.tactic)) continue;
+    const std::string ln = "layer #" + std::to_string(i) + " '" + l.name + "'";
+    const auto g = group_of(*this, i);
+    const GroupKind kind = l.tactic == cuda::kConvGroupDwPw16 ? GroupKind::DwPw : GroupKind::Pw1x1;
+    if (!group_possible(*this, g, kind))
+      bad(ln + " leads a group (" + cuda::conv_tactic_label(l.tactic) + ") of " + std::to_string(g.size()) +
+          " layer(s) that cannot run as one launch");
+    if (kind == GroupKind::DwPw && layers[i - 1].tactic != cuda::kDwFused)
+      bad(ln + " leads a dw+pw group without its depthwise layer fused");
+    for (size_t k = 1; k < g.size(); ++k) claimed[g[k]] = true;
+    const auto reads = layer_reads(*this, i);
+    const auto writes = layer_writes(*this, i);
+    for (size_t a = 0; a < writes.size(); ++a) {
+      for (int32_t r : reads)
+        if (overlap(writes[a], r)) bad(ln + ": its group writes arena bytes the group reads");
+      for (size_t b = a + 1; b < writes.size(); ++b)
+        if (overlap(writes[a], writes[b])) bad(ln + ": two outputs of its group share arena bytes");
+    }
+  }
+  for (size_t i = 0; i < layers.size(); ++i)
+    if (layers[i].op == OpKind::Conv2D && layers[i].tactic == cuda::kConvGroupMember && !claimed[i])
+      bad("layer #" + std::to_string(i) + " '" + layers[i].name + "' is a group member without a group leader before it");
 }
 
 bool dwpw_pair_possible(const EnginePlan& p, size_t i) {
@@ -214,15 +241,114 @@ bool dwpw_pair_possible(const EnginePlan& p, size_t i) {
 }
 
 bool dwpw_fused(const EnginePlan& p, size_t i) {
-  return i < p.layers.size() && p.layers[i].op == OpKind::Conv2D && cuda::is_dwpw_tactic(p.layers[i].tactic);
+  if (i >= p.layers.size() || p.layers[i].op != OpKind::Conv2D) return false;
+  const int t = p.layers[i].tactic;
+  if (cuda::is_dwpw_tactic(t) || t == cuda::kConvGroupDwPw16) return true;
+  return t == cuda::kConvGroupMember && i > 0 && p.layers[i - 1].op == OpKind::DepthwiseConv2D &&
+         p.layers[i - 1].tactic == cuda::kDwFused;
 }
 
-std::vector<int32_t> layer_reads(const EnginePlan& p, size_t i) {
+namespace {
+
+// Arena tensors a layer reads itself (no group expansion).
+std::vector<int32_t> own_reads(const EnginePlan& p, size_t i) {
   std::vector<int32_t> r;
   for (int32_t t : p.layers[i].inputs)
     if (p.tensors[t].kind != TensorKind::Weight) r.push_back(t);
   if (dwpw_fused(p, i) && i > 0) r.push_back(p.layers[i - 1].inputs[0]);
   return r;
+}
+
+bool is_pw1x1_half(const EnginePlan& p, size_t i) {
+  const PlanLayer& l = p.layers[i];
+  if (l.op != OpKind::Conv2D || l.inputs.size() < 2 || l.outputs.size() != 1) return false;
+  const PlanTensor& x = p.tensors[l.inputs[0]];
+  const PlanTensor& w = p.tensors[l.inputs[1]];
+  const PlanTensor& y = p.tensors[l.outputs[0]];
+  if (x.storage != Storage::F16 || x.shape.size() != 4 || y.shape.size() != 4 || w.shape.size() != 4) return false;
+  const auto st = l.attrs.get_ints("strides", std::vector<int64_t>{1, 1});
+  return w.shape[0] == 1 && w.shape[1] == 1 && st.size() == 2 && st[0] == 1 && st[1] == 1 &&
+         x.shape[1] == y.shape[1] && x.shape[2] == y.shape[2];
+}
+
+}  // namespace
+
+bool group_possible(const EnginePlan& p, const std::vector<size_t>& m, GroupKind kind) {
+  if (m.size() < 2 || m.size() > static_cast<size_t>(cuda::kMaxConvGroup)) return false;
+  const size_t step = kind == GroupKind::DwPw ? 2 : 1;
+  const size_t first = kind == GroupKind::DwPw ? m[0] - 1 : m[0];  // the group's first layer
+  if (kind == GroupKind::DwPw && m[0] == 0) return false;
+  for (size_t k = 0; k < m.size(); ++k) {
+    const size_t i = m[k];
+    if (i >= p.layers.size() || i != m[0] + k * step) return false;
+    if (kind == GroupKind::DwPw ? !dwpw_pair_possible(p, i) : (!is_pw1x1_half(p, i) || dwpw_pair_possible(p, i))) return false;
+    const PlanTensor& y = p.tensors[p.layers[i].outputs[0]];
+    const PlanTensor& y0 = p.tensors[p.layers[m[0]].outputs[0]];
+    if (y.storage != y0.storage || y.shape.size() != 4 || y0.shape.size() != 4 || y.shape[1] != y0.shape[1] ||
+        y.shape[2] != y0.shape[2] || y.shape[0] != y0.shape[0])
+      return false;
+    // Independent: nothing the member reads is written inside the group before it.
+    std::vector<int32_t> reads = p.layers[i].inputs;
+    if (kind == GroupKind::DwPw) reads.push_back(p.layers[i - 1].inputs[0]);
+    for (size_t j = first; j < (kind == GroupKind::DwPw ? i - 1 : i); ++j)
+      for (int32_t o : p.layers[j].outputs)
+        for (int32_t r : reads)
+          if (r == o) return false;
+  }
+  return true;
+}
+
+std::vector<std::pair<GroupKind, std::vector<size_t>>> candidate_groups(const EnginePlan& p) {
+  std::vector<std::pair<GroupKind, std::vector<size_t>>> out;
+  const size_t n = p.layers.size();
+  for (size_t i = 0; i < n; ++i) {
+    for (GroupKind kind : {GroupKind::DwPw, GroupKind::Pw1x1}) {
+      const size_t step = kind == GroupKind::DwPw ? 2 : 1;
+      std::vector<size_t> m = {i};
+      while (m.size() < static_cast<size_t>(cuda::kMaxConvGroup)) {
+        std::vector<size_t> more = m;
+        more.push_back(m.back() + step);
+        if (!group_possible(p, more, kind)) break;
+        m = std::move(more);
+      }
+      if (m.size() >= 2) {
+        i = m.back();
+        out.emplace_back(kind, std::move(m));
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<size_t> group_of(const EnginePlan& p, size_t i) {
+  if (i >= p.layers.size() || p.layers[i].op != OpKind::Conv2D || !cuda::is_group_leader_tactic(p.layers[i].tactic)) return {};
+  const bool dwpw = p.layers[i].tactic == cuda::kConvGroupDwPw16;
+  std::vector<size_t> m = {i};
+  for (size_t j = i + (dwpw ? 2 : 1); j < p.layers.size() && m.size() < static_cast<size_t>(cuda::kMaxConvGroup);
+       j += dwpw ? 2 : 1) {
+    const PlanLayer& l = p.layers[j];
+    const bool after_fused_dw = p.layers[j - 1].op == OpKind::DepthwiseConv2D && p.layers[j - 1].tactic == cuda::kDwFused;
+    if (l.op != OpKind::Conv2D || l.tactic != cuda::kConvGroupMember || after_fused_dw != dwpw) break;
+    m.push_back(j);
+  }
+  return m;
+}
+
+std::vector<int32_t> layer_reads(const EnginePlan& p, size_t i) {
+  std::vector<int32_t> r = own_reads(p, i);
+  const auto g = group_of(p, i);
+  for (size_t k = 1; k < g.size(); ++k)
+    for (int32_t t : own_reads(p, g[k])) r.push_back(t);
+  return r;
+}
+
+std::vector<int32_t> layer_writes(const EnginePlan& p, size_t i) {
+  std::vector<int32_t> w = p.layers[i].outputs;
+  const auto g = group_of(p, i);
+  for (size_t k = 1; k < g.size(); ++k)
+    for (int32_t t : p.layers[g[k]].outputs) w.push_back(t);
+  return w;
 }
 
 std::string describe_plan(const EnginePlan& p) {

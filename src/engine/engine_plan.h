@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ir/graph.h"
@@ -76,10 +77,28 @@ struct EnginePlan {
 // through the convolution (the fused kernel reads it there); the tuner fuses a pair where that
 // measures faster (tactics kDwFused + kConvDwPw*, kernels/cuda/cuda_kernels.h).
 bool dwpw_pair_possible(const EnginePlan& p, size_t i);
-// Whether layer i runs fused with layer i - 1 (its tactic is a dw+pw tactic).
+// Whether layer i runs fused with layer i - 1 (a dw+pw tactic, or a member of a dw+pw group).
 bool dwpw_fused(const EnginePlan& p, size_t i);
-// The arena tensors layer i reads: its data inputs, plus the depthwise input when it is fused.
+
+// Horizontal groups: independent layers of one kind run as one launch by the first of them (the
+// leader, tactic kConvGroupWmma or kConvGroupDwPw16; the others kConvGroupMember). Pw1x1: 2..4
+// consecutive 1x1 stride-1 half convolutions (MoveNet's four head outputs); DwPw: 2..4
+// consecutive fusable depthwise + pointwise pairs (the four head branches). Every member has the
+// same pixel count and output type as the leader and reads nothing another member of the group
+// writes. The plan builder keeps the members' outputs apart from everything alive at the
+// leader's step (they are written there); the tuner groups where one launch measures faster.
+enum class GroupKind { Pw1x1, DwPw };
+// Whether `members` (the leader first, ascending; for DwPw the pointwise layers) can be a group.
+bool group_possible(const EnginePlan& p, const std::vector<size_t>& members, GroupKind kind);
+// The maximal groups, found greedily from the start of the plan: what the builder plans for.
+std::vector<std::pair<GroupKind, std::vector<size_t>>> candidate_groups(const EnginePlan& p);
+// The layers of the group layer i leads, by the plan's tactics (i first); empty if it leads none.
+std::vector<size_t> group_of(const EnginePlan& p, size_t i);
+
+// The arena tensors layer i reads / writes when it runs: its own data inputs and outputs, plus
+// the depthwise input when it is fused, plus every member's when it leads a group.
 std::vector<int32_t> layer_reads(const EnginePlan& p, size_t i);
+std::vector<int32_t> layer_writes(const EnginePlan& p, size_t i);
 
 // Human-readable listing: what it was built for, one line per layer (op, tactic by name,
 // activation, residual, output shape, name), the arena against one buffer per tensor, the weights.

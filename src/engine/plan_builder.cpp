@@ -205,6 +205,10 @@ EnginePlan build_plan(const Graph& g, const std::string& model, Precision precis
     // A fused depthwise + pointwise kernel reads the depthwise input at the pointwise step.
     if (dwpw_pair_possible(p, static_cast<size_t>(s))) touch(p.layers[s - 1].inputs[0], s);
   }
+  // A group's launch at its leader's step writes every member's output there.
+  for (const auto& [kind, members] : candidate_groups(p))
+    for (size_t k = 1; k < members.size(); ++k)
+      for (int t : p.layers[members[k]].outputs) touch(t, static_cast<int>(members[0]));
   std::vector<int> roots;
   std::vector<TensorLifetime> life;
   for (int t = 0; t < nt; ++t) {

@@ -19,19 +19,22 @@ StreamSchedule schedule_streams(const EnginePlan& p, int max_streams, Serialize&
     return x.offset < y.offset + y.bytes && y.offset < x.offset + x.bytes;
   };
   std::vector<std::vector<int>> deps(n);
-  std::vector<std::vector<int32_t>> reads(n);  // a fused pointwise layer also reads the depthwise input
-  for (int i = 0; i < n; ++i) reads[i] = layer_reads(p, static_cast<size_t>(i));
+  // What each layer's launch reads and writes: a fused pointwise layer also reads the depthwise
+  // input, a group leader reads and writes for its whole group.
+  std::vector<std::vector<int32_t>> reads(n), writes(n);
   for (int i = 0; i < n; ++i) {
-    const PlanLayer& li = p.layers[i];
+    reads[i] = layer_reads(p, static_cast<size_t>(i));
+    writes[i] = layer_writes(p, static_cast<size_t>(i));
+  }
+  for (int i = 0; i < n; ++i) {
     for (int j = 0; j < i; ++j) {
-      const PlanLayer& lj = p.layers[j];
       bool dep = false;
-      for (int ti : li.outputs)
-        for (int tj : lj.outputs) dep = dep || overlap(ti, tj);  // write after write
-      for (int ti : li.outputs)
+      for (int ti : writes[i])
+        for (int tj : writes[j]) dep = dep || overlap(ti, tj);  // write after write
+      for (int ti : writes[i])
         for (int tj : reads[j]) dep = dep || overlap(ti, tj);  // write after read
       for (int ti : reads[i])
-        for (int tj : lj.outputs) dep = dep || overlap(ti, tj);  // read after write
+        for (int tj : writes[j]) dep = dep || overlap(ti, tj);  // read after write
       if (dep) deps[i].push_back(j);
     }
   }

@@ -95,32 +95,39 @@ EnginePlan case_plan(const OpCase& c, int batch, Precision prec, int tactic) {
 
 // Runs the case on the GPU with the given tactic for its layer; returns the f32 output for `batch`
 // images. graphs: through enqueue's CUDA graph path (twice: the graph itself runs the second time).
-Tensor run_plan_cuda(EnginePlan plan, int batch, const std::vector<Tensor>& inputs, const Shape& out_shape, bool graphs);
+std::vector<Tensor> run_plan_cuda(EnginePlan plan, int batch, const std::vector<Tensor>& inputs,
+                                  const std::vector<Shape>& out_shapes, bool graphs);
 
 Tensor run_cuda(const OpCase& c, int batch, Precision prec, int tactic, const std::vector<Tensor>& inputs,
                 bool graphs = false) {
   const Graph gb = make_graph(c, batch);
-  return run_plan_cuda(case_plan(c, batch, prec, tactic), batch, inputs, gb.values[gb.outputs[0]].shape, graphs);
+  return run_plan_cuda(case_plan(c, batch, prec, tactic), batch, inputs, {gb.values[gb.outputs[0]].shape}, graphs)[0];
 }
 
-// Runs a plan (tactics already set) on `batch` images; returns output 0 (f32, out_shape).
-Tensor run_plan_cuda(EnginePlan plan, int batch, const std::vector<Tensor>& inputs, const Shape& out_shape, bool graphs) {
+// Runs a plan (tactics already set) on `batch` images; returns its outputs (f32, out_shapes).
+std::vector<Tensor> run_plan_cuda(EnginePlan plan, int batch, const std::vector<Tensor>& inputs,
+                                  const std::vector<Shape>& out_shapes, bool graphs) {
   auto eng = std::make_shared<cuda::DeviceEngine>(std::move(plan));
   cuda::DeviceContext ctx(eng);
-  const int out_id = eng->plan().outputs[0];
-  // Poison the arena so unwritten outputs cannot pass.
+  const auto& outs = eng->plan().outputs;
+  // Poison the outputs so unwritten ones cannot pass.
   // On the context's stream: it is a non-blocking stream, so a plain cudaMemset (legacy default
   // stream) would race with the forward pass instead of preceding it.
   auto poison = [&] {
-    cuda::check(cudaMemsetAsync(ctx.tensor(out_id), 0xFF, eng->plan().tensors[out_id].bytes, ctx.stream()), "memset");
+    for (int id : outs)
+      cuda::check(cudaMemsetAsync(ctx.tensor(id), 0xFF, eng->plan().tensors[id].bytes, ctx.stream()), "memset");
     ctx.synchronize();
   };
+  auto upload = [&] {
+    for (size_t i = 0; i < inputs.size(); ++i)
+      cuda::check(cudaMemcpy(ctx.tensor(eng->plan().inputs[i]), inputs[i].raw(), inputs[i].nbytes(), cudaMemcpyHostToDevice),
+                  "upload");
+    // A pageable cudaMemcpy may return before its DMA lands, and the context's stream is
+    // non-blocking: without this the kernels could read half-uploaded inputs.
+    cuda::check(cudaDeviceSynchronize(), "upload");
+  };
   poison();
-  for (size_t i = 0; i < inputs.size(); ++i)
-    cuda::check(cudaMemcpy(ctx.tensor(eng->plan().inputs[i]), inputs[i].raw(), inputs[i].nbytes(), cudaMemcpyHostToDevice), "upload");
-  // A pageable cudaMemcpy may return before its DMA lands, and the context's stream is
-  // non-blocking: without this the kernels could read half-uploaded inputs.
-  cuda::check(cudaDeviceSynchronize(), "upload");
+  upload();
   ctx.set_use_graphs(graphs);
   ctx.enqueue(batch);
   ctx.synchronize();
@@ -128,16 +135,17 @@ Tensor run_plan_cuda(EnginePlan plan, int batch, const std::vector<Tensor>& inpu
     // The first run may have reused the inputs' bytes for other tensors (the arena plans them by
     // lifetime), so the replay gets fresh inputs, as every real run does.
     poison();
-    for (size_t i = 0; i < inputs.size(); ++i)
-      cuda::check(cudaMemcpy(ctx.tensor(eng->plan().inputs[i]), inputs[i].raw(), inputs[i].nbytes(), cudaMemcpyHostToDevice),
-                  "upload");
-    cuda::check(cudaDeviceSynchronize(), "upload");
+    upload();
     ctx.enqueue(batch);
     ctx.synchronize();
   }
-  Tensor out(DType::F32, out_shape);
-  cuda::check(cudaMemcpy(out.raw(), ctx.tensor(out_id), out.nbytes(), cudaMemcpyDeviceToHost), "download");
-  return out;
+  std::vector<Tensor> r;
+  for (size_t k = 0; k < out_shapes.size(); ++k) {
+    Tensor out(DType::F32, out_shapes[k]);
+    cuda::check(cudaMemcpy(out.raw(), ctx.tensor(outs.at(k)), out.nbytes(), cudaMemcpyDeviceToHost), "download");
+    r.push_back(std::move(out));
+  }
+  return r;
 }
 
 void check_case(const OpCase& c, const std::vector<int>& tactics) {
@@ -476,10 +484,10 @@ TEST(CudaOps, DepthwisePointwiseFused) {
         apart.layers[pw].tactic = cuda::kConvWmma64;
         ASSERT_NO_THROW(fused.validate("fused plan"));
         for (bool graphs : {false, true}) {
-          const Tensor got = run_plan_cuda(fused, batch, inputs, out_shape, graphs);
+          const Tensor got = run_plan_cuda(fused, batch, inputs, {out_shape}, graphs)[0];
           EXPECT_LE(test::rel_l2(got, ref), 1e-2) << (graphs ? "graph" : "direct");
           if (t != cuda::kConvDwPw64) continue;
-          const Tensor two = run_plan_cuda(apart, batch, inputs, out_shape, graphs);
+          const Tensor two = run_plan_cuda(apart, batch, inputs, {out_shape}, graphs)[0];
           EXPECT_EQ(0, std::memcmp(got.raw(), two.raw(), got.nbytes())) << "fused differs from the unfused pair";
         }
         ++ran;
@@ -487,6 +495,102 @@ TEST(CudaOps, DepthwisePointwiseFused) {
     }
   }
   EXPECT_EQ(ran, 36);
+}
+
+// Horizontal groups: three head-like branches (1x1 -> 3x3 depthwise -> 1x1 per branch, then a
+// 1x1 convolution with float output per branch) as one dw+pw launch and one 1x1 launch, bit for
+// bit equal to the same kernels launched one layer at a time, and within fp16 of the reference.
+Graph branches_graph(int batch, int h, int w, int c, const std::vector<int>& mid, const std::vector<int>& out) {
+  std::mt19937 rng(static_cast<uint32_t>(h * 31 + c + out[0]));
+  auto rnd = [&](Shape s, float scale) { return test::random_tensor(DType::F32, s, rng, -scale, scale); };
+  auto attrs = [](const std::string& act) {
+    Attrs a;
+    a.set("strides", std::vector<int64_t>{1, 1});
+    a.set("dilations", std::vector<int64_t>{1, 1});
+    a.set("padding", std::string("SAME"));
+    a.set("activation", act);
+    return a;
+  };
+  test::Builder b;
+  const int x = b.input("x", DType::F32, {batch, h, w, c});
+  const float sc = 1.0f / std::sqrt(static_cast<float>(c));
+  const int a = b.node(OpKind::Conv2D, "a", {x, b.constant("wa", rnd({1, 1, c, c}, sc)), b.constant("ba", rnd({c}, 0.3f))},
+                       attrs("relu6"));
+  std::vector<int> dws, heads;
+  for (size_t k = 0; k < mid.size(); ++k)
+    dws.push_back(b.node(OpKind::DepthwiseConv2D, "dw" + std::to_string(k),
+                         {a, b.constant("wd" + std::to_string(k), rnd({3, 3, c, 1}, 0.4f)),
+                          b.constant("bd" + std::to_string(k), rnd({c}, 0.3f))},
+                         attrs("relu")));
+  std::vector<int> pws;
+  for (size_t k = 0; k < mid.size(); ++k)
+    pws.push_back(b.node(OpKind::Conv2D, "pw" + std::to_string(k),
+                         {dws[k], b.constant("wp" + std::to_string(k), rnd({1, 1, c, mid[k]}, sc)),
+                          b.constant("bp" + std::to_string(k), rnd({mid[k]}, 0.3f))},
+                         attrs("relu")));
+  for (size_t k = 0; k < out.size(); ++k) {
+    const float so = 1.0f / std::sqrt(static_cast<float>(mid[k]));
+    heads.push_back(b.node(OpKind::Conv2D, "head" + std::to_string(k),
+                           {pws[k], b.constant("wh" + std::to_string(k), rnd({1, 1, mid[k], out[k]}, so)),
+                            b.constant("bh" + std::to_string(k), rnd({out[k]}, 0.3f))},
+                           attrs(k % 2 ? "none" : "sigmoid")));
+  }
+  return b.finish(heads);
+}
+
+TEST(CudaOps, HorizontalGroups) {
+  POSERT_REQUIRE_GPU();
+  struct Case {
+    int h, w, c;
+    std::vector<int> mid, out;
+  };
+  const std::vector<Case> cases = {
+      {12, 12, 24, {96, 96, 96}, {17, 34, 1}},  // MoveNet's heads, smaller: N not a multiple of 8
+      {9, 7, 32, {32, 16, 48}, {16, 24, 8}},    // odd sizes, other widths per branch, vector epilogues
+  };
+  int ran = 0;
+  for (const auto& k : cases) {
+    for (int batch : {1, 3}) {
+      const Graph gb = branches_graph(batch, k.h, k.w, k.c, k.mid, k.out);
+      std::mt19937 rng(static_cast<uint32_t>(5 + batch));
+      std::vector<Tensor> inputs;
+      for (int id : gb.inputs) inputs.push_back(test::random_tensor(gb.values[id].dtype, gb.values[id].shape, rng));
+      const auto ref = RefExecutor(gb).run(inputs);
+      std::vector<Shape> shapes;
+      for (int id : gb.outputs) shapes.push_back(gb.values[id].shape);
+      EnginePlan plan = build_plan(branches_graph(1, k.h, k.w, k.c, k.mid, k.out), "groups", Precision::FP16, batch);
+      plan.target = cuda::current_target();
+      const auto groups = candidate_groups(plan);
+      ASSERT_EQ(groups.size(), 2u) << describe_plan(plan);
+      ASSERT_EQ(groups[0].first, GroupKind::DwPw);
+      ASSERT_EQ(groups[1].first, GroupKind::Pw1x1);
+      EnginePlan apart = plan;
+      for (size_t i = 0; i < apart.layers.size(); ++i) {
+        PlanLayer& l = apart.layers[i];
+        if (l.op == OpKind::DepthwiseConv2D) l.tactic = cuda::kDwFused;
+        else if (dwpw_pair_possible(apart, i)) l.tactic = cuda::kConvDwPw16;
+        else if (l.op == OpKind::Conv2D) l.tactic = cuda::kConvWmma64;
+      }
+      EnginePlan grouped = apart;
+      for (const auto& [kind, m] : groups)
+        for (size_t j = 0; j < m.size(); ++j)
+          grouped.layers[m[j]].tactic = j ? cuda::kConvGroupMember : kind == GroupKind::DwPw ? cuda::kConvGroupDwPw16 : cuda::kConvGroupWmma;
+      ASSERT_NO_THROW(apart.validate("apart"));
+      ASSERT_NO_THROW(grouped.validate("grouped"));
+      for (bool graphs : {false, true}) {
+        SCOPED_TRACE("groups c" + std::to_string(k.c) + " " + std::to_string(k.h) + "x" + std::to_string(k.w) + " batch " +
+                     std::to_string(batch) + (graphs ? " graph" : " direct"));
+        const auto one = run_plan_cuda(apart, batch, inputs, shapes, graphs);
+        const auto all = run_plan_cuda(grouped, batch, inputs, shapes, graphs);
+        for (size_t o = 0; o < shapes.size(); ++o) {
+          EXPECT_LE(test::rel_l2(all[o], ref[o]), 1e-2) << "output " << o;
+          EXPECT_EQ(0, std::memcmp(all[o].raw(), one[o].raw(), all[o].nbytes())) << "output " << o << ": grouped differs";
+        }
+        ++ran;
+      }
+    }
+  }
+  EXPECT_EQ(ran, 8);
 }
 
 TEST(CudaOps, ElementwiseChainFromInt32) {

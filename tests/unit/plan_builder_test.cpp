@@ -437,6 +437,16 @@ TEST(PlanBuilder, DepthwiseLayerMovesRightBeforeItsPointwiseConvolution) {
   for (size_t i = 0; i < odd.layers.size(); ++i) EXPECT_FALSE(dwpw_pair_possible(odd, i));
 }
 
+// validate() must refuse q, naming the file.
+void refused(const EnginePlan& q, const std::string& what) {
+  try {
+    q.validate("engine file 'x.engine'");
+    ADD_FAILURE() << "accepted: " << what;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("engine file 'x.engine'"), std::string::npos) << e.what();
+  }
+}
+
 TEST(PlanBuilder, ValidateChecksFusedDepthwisePointwiseTactics) {
   EnginePlan p = build_plan(two_branch_sep_convs(), "sep", Precision::FP16, 1);
   const size_t p1 = layer_index(p, "pw1"), p2 = layer_index(p, "pw2");
@@ -448,14 +458,6 @@ TEST(PlanBuilder, ValidateChecksFusedDepthwisePointwiseTactics) {
   EXPECT_EQ(layer_reads(p, p1).back(), p.layers[p1 - 1].inputs[0]);
   EXPECT_NE(describe_plan(p).find("tactic dw+pw64x64"), std::string::npos) << describe_plan(p);
   EXPECT_NE(describe_plan(p).find("tactic fused"), std::string::npos);
-  auto refused = [](const EnginePlan& q, const std::string& what) {
-    try {
-      q.validate("engine file 'x.engine'");
-      ADD_FAILURE() << "accepted: " << what;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("engine file 'x.engine'"), std::string::npos) << e.what();
-    }
-  };
   EnginePlan q = p;
   q.layers[p1].tactic = cuda::kConvWmma64;  // the depthwise layer would never be computed
   refused(q, "a fused depthwise layer before an unfused convolution");
@@ -470,6 +472,44 @@ TEST(PlanBuilder, ValidateChecksFusedDepthwisePointwiseTactics) {
   q.tensors[q.layers[p1].outputs[0]].offset = q.tensors[q.layers[p1 - 1].inputs[0]].offset;
   q.arena_bytes = std::max(q.arena_bytes, q.tensors[q.layers[p1 - 1].inputs[0]].offset + q.tensors[q.layers[p1].outputs[0]].bytes);
   refused(q, "a fused output over the depthwise input");
+}
+
+TEST(PlanBuilder, HorizontalGroupsArePlannedAndValidated) {
+  EnginePlan p = build_plan(two_branch_sep_convs(), "sep", Precision::FP16, 2);
+  check_plan_invariants(p);
+  const size_t p1 = layer_index(p, "pw1"), p2 = layer_index(p, "pw2");
+  const auto groups = candidate_groups(p);
+  ASSERT_EQ(groups.size(), 1u);
+  EXPECT_EQ(groups[0].first, GroupKind::DwPw);
+  EXPECT_EQ(groups[0].second, (std::vector<size_t>{p1, p2}));
+  EXPECT_FALSE(group_possible(p, {p1, p2}, GroupKind::Pw1x1));  // they are fusable pairs, not plain 1x1 layers
+  // pw2's output is written at pw1's step: it shares no bytes with anything the group reads.
+  p.layers[p1 - 1].tactic = cuda::kDwFused;
+  p.layers[p1].tactic = cuda::kConvGroupDwPw16;
+  p.layers[p2 - 1].tactic = cuda::kDwFused;
+  p.layers[p2].tactic = cuda::kConvGroupMember;
+  EXPECT_NO_THROW(p.validate("plan"));
+  EXPECT_EQ(group_of(p, p1), (std::vector<size_t>{p1, p2}));
+  EXPECT_TRUE(group_of(p, p2).empty());
+  EXPECT_TRUE(dwpw_fused(p, p2));
+  const auto w = layer_writes(p, p1);
+  EXPECT_EQ(w.size(), 2u);
+  EXPECT_NE(describe_plan(p).find("tactic group:dw+pw16x32"), std::string::npos);
+  EXPECT_NE(describe_plan(p).find("tactic grouped"), std::string::npos);
+  EnginePlan q = p;
+  q.layers[p1].tactic = cuda::kConvDwPw16;  // pw2 would never be computed
+  refused(q, "a group member without a leader");
+  q = p;
+  q.layers[p2].tactic = cuda::kConvDwPw16;  // a group of one
+  refused(q, "a group leader without members");
+  q = p;
+  q.layers[p1].tactic = cuda::kConvGroupWmma;  // the wrong kind for fused pairs
+  refused(q, "a 1x1 group over depthwise + pointwise pairs");
+  q = p;
+  const int32_t y2 = q.layers[p2].outputs[0], x1 = q.layers[p1 - 1].inputs[0];
+  q.tensors[y2].offset = q.tensors[x1].offset;
+  q.arena_bytes = std::max(q.arena_bytes, q.tensors[x1].offset + q.tensors[y2].bytes);
+  refused(q, "a member output over a tensor the group reads");
 }
 
 // ---- the real models ------------------------------------------------------------------------
@@ -494,7 +534,17 @@ void check_model_plan(const std::string& name) {
     } else if (spec.name == "movenet-lightning") {
       EXPECT_EQ(pairs, 24);  // every depthwise layer
     }
-    std::cout << "[ plan     ] " << spec.name << " " << precision_name(prec) << ": " << pairs << " fusable depthwise + pointwise pairs\n";
+    const auto groups = candidate_groups(p);
+    if (prec == Precision::FP16 && spec.name == "movenet-lightning") {
+      // The four head branches (dw+pw pairs) and the four head outputs (1x1 convolutions).
+      ASSERT_EQ(groups.size(), 2u);
+      EXPECT_EQ(groups[0].first, GroupKind::DwPw);
+      EXPECT_EQ(groups[0].second.size(), 4u);
+      EXPECT_EQ(groups[1].first, GroupKind::Pw1x1);
+      EXPECT_EQ(groups[1].second.size(), 4u);
+    }
+    std::cout << "[ plan     ] " << spec.name << " " << precision_name(prec) << ": " << pairs
+              << " fusable depthwise + pointwise pairs, " << groups.size() << " horizontal groups\n";
     std::cout << "[ plan     ] " << spec.name << " " << precision_name(prec) << ": " << p.layers.size() << " layers, "
               << p.tensors.size() << " tensors, arena " << p.arena_bytes << " bytes of " << p.activation_sum_bytes
               << " (batch 2), weights " << p.weights.size() << " bytes\n";

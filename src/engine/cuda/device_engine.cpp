@@ -343,6 +343,32 @@ void DeviceContext::reserve_workspace(size_t bytes) {
   }
 }
 
+void DeviceContext::launch_group(size_t i, int batch, int tactic, void* stream) {
+  const EnginePlan& p = engine_->plan();
+  const auto g = group_of(p, i);
+  if (g.size() < 2 || p.layers[i].tactic != tactic)
+    throw Error("internal: layer '" + p.layers[i].name + "': group tactic " + conv_tactic_label(tactic) + " without its members in the plan");
+  auto bias_of = [&](const PlanLayer& l) { return l.inputs.size() > 2 ? static_cast<const float*>(tensor(l.inputs[2])) : nullptr; };
+  auto res_of = [&](const PlanLayer& l) { return l.inputs.size() > 3 ? static_cast<const void*>(tensor(l.inputs[3])) : nullptr; };
+  if (tactic == kConvGroupWmma) {
+    std::vector<Conv1x1Args> a;
+    for (size_t m : g) {
+      const PlanLayer& l = p.layers[m];
+      a.push_back({tensor(l.inputs[0]), tensor(l.inputs[1]), bias_of(l), res_of(l), tensor(l.outputs[0]), conv_params(p, l, batch)});
+    }
+    conv1x1_group(a.data(), static_cast<int>(a.size()), stream);
+  } else {
+    std::vector<DwPwArgs> a;
+    for (size_t m : g) {
+      const PlanLayer& l = p.layers[m];
+      const PlanLayer& d = p.layers[m - 1];
+      a.push_back({tensor(d.inputs[0]), tensor(d.inputs[1]), bias_of(d), conv_params(p, d, batch), tensor(l.inputs[1]), bias_of(l),
+                   res_of(l), tensor(l.outputs[0]), conv_params(p, l, batch)});
+    }
+    dw_pw_group(a.data(), static_cast<int>(a.size()), stream);
+  }
+}
+
 size_t DeviceContext::cudnn_need(size_t i, int batch, int tactic) {
   const auto key = std::make_tuple(i, batch, tactic);
   auto it = cudnn_need_.find(key);
@@ -390,6 +416,11 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
     case OpKind::Conv2D:
     case OpKind::DepthwiseConv2D: {
       if (l.op == OpKind::DepthwiseConv2D && tactic == kDwFused) break;  // the next layer computes it
+      if (l.op == OpKind::Conv2D && tactic == kConvGroupMember) break;    // its group's leader computes it
+      if (l.op == OpKind::Conv2D && is_group_leader_tactic(tactic)) {
+        launch_group(i, batch, tactic, s);
+        break;
+      }
       const ConvParams cp = conv_params(p, l, batch);
       const bool half = in.storage == Storage::F16;
       const float* bias = l.inputs.size() > 2 ? static_cast<const float*>(tensor(l.inputs[2])) : nullptr;

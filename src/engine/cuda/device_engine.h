@@ -107,6 +107,7 @@ class DeviceContext {
     size_t workspace_bytes = 0;
   };
   void launch_layer_on(size_t i, int batch, int tactic, int lane);
+  void launch_group(size_t i, int batch, int tactic, void* stream);  // layer i leads a horizontal group
   void build_schedule(int max_streams);
   void free_lanes();
   size_t cudnn_need(size_t i, int batch, int tactic);  // workspace bytes, cached per (layer, batch, tactic)

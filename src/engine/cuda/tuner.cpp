@@ -156,7 +156,9 @@ void tune_dwpw_pairs(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, cons
       for (int t : cands) {
         const auto us = time_tactic(ctx, i, p.max_batch, t, e0, e1, &why);
         lt.tactic_us.emplace_back(t, *us);  // PoseRT's own kernels always time (or throw)
-        log += " " + conv_tactic_label(t) + " " + std::to_string(*us);
+        char buf[64];
+        std::snprintf(buf, sizeof buf, " %s %.2f", conv_tactic_label(t).c_str(), *us);
+        log += buf;
         if (*us < best) best = *us, chosen = t;
       }
       cache.store(key, chosen, best);
@@ -170,6 +172,66 @@ void tune_dwpw_pairs(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, cons
       dw.tactic = kDwFused;
       pw.tactic = chosen;
     }
+    report.push_back(lt);
+  }
+}
+
+// Horizontal groups (candidate_groups): one launch for the group where it measures faster than
+// its layers' chosen kernels one after the other. A dw+pw group needs every pair fused as
+// dw+pw16x32 (the kernel it groups). Cached under the group's key: the leader tactic, or 0.
+void tune_groups(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const BuildTarget& target, int driver,
+                 cudaEvent_t e0, cudaEvent_t e1, std::vector<LayerTiming>& report) {
+  for (const auto& [kind, m] : candidate_groups(p)) {
+    const bool dwpw = kind == GroupKind::DwPw;
+    std::vector<ConvParams> ds, ps;
+    bool ready = true;
+    for (size_t k : m) {
+      ready = ready && (!dwpw || p.layers[k].tactic == kConvDwPw16);
+      ps.push_back(conv_params(p, p.layers[k], p.max_batch));
+      if (dwpw) ds.push_back(conv_params(p, p.layers[k - 1], p.max_batch));
+    }
+    const int n = static_cast<int>(m.size());
+    if (!ready || !(dwpw ? dw_pw_group_applies(ds.data(), ps.data(), n) : conv1x1_group_applies(ps.data(), n))) continue;
+    const int lead = dwpw ? kConvGroupDwPw16 : kConvGroupWmma;
+    std::string key = dwpw ? "group:dw+pw" : "group:1x1";
+    std::vector<int> before;
+    for (size_t k : m) {
+      key += "||";
+      key += layer_key(p, p.layers[k], target, driver);
+      key += '@';
+      key += std::to_string(p.layers[k].tactic);
+      before.push_back(p.layers[k].tactic);
+    }
+    LayerTiming lt;
+    lt.layer = "group of " + std::to_string(n) + " from " + p.layers[m[0]].name;
+    auto set_grouped = [&](bool on) {
+      for (size_t k = 0; k < m.size(); ++k) p.layers[m[k]].tactic = on ? (k == 0 ? lead : kConvGroupMember) : before[k];
+    };
+    int chosen = 0;
+    if (cache.lookup(key, &chosen) && (chosen == 0 || chosen == lead)) {
+      lt.from_cache = true;
+      cache.hits++;
+    } else {
+      cache.misses++;
+      std::string why;
+      double apart = 0;
+      for (size_t k : m) {
+        const auto us = time_tactic(ctx, k, p.max_batch, p.layers[k].tactic, e0, e1, &why);
+        if (!us) throw Error("tuning: layer '" + p.layers[k].name + "': its chosen tactic failed when timed again: " + why);
+        apart += *us;
+      }
+      set_grouped(true);
+      const auto grouped = time_tactic(ctx, m[0], p.max_batch, lead, e0, e1, &why);  // PoseRT's own kernel: times or throws
+      chosen = *grouped < apart ? lead : 0;
+      lt.tactic_us = {{0, apart}, {lead, *grouped}};
+      cache.store(key, chosen, std::min(apart, *grouped));
+      if (std::getenv("POSERT_TUNE_LOG"))
+        std::fprintf(stderr, "group of %d from layer %zu (%s, batch %d): apart %.2f us, %s %.2f us -> %s\n", n, m[0],
+                     dwpw ? "dw+pw pairs" : "1x1 convolutions", p.max_batch, apart, conv_tactic_label(lead).c_str(), *grouped,
+                     chosen ? "grouped" : "apart");
+    }
+    set_grouped(chosen != 0);
+    lt.chosen = chosen;
     report.push_back(lt);
   }
 }
@@ -261,6 +323,7 @@ std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, b
       }
       if (verbose && convs) std::fprintf(stderr, "\n");
       tune_dwpw_pairs(p, ctx, cache, target, driver, e0, e1, report);
+      tune_groups(p, ctx, cache, target, driver, e0, e1, report);
       check(cudaDeviceSynchronize(), "tuning");
     } catch (...) {
       cudaEventDestroy(e0);

@@ -5,6 +5,9 @@
 // (launchers check the sizes fit): 64-bit division costs more than the convolution itself.
 #include <mma.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
 
@@ -247,10 +250,9 @@ __device__ __forceinline__ void warp_store_32x32(float (&Cs)[BM][BN + 4], AccFra
 // Tensor-core GEMM for half: warps of 32x32 outputs (2x2 WMMA 16x16x16 fragments), fp32 accumulation.
 // VEC: K and N are multiples of 8, so tiles load as 16-byte vectors (8 halves).
 template <class TO, int BM, int BN, bool VEC>
-__global__ void wmma_gemm_kernel(const __half* __restrict__ A, const __half* __restrict__ B,
-                                 const float* __restrict__ bias, const __half* __restrict__ R,
-                                 TO* __restrict__ Y, int M, int N, int K, int act) {
-  pdl_wait();
+__device__ __forceinline__ void wmma_gemm_tile(const __half* __restrict__ A, const __half* __restrict__ B,
+                                               const float* __restrict__ bias, const __half* __restrict__ R,
+                                               TO* __restrict__ Y, int M, int N, int K, int act, int bx, int by) {
   using namespace nvcuda;
   constexpr int BK = 32;
   constexpr int WARPS_N = BN / 32;
@@ -260,7 +262,7 @@ __global__ void wmma_gemm_kernel(const __half* __restrict__ A, const __half* __r
   __shared__ __align__(32) float Cs[BM][BN + 4];
   const int tid = threadIdx.x, warp = tid / 32;
   const int wm = warp / WARPS_N, wn = warp % WARPS_N;
-  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const int m0 = bx * BM, n0 = by * BN;
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
 #pragma unroll
   for (int i = 0; i < 2; ++i)
@@ -309,6 +311,31 @@ __global__ void wmma_gemm_kernel(const __half* __restrict__ A, const __half* __r
       if (gm < M && gn < N) epilogue(Y, R, gm * N + gn, gn, Cs[mm][nn], bias, act);
     }
   }
+}
+
+template <class TO, int BM, int BN, bool VEC>
+__global__ void wmma_gemm_kernel(const __half* __restrict__ A, const __half* __restrict__ B,
+                                 const float* __restrict__ bias, const __half* __restrict__ R,
+                                 TO* __restrict__ Y, int M, int N, int K, int act) {
+  pdl_wait();
+  wmma_gemm_tile<TO, BM, BN, VEC>(A, B, bias, R, Y, M, N, K, act, blockIdx.x, blockIdx.y);
+}
+
+// Up to kMaxConvGroup independent 1x1 convolutions in one launch (kConvGroupWmma): blockIdx.z
+// picks the problem, which runs the 64x64 tile of wmma_gemm_kernel (the same arithmetic). Blocks
+// past a smaller problem's tiles return at once.
+struct Pw1x1Group {
+  Conv1x1Args p[kMaxConvGroup];
+};
+template <class TO, bool VEC>
+__global__ void wmma_gemm_group_kernel(Pw1x1Group g) {
+  pdl_wait();
+  const Conv1x1Args& q = g.p[blockIdx.z];
+  const int M = q.p.n * q.p.h * q.p.w;
+  if (static_cast<int>(blockIdx.x) * 64 >= M || static_cast<int>(blockIdx.y) * 64 >= q.p.o) return;
+  wmma_gemm_tile<TO, 64, 64, VEC>(static_cast<const __half*>(q.x), static_cast<const __half*>(q.w), q.bias,
+                                  static_cast<const __half*>(q.res), static_cast<TO*>(q.y), M, q.p.o, q.p.c,
+                                  static_cast<int>(q.p.act), blockIdx.x, blockIdx.y);
 }
 
 // 16 bytes global -> shared without passing through registers (cp.async, sm_80+); with valid
@@ -437,11 +464,11 @@ size_t dwpw16_smem(int k) {
   return sizeof(__half) * (16 * (kc + 8) + kc * (32 + 8)) + sizeof(float) * dwpw16_warps(k) * 16 * (32 + 4);
 }
 template <class TO, int WARPS>
-__global__ void __launch_bounds__(WARPS * 32) dwpw16_kernel(const __half* __restrict__ x, const __half* __restrict__ wd,
-                                                     const float* __restrict__ bd, ConvParams d,
-                                                     const __half* __restrict__ B, const float* __restrict__ bias,
-                                                     const __half* __restrict__ R, TO* __restrict__ Y, int N, int act) {
-  pdl_wait();
+__device__ __forceinline__ void dwpw16_tile(const __half* __restrict__ x, const __half* __restrict__ wd,
+                                            const float* __restrict__ bd, const ConvParams& d,
+                                            const __half* __restrict__ B, const float* __restrict__ bias,
+                                            const __half* __restrict__ R, TO* __restrict__ Y, int N, int act, int bx,
+                                            int by) {
   using namespace nvcuda;
   constexpr int BM = 16, BN = 32, THREADS = WARPS * 32;
   extern __shared__ __align__(32) unsigned char dyn[];
@@ -451,7 +478,7 @@ __global__ void __launch_bounds__(WARPS * 32) dwpw16_kernel(const __half* __rest
   __half* Bs = As + BM * KP;                               // [KC][BN + 8]
   float* Cw = reinterpret_cast<float*>(Bs + KC * (BN + 8)); // [WARPS][BM][BN + 4]
   const int tid = threadIdx.x, warp = tid / 32;
-  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const int m0 = bx * BM, n0 = by * BN;
   const int dact = static_cast<int>(d.act);
   const int groups = KC / 8;
   // The filter panel first, as asynchronous copies (zero-filled past K and N): they land while the
@@ -501,6 +528,30 @@ __global__ void __launch_bounds__(WARPS * 32) dwpw16_kernel(const __half* __rest
       for (int j = 0; j < 8; ++j) sum[j] += Cw[(w * BM + mm) * (BN + 4) + nn + j];
     epilogue8(Y, R, gm * N + gn, gn, sum, bias, act);
   }
+}
+
+template <class TO, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32) dwpw16_kernel(const __half* __restrict__ x, const __half* __restrict__ wd,
+                                                     const float* __restrict__ bd, ConvParams d,
+                                                     const __half* __restrict__ B, const float* __restrict__ bias,
+                                                     const __half* __restrict__ R, TO* __restrict__ Y, int N, int act) {
+  pdl_wait();
+  dwpw16_tile<TO, WARPS>(x, wd, bd, d, B, bias, R, Y, N, act, blockIdx.x, blockIdx.y);
+}
+
+// Up to kMaxConvGroup independent depthwise + pointwise pairs in one launch (kConvGroupDwPw16):
+// blockIdx.z picks the pair, which runs the tile of dwpw16_kernel.
+struct DwPwGroup {
+  DwPwArgs p[kMaxConvGroup];
+};
+template <class TO, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32) dwpw16_group_kernel(DwPwGroup g) {
+  pdl_wait();
+  const DwPwArgs& q = g.p[blockIdx.z];
+  if (static_cast<int>(blockIdx.x) * 16 >= q.d.n * q.d.oh * q.d.ow || static_cast<int>(blockIdx.y) * 32 >= q.p.o) return;
+  dwpw16_tile<TO, WARPS>(static_cast<const __half*>(q.x), static_cast<const __half*>(q.wd), q.bd, q.d,
+                         static_cast<const __half*>(q.wp), q.bias, static_cast<const __half*>(q.res), static_cast<TO*>(q.y),
+                         q.p.o, static_cast<int>(q.p.act), blockIdx.x, blockIdx.y);
 }
 
 template <class T, class TO>
@@ -868,6 +919,78 @@ void dw_pw_conv2d(int tactic, const void* x, const void* wd, const float* bd, co
   if (p.out_f32) run(static_cast<float*>(y));
   else run(static_cast<__half*>(y));
   check_launch("dw_pw_conv2d");
+}
+
+bool conv1x1_group_applies(const ConvParams* p, int count) {
+  if (count < 2 || count > kMaxConvGroup) return false;
+  for (int i = 0; i < count; ++i)
+    if (!conv_tactic_applies(kConvWmma64, p[i], true) || p[i].out_f32 != p[0].out_f32) return false;
+  return true;
+}
+
+void conv1x1_group(const Conv1x1Args* a, int count, void* stream) {
+  std::vector<ConvParams> ps;
+  for (int i = 0; i < count; ++i) ps.push_back(a[i].p);
+  if (!conv1x1_group_applies(ps.data(), count)) throw Error("conv tactic group:wmma64x64 does not apply to these layers");
+  Pw1x1Group g{};
+  bool vec = true;
+  int mt = 1, nt = 1;
+  for (int i = 0; i < count; ++i) {
+    const ConvParams& p = a[i].p;
+    const int M = p.n * p.h * p.w, N = p.o, K = p.c;
+    g.p[i] = a[i];
+    vec = vec && K % 8 == 0 && N % 8 == 0 && aligned16(a[i].x) && aligned16(a[i].w) && aligned16(a[i].y) && aligned16(a[i].res);
+    mt = std::max(mt, (M + 63) / 64);
+    nt = std::max(nt, (N + 63) / 64);
+  }
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const dim3 grid(mt, nt, count);
+  cudaError_t e;
+  if (a[0].p.out_f32) e = vec ? launch(wmma_gemm_group_kernel<float, true>, grid, 128, 0, s, g)
+                              : launch(wmma_gemm_group_kernel<float, false>, grid, 128, 0, s, g);
+  else e = vec ? launch(wmma_gemm_group_kernel<__half, true>, grid, 128, 0, s, g)
+               : launch(wmma_gemm_group_kernel<__half, false>, grid, 128, 0, s, g);
+  if (e != cudaSuccess) throw Error(std::string("CUDA kernel group:wmma64x64 failed to launch: ") + cudaGetErrorString(e));
+  check_launch("conv1x1_group");
+}
+
+bool dw_pw_group_applies(const ConvParams* d, const ConvParams* p, int count) {
+  if (count < 2 || count > kMaxConvGroup) return false;
+  for (int i = 0; i < count; ++i)
+    if (!dwpw_applies(kConvDwPw16, d[i], p[i], true) || p[i].out_f32 != p[0].out_f32 ||
+        dwpw16_warps(d[i].c) != dwpw16_warps(d[0].c))
+      return false;
+  return true;
+}
+
+void dw_pw_group(const DwPwArgs* a, int count, void* stream) {
+  std::vector<ConvParams> ds, ps;
+  for (int i = 0; i < count; ++i) ds.push_back(a[i].d), ps.push_back(a[i].p);
+  if (!dw_pw_group_applies(ds.data(), ps.data(), count)) throw Error("conv tactic group:dw+pw16x32 does not apply to these layers");
+  DwPwGroup g{};
+  int mt = 1, nt = 1, kmax = 0;
+  for (int i = 0; i < count; ++i) {
+    const DwPwArgs& q = a[i];
+    if (!aligned16(q.x) || !aligned16(q.wd) || !aligned16(q.wp) || !aligned16(q.res) || !aligned16(q.y))
+      throw Error("internal: dw+pw buffers must be 16-byte aligned");
+    g.p[i] = q;
+    mt = std::max(mt, (q.d.n * q.d.oh * q.d.ow + 15) / 16);
+    nt = std::max(nt, (q.p.o + 31) / 32);
+    kmax = std::max(kmax, q.d.c);
+  }
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const size_t smem = dwpw16_smem(kmax);
+  const int warps = dwpw16_warps(kmax);
+  auto run = [&](auto kernel) {
+    if (smem > 48 * 1024 &&
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) != cudaSuccess)
+      throw Error("group:dw+pw16x32: cannot reserve " + std::to_string(smem) + " bytes of shared memory on this GPU");
+    const cudaError_t e = launch(kernel, dim3(mt, nt, count), warps * 32, smem, s, g);
+    if (e != cudaSuccess) throw Error(std::string("CUDA kernel group:dw+pw16x32 failed to launch: ") + cudaGetErrorString(e));
+  };
+  if (a[0].p.out_f32) warps == 16 ? run(dwpw16_group_kernel<float, 16>) : run(dwpw16_group_kernel<float, 4>);
+  else warps == 16 ? run(dwpw16_group_kernel<__half, 16>) : run(dwpw16_group_kernel<__half, 4>);
+  check_launch("dw_pw_group");
 }
 
 }  // namespace posert::cuda

@@ -32,7 +32,11 @@ enum ConvTactic : int {
   kConvDwPw16 = 8,      // before it, tactic kDwFused) computed inside the tensor-core GEMM: 64x64 tiles
                         // with K in chunks, or 16x32 tiles with all of K staged at once and split over
                         // warps (small layers) (dw_pw_conv2d; chosen per pair by the tuner, never alone)
-  kConvTacticCount = 9,
+  kConvGroupWmma = 9,     // horizontal groups: this 1x1 convolution and the independent ones right after
+  kConvGroupDwPw16 = 10,  // it (tactic kConvGroupMember) in one launch, each as wmma64x64 (conv1x1_group);
+  kConvGroupMember = 11,  // or this fused dw+pw pair and the pairs after it, each as dw+pw16x32
+                          // (dw_pw_group). A member launches nothing. Chosen by the tuner per group.
+  kConvTacticCount = 12,
   // cuDNN (src/engine/cuda/cudnn_conv.h), one tactic per forward algorithm (cudnnConvolutionFwdAlgo_t
   // 0..7) and epilogue. Base + algo: cudnnConvolutionForward, then PoseRT's epilogue kernel;
   // fused base + algo: cudnnConvolutionBiasActivationForward (bias, residual and ReLU in cuDNN).
@@ -43,8 +47,11 @@ enum ConvTactic : int {
 constexpr int kCudnnAlgoCount = 8;
 inline constexpr const char* kConvTacticNames[kConvTacticCount] = {"direct",    "gemm64x64", "gemm32x64",
                                                                    "wmma64x64", "wmma32x64", "direct8",
-                                                                   "direct8smem", "dw+pw64x64", "dw+pw16x32"};
+                                                                   "direct8smem", "dw+pw64x64", "dw+pw16x32", "group:wmma64x64",
+                                                                   "group:dw+pw16x32", "grouped"};
 constexpr bool is_dwpw_tactic(int t) { return t == kConvDwPw64 || t == kConvDwPw16; }
+constexpr bool is_group_leader_tactic(int t) { return t == kConvGroupWmma || t == kConvGroupDwPw16; }
+constexpr int kMaxConvGroup = 4;
 inline constexpr const char* kCudnnAlgoNames[kCudnnAlgoCount] = {
     "IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
 constexpr bool is_cudnn_tactic(int t) {
@@ -91,6 +98,34 @@ void depthwise_conv2d(int tactic, bool half, const void* x, const void* w, const
 bool dwpw_applies(int tactic, const ConvParams& d, const ConvParams& p, bool half);
 void dw_pw_conv2d(int tactic, const void* x, const void* wd, const float* bd, const ConvParams& d, const void* wp,
                   const float* bias, const void* residual, void* y, const ConvParams& p, void* stream);
+
+// Horizontal groups: 2..kMaxConvGroup independent layers of one kind in one launch (blockIdx.z
+// picks the layer); each computes exactly what its single-layer kernel computes.
+// conv1x1_group: 1x1 stride-1 half convolutions (wmma64x64 each), all with half or all with float
+// output. dw_pw_group: fused depthwise + pointwise pairs (dw+pw16x32 each), as dw_pw_conv2d.
+struct Conv1x1Args {
+  const void* x;
+  const void* w;
+  const float* bias;
+  const void* res;
+  void* y;
+  ConvParams p;
+};
+struct DwPwArgs {
+  const void* x;
+  const void* wd;
+  const float* bd;
+  ConvParams d;
+  const void* wp;
+  const float* bias;
+  const void* res;
+  void* y;
+  ConvParams p;
+};
+bool conv1x1_group_applies(const ConvParams* p, int count);
+bool dw_pw_group_applies(const ConvParams* d, const ConvParams* p, int count);
+void conv1x1_group(const Conv1x1Args* a, int count, void* stream);
+void dw_pw_group(const DwPwArgs* a, int count, void* stream);
 
 // The epilogue of a convolution computed by someone else (cuDNN): y = act(conv + bias + residual)
 // per element, channels = last dim. conv: T, or half when out_f32 (y then float); y may be conv
