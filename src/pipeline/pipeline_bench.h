@@ -24,6 +24,9 @@ struct E2eBenchRow {
   int batch = 0;
   double gpu_p50_ms = 0, gpu_p99_ms = 0;    // CUDA events around the pipeline graph (upload .. download)
   double wall_p50_ms = 0, wall_p99_ms = 0;  // host: staging copy + launch + sync + reading the poses
+  // The same with the frames already in the pinned upload buffer (GpuPipeline::frame_slot, as a
+  // capture or decode stage writing there would leave them): launch + sync + reading the poses.
+  double pinned_wall_p50_ms = 0, pinned_wall_p99_ms = 0;
   double images_per_s = 0;                  // batch / wall p50
   // Medians of the stage-by-stage run (events between stages, no pipeline graph).
   double upload_ms = 0, preprocess_ms = 0, inference_ms = 0, decode_ms = 0, download_ms = 0, staged_total_ms = 0;

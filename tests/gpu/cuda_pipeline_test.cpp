@@ -223,6 +223,18 @@ void check_pipeline(const char* model, const char* precision) {
                       1e-3 * static_cast<double>(crops[b].w) / spec.input_size, what + " crop");
   }
   expect_same_poses(single[0], batched[n - 1], 0.0, std::string(model) + " batch 1 vs batch " + std::to_string(n));
+  // A frame written straight into the pinned upload buffer (frame_slot) gives the same poses.
+  pipe.set_use_graphs(true);
+  const auto& last = imgs[n - 1];
+  ASSERT_EQ(last.rgb.size(), static_cast<size_t>(last.width) * last.height * 3);
+  uint8_t* slot = pipe.frame_slot(0, last.width, last.height);
+  std::memcpy(slot, last.rgb.data(), last.rgb.size());
+  cuda::FrameView in_place = frames[n - 1];
+  in_place.pixels = slot;
+  const auto pinned = pipe.run({in_place});
+  const auto pinned_again = pipe.run({in_place});  // graph replay
+  expect_same_poses(pinned[0], single[0], 0.0, std::string(model) + " frame in the pinned slot");
+  expect_same_poses(pinned_again[0], single[0], 0.0, std::string(model) + " frame in the pinned slot, replay");
   std::printf("[pipeline] %s %s batch %d: upload %.3f preprocess %.3f inference %.3f decode %.3f download %.3f total %.3f ms\n",
               model, precision, n, st.upload, st.preprocess, st.inference, st.decode, st.download, st.total);
 }

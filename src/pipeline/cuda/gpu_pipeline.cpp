@@ -138,6 +138,7 @@ struct GpuPipeline::Impl {
       const size_t row = static_cast<size_t>(f.width) * 3;
       const size_t pitch = f.pitch ? static_cast<size_t>(f.pitch) : row;
       char* dst = static_cast<char*>(frames.host) + offsets[b];
+      if (reinterpret_cast<const char*>(f.pixels) == dst && pitch == row) return;  // written in place (frame_slot)
       if (pitch == row) std::memcpy(dst, f.pixels, row * f.height);
       else
         for (int y = 0; y < f.height; ++y) std::memcpy(dst + y * row, f.pixels + y * pitch, row);
@@ -225,6 +226,17 @@ GpuPipeline::~GpuPipeline() {
 }
 
 int GpuPipeline::max_batch() const { return impl_->max_batch; }
+
+uint8_t* GpuPipeline::frame_slot(int item, int width, int height) {
+  if (item < 0 || item >= impl_->max_batch) throw Error("frame slot " + std::to_string(item) + " is outside the engine's batch");
+  if (width <= 0 || height <= 0 || width > 32768 || height > 32768)
+    throw Error("frame of " + std::to_string(width) + "x" + std::to_string(height) + " pixels is empty or too large");
+  const size_t one = (static_cast<size_t>(width) * height * 3 + 255) / 256 * 256;  // as stage() packs them
+  const size_t old_cap = impl_->frames.cap;
+  impl_->frames.reserve(one * impl_->max_batch, "pinned frame buffer");
+  if (impl_->frames.cap != old_cap) impl_->clear_graphs();
+  return static_cast<uint8_t*>(impl_->frames.host) + one * item;
+}
 void* GpuPipeline::stream() const { return impl_->stream; }
 void GpuPipeline::set_use_graphs(bool on) { impl_->use_graphs = on; }
 void GpuPipeline::set_timing(bool on) { impl_->timing = on; }

@@ -38,6 +38,11 @@ class GpuPipeline {
   GpuPipeline& operator=(const GpuPipeline&) = delete;
 
   int max_batch() const;
+  // Where frame `item` of a batch of width x height frames (all that size, packed rows) goes in
+  // the pinned upload buffer: a caller that writes (decodes, captures) a frame there and passes
+  // that pointer to run() saves the host copy; run() uploads it from there with an async copy.
+  // Valid until a run() or frame_slot() with larger frames grows the buffer.
+  uint8_t* frame_slot(int item, int width, int height);
   // Poses per frame, in frame pixels. crops: one CropRect per frame, or null for the letterbox of
   // each frame (the CPU path's preprocessing). Synchronous.
   std::vector<std::vector<Pose>> run(const std::vector<FrameView>& frames, const std::vector<CropRect>* crops = nullptr);
