@@ -14,6 +14,7 @@
 #include "support/graph_builder.h"
 #include "engine/engine_builder.h"
 #include "engine/plan_builder.h"
+#include "engine/stream_schedule.h"
 #include "ir/verifier.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "passes/infer_shapes.h"
@@ -388,7 +389,7 @@ TEST(PlanBuilder, RejectsAConstantWhereTheRuntimeNeedsComputedData) {
 
 // x -> 1x1 conv "a" -> two depthwise layers -> one 1x1 conv each (outputs): the IR order runs both
 // depthwise layers before either convolution, as MoveNet's heads do.
-Graph two_branch_sep_convs(int channels = 16) {
+Graph two_branch_sep_convs(int channels = 16, bool tail = false) {
   std::mt19937 rng(5);
   Builder b;
   const int x = b.input("x", DType::F32, {1, 8, 8, channels});
@@ -405,7 +406,11 @@ Graph two_branch_sep_convs(int channels = 16) {
                                                  b.constant("bp1", rand_f32({8}, rng))}, conv_attrs());
   const int p2 = b.node(OpKind::Conv2D, "pw2", {d2, b.constant("wp2", rand_f32({1, 1, channels, 24}, rng)),
                                                  b.constant("bp2", rand_f32({24}, rng))}, conv_attrs());
-  return b.finish({p1, p2});
+  if (!tail) return b.finish({p1, p2});
+  // Layers after the pairs that read their outputs (written by the group's leader when grouped).
+  const int t1 = b.node(OpKind::Conv2D, "tail1", {p1, b.constant("wt1", rand_f32({1, 1, 8, 8}, rng))}, conv_attrs());
+  const int t2 = b.node(OpKind::Conv2D, "tail2", {p2, b.constant("wt2", rand_f32({1, 1, 24, 8}, rng))}, conv_attrs());
+  return b.finish({t1, t2});
 }
 
 size_t layer_index(const EnginePlan& p, const std::string& name) {
@@ -510,6 +515,29 @@ TEST(PlanBuilder, HorizontalGroupsArePlannedAndValidated) {
   q.tensors[y2].offset = q.tensors[x1].offset;
   q.arena_bytes = std::max(q.arena_bytes, q.tensors[x1].offset + q.tensors[y2].bytes);
   refused(q, "a member output over a tensor the group reads");
+}
+
+TEST(PlanBuilder, StreamScheduleWaitsForTheGroupLeader) {
+  EnginePlan p = build_plan(two_branch_sep_convs(16, true), "sep", Precision::FP16, 1);
+  const size_t p1 = layer_index(p, "pw1"), p2 = layer_index(p, "pw2"), t = layer_index(p, "tail2");
+  ASSERT_FALSE(candidate_groups(p).empty());
+  ASSERT_EQ(candidate_groups(p)[0].second, (std::vector<size_t>{p1, p2}));
+  p.layers[p1 - 1].tactic = cuda::kDwFused;
+  p.layers[p1].tactic = cuda::kConvGroupDwPw16;
+  p.layers[p2 - 1].tactic = cuda::kDwFused;
+  p.layers[p2].tactic = cuda::kConvGroupMember;
+  ASSERT_NO_THROW(p.validate("plan"));
+  const StreamSchedule s = schedule_streams(p, 4, [](const PlanLayer&) { return false; });
+  std::cout << "[ schedule ] streams " << s.streams << ": leader on " << s.stream[p1] << ", member on " << s.stream[p2]
+            << ", tail2 on " << s.stream[t] << "\n";
+  // "tail2" reads what the leader writes for pw2: it runs after it on its stream, or waits for
+  // the leader or a later layer of the leader's stream.
+  EXPECT_GT(t, p1);
+  if (s.stream[t] != s.stream[p1]) {
+    bool waits = false;
+    for (int w : s.waits[t]) waits = waits || (s.stream[w] == s.stream[p1] && w >= static_cast<int>(p1));
+    EXPECT_TRUE(waits) << "tail2 on stream " << s.stream[t] << " does not wait for the leader's stream " << s.stream[p1];
+  }
 }
 
 // ---- the real models ------------------------------------------------------------------------
