@@ -12,6 +12,7 @@ StreamSchedule schedule_streams(const EnginePlan& p, int max_streams, Serialize&
   s.waits.assign(n, {});
   s.signals.assign(n, false);
   max_streams = std::max(1, max_streams);
+  if (max_streams == 1) return s;  // everything on the context's stream, in order
   // Every layer's dependencies: producers of its inputs, and earlier layers touching the arena
   // bytes it writes (or writing the bytes it reads).
   auto overlap = [&](int a, int b) {
@@ -38,7 +39,6 @@ StreamSchedule schedule_streams(const EnginePlan& p, int max_streams, Serialize&
       if (dep) deps[i].push_back(j);
     }
   }
-  if (max_streams == 1) return s;
   std::vector<int> last(max_streams, -1);  // last layer on each stream
   int prev_serial = -1;
   for (int i = 0; i < n; ++i) {

@@ -76,6 +76,11 @@ Detector::Detector(const DetectorOptions& opt) : impl_(std::make_unique<Impl>())
       if (impl_->engine->model() != impl_->spec->name)
         throw Error("engine file '" + opt.engine_path + "' holds model " + impl_->engine->model() + ", not " + impl_->spec->name,
                     ErrorKind::Usage);
+      if (opt.max_batch < 1 || opt.max_batch > impl_->engine->max_batch())
+        throw Error("engine file '" + opt.engine_path + "' was built for batches up to " +
+                        std::to_string(impl_->engine->max_batch()) + ", not " + std::to_string(opt.max_batch) +
+                        " (posert build --max-batch N)",
+                    ErrorKind::Usage);
     } else {
       if (!impl_->spec) throw Error("no model given", ErrorKind::Usage);
       // One engine per (model, precision, GPU); rebuilt if the cached file cannot run here.
@@ -150,6 +155,10 @@ std::vector<std::vector<Pose>> Detector::detect_batch(const std::vector<FrameRef
     if (f.pitch != 0 && f.pitch < f.width * 3) throw Error("detect: frame pitch is smaller than width * 3");
     if (f.crop_w < 0 || f.crop_h < 0 || (f.crop_w == 0) != (f.crop_h == 0))
       throw Error("detect: crop " + std::to_string(f.crop_w) + "x" + std::to_string(f.crop_h) + " is not a rectangle");
+    // Crop offsets are added to pixel indices in int arithmetic: bounded, as the sizes are.
+    if (f.crop_w > 65536 || f.crop_h > 65536 || std::abs(f.crop_x) > 65536 || std::abs(f.crop_y) > 65536)
+      throw Error("detect: crop " + std::to_string(f.crop_w) + "x" + std::to_string(f.crop_h) + " at " +
+                  std::to_string(f.crop_x) + "," + std::to_string(f.crop_y) + " is too large or too far out (limit 65536)");
     any_crop |= f.crop_w > 0;
     crops.push_back(f.crop_w > 0 ? CropRect{f.crop_x, f.crop_y, f.crop_w, f.crop_h}
                                  : letterbox_crop(make_letterbox(f.width, f.height, impl_->spec->input_size)));

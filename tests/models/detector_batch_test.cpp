@@ -82,6 +82,17 @@ TEST(DetectorBatch, FrameLayoutsAndCropsOnTheCpu) {
   FrameRef bad = plain;
   bad.crop_w = 10;  // crop_h 0
   EXPECT_THROW(det.detect_batch({bad}), Error);
+  // Offsets that int pixel arithmetic could overflow are refused, with the crop in the message.
+  FrameRef far = plain;
+  far.crop_x = 2147483000;
+  far.crop_y = 0;
+  far.crop_w = far.crop_h = 100;
+  try {
+    det.detect_batch({far});
+    ADD_FAILURE() << "a crop at x = 2147483000 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("too far out"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include "engine/cuda/tuner.h"
+#include "engine/engine_env.h"
 
 #include <cuda_fp16.h>
 
@@ -126,7 +127,7 @@ namespace {
 // runs as one kernel (kDwFused + kConvDwPw*) where the fused kernel measures faster than the two
 // chosen kernels one after the other. Cached under the pair's key: the fused tactic, or 0 (apart).
 void tune_dwpw_pairs(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const BuildTarget& target, int driver,
-                     cudaEvent_t e0, cudaEvent_t e1, std::vector<LayerTiming>& report) {
+                     cudaEvent_t e0, cudaEvent_t e1, std::vector<LayerTiming>& report, bool log_timings) {
   for (size_t i = 1; i < p.layers.size(); ++i) {
     if (!dwpw_pair_possible(p, i)) continue;
     PlanLayer& dw = p.layers[i - 1];
@@ -162,7 +163,7 @@ void tune_dwpw_pairs(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, cons
         if (*us < best) best = *us, chosen = t;
       }
       cache.store(key, chosen, best);
-      if (std::getenv("POSERT_TUNE_LOG"))
+      if (log_timings)
         std::fprintf(stderr, "dw+pw pair %zu (c %d -> %d, %dx%d, batch %d): apart %.2f (%.2f + %.2f) us,%s us -> %s\n", i,
                      dcp.c, pcp.o, dcp.oh, dcp.ow, p.max_batch, *tdw + *tpw, *tdw, *tpw, log.c_str(),
                      chosen ? conv_tactic_label(chosen).c_str() : "apart");
@@ -180,7 +181,7 @@ void tune_dwpw_pairs(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, cons
 // its layers' chosen kernels one after the other. A dw+pw group needs every pair fused as
 // dw+pw16x32 (the kernel it groups). Cached under the group's key: the leader tactic, or 0.
 void tune_groups(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const BuildTarget& target, int driver,
-                 cudaEvent_t e0, cudaEvent_t e1, std::vector<LayerTiming>& report) {
+                 cudaEvent_t e0, cudaEvent_t e1, std::vector<LayerTiming>& report, bool log_timings) {
   for (const auto& [kind, m] : candidate_groups(p)) {
     const bool dwpw = kind == GroupKind::DwPw;
     std::vector<ConvParams> ds, ps;
@@ -225,7 +226,7 @@ void tune_groups(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const Bu
       chosen = *grouped < apart ? lead : 0;
       lt.tactic_us = {{0, apart}, {lead, *grouped}};
       cache.store(key, chosen, std::min(apart, *grouped));
-      if (std::getenv("POSERT_TUNE_LOG"))
+      if (log_timings)
         std::fprintf(stderr, "group of %d from layer %zu (%s, batch %d): apart %.2f us, %s %.2f us -> %s\n", n, m[0],
                      dwpw ? "dw+pw pairs" : "1x1 convolutions", p.max_batch, apart, conv_tactic_label(lead).c_str(), *grouped,
                      chosen ? "grouped" : "apart");
@@ -267,6 +268,7 @@ void fill_random(const DeviceEngine& engine, DeviceContext& ctx, unsigned seed) 
 
 std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, bool verbose) {
   EnginePlan& p = engine.mutable_plan();
+  const bool log_timings = tune_log_from_env();  // checked before any work
   const BuildTarget target = current_target();
   int driver = 0;
   check(cudaDriverGetVersion(&driver), "cudaDriverGetVersion");
@@ -322,8 +324,8 @@ std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, b
         report.push_back(lt);
       }
       if (verbose && convs) std::fprintf(stderr, "\n");
-      tune_dwpw_pairs(p, ctx, cache, target, driver, e0, e1, report);
-      tune_groups(p, ctx, cache, target, driver, e0, e1, report);
+      tune_dwpw_pairs(p, ctx, cache, target, driver, e0, e1, report, log_timings);
+      tune_groups(p, ctx, cache, target, driver, e0, e1, report, log_timings);
       check(cudaDeviceSynchronize(), "tuning");
     } catch (...) {
       cudaEventDestroy(e0);

@@ -3,6 +3,7 @@
 // the heads of fp16 engines. Same arithmetic as the fused epilogue of conv.cu.
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
+#include "engine/engine_env.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -75,9 +76,7 @@ bool programmatic_launch_supported() {
 void init_programmatic_launch() {
   static std::once_flag once;
   std::call_once(once, [] {
-    const char* env = std::getenv("POSERT_PDL");
-    const bool off = env && std::strcmp(env, "0") == 0;
-    set_programmatic_launch(!off && programmatic_launch_supported());
+    set_programmatic_launch(pdl_allowed_by_env() && programmatic_launch_supported());
   });
 }
 

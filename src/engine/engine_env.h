@@ -1,0 +1,43 @@
+// The CUDA engine's environment switches, parsed strictly (a typo is a usage error that names the
+// variable, not a silent default). Plain C++, so CPU builds test them too.
+#pragma once
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <system_error>
+
+#include "posert/error.h"
+
+namespace posert {
+
+// $POSERT_STREAMS: how many streams a context's forward pass may use, 1..8; unset or empty: 1.
+inline int streams_from_env() {
+  const char* env = std::getenv("POSERT_STREAMS");
+  if (!env || !*env) return 1;
+  int n = 0;
+  const char* end = env + std::strlen(env);
+  const auto [ptr, ec] = std::from_chars(env, end, n);
+  if (ec != std::errc() || ptr != end || n < 1 || n > 8)
+    throw Error(std::string("POSERT_STREAMS='") + env + "': expected a number of streams from 1 to 8", ErrorKind::Usage);
+  return n;
+}
+
+// $POSERT_PDL: 0 turns programmatic dependent launch off, 1 (or unset/empty) leaves it on where the
+// GPU supports it.
+inline bool pdl_allowed_by_env() {
+  const char* env = std::getenv("POSERT_PDL");
+  if (!env || !*env || std::strcmp(env, "1") == 0) return true;
+  if (std::strcmp(env, "0") == 0) return false;
+  throw Error(std::string("POSERT_PDL='") + env + "': expected 0 (off) or 1 (on where the GPU supports it)", ErrorKind::Usage);
+}
+
+// $POSERT_TUNE_LOG: 1 makes the tuner print its fusion and grouping timings; 0, unset or empty: quiet.
+inline bool tune_log_from_env() {
+  const char* env = std::getenv("POSERT_TUNE_LOG");
+  if (!env || !*env || std::strcmp(env, "0") == 0) return false;
+  if (std::strcmp(env, "1") == 0) return true;
+  throw Error(std::string("POSERT_TUNE_LOG='") + env + "': expected 1 (print the tuner's fusion timings) or 0", ErrorKind::Usage);
+}
+
+}  // namespace posert
