@@ -80,6 +80,10 @@ class Context {
   void* input(int i) const;   // device buffers: max_batch images back to back
   void* output(int i) const;
   void set_use_graphs(bool on);
+  // Advances whenever device buffers that enqueue()'s launches use are reallocated (the cuDNN
+  // workspace grows for a new batch size, ...): a CUDA graph the caller captured around enqueue()
+  // before then points at freed memory and must be captured again.
+  uint64_t capture_epoch() const;
   // Synchronous helpers; bytes must not exceed the buffer.
   void upload_input(int i, const void* host, size_t bytes);
   void download_output(int i, void* host, size_t bytes);

@@ -136,6 +136,7 @@ void Context::run(int batch) {
 }
 void Context::synchronize() { impl_->ctx->synchronize(); }
 void* Context::stream() const { return impl_->ctx->stream(); }
+uint64_t Context::capture_epoch() const { return impl_->ctx->capture_epoch(); }
 void Context::set_use_graphs(bool on) { impl_->ctx->set_use_graphs(on); }
 
 void* Context::input(int i) const {
@@ -222,6 +223,7 @@ void Context::enqueue(int) { no_cuda(); }
 void Context::run(int) { no_cuda(); }
 void Context::synchronize() { no_cuda(); }
 void* Context::stream() const { no_cuda(); }
+uint64_t Context::capture_epoch() const { no_cuda(); }
 void* Context::input(int) const { no_cuda(); }
 void* Context::output(int) const { no_cuda(); }
 void Context::set_use_graphs(bool) { no_cuda(); }

@@ -263,7 +263,9 @@ TEST(CudaEngine, MultiStreamMatchesOneStream) {
     const auto eng = tuned_fp16_engine(model, static_cast<int>(in.per_image.size()));
     cuda::DeviceContext one(eng), many(eng);
     one.set_max_streams(1);
+    const uint64_t epoch = many.capture_epoch();
     many.set_max_streams(4);
+    EXPECT_GT(many.capture_epoch(), epoch) << "new streams must tell callers their captured graphs are stale";
     EXPECT_EQ(one.streams_used(), 1);
     std::printf("[streams] %s: %d streams\n", model, many.streams_used());
     branched += many.streams_used() > 1;

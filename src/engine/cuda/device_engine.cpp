@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "engine/engine_env.h"
 #include "ir/shape_inference.h"
 
 namespace posert::cuda {
@@ -229,6 +230,12 @@ void DeviceEngine::upload_weight_forms(bool for_tuning) {
 
 DeviceContext::DeviceContext(std::shared_ptr<const DeviceEngine> engine, cudaStream_t stream)
     : engine_(std::move(engine)), stream_(stream) {
+  // One stream by default: on the H100 the MoveNet graphs with their head branches on 4 streams ran
+  // slower than on one (lightning batch 1: 0.371 against 0.310 ms), the fork/join edges costing
+  // more than the overlap gains. $POSERT_STREAMS or set_max_streams turns it on.
+  // Checked (like $POSERT_PDL) before anything is allocated.
+  const int streams = streams_from_env();
+  init_programmatic_launch();
   if (!stream_) {
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     own_stream_ = true;
@@ -240,12 +247,6 @@ DeviceContext::DeviceContext(std::shared_ptr<const DeviceEngine> engine, cudaStr
     check(e, "cudaMalloc (activation arena)");
   }
   uses_cudnn_ = uses_cudnn(engine_->plan());
-  init_programmatic_launch();
-  // One stream by default: on the H100 the MoveNet graphs with their head branches on 4 streams ran
-  // slower than on one (lightning batch 1: 0.371 against 0.310 ms), the fork/join edges costing
-  // more than the overlap gains. $POSERT_STREAMS or set_max_streams turns it on.
-  int streams = 1;
-  if (const char* env = std::getenv("POSERT_STREAMS"); env && *env) streams = std::clamp(std::atoi(env), 1, 8);
   try {
     build_schedule(streams);
   } catch (...) {
@@ -311,10 +312,15 @@ void DeviceContext::build_schedule(int max_streams) {
   }
 }
 
-void DeviceContext::set_max_streams(int n) {
-  synchronize();
+void DeviceContext::drop_graphs() {
   for (auto& [b, g] : graphs_) cudaGraphExecDestroy(g);
   graphs_.clear();
+  ++capture_epoch_;
+}
+
+void DeviceContext::set_max_streams(int n) {
+  synchronize();
+  drop_graphs();
   build_schedule(std::clamp(n, 1, 8));
 }
 
@@ -326,8 +332,7 @@ CudnnConv& DeviceContext::cudnn() {
 void DeviceContext::reserve_workspace(size_t bytes) {
   if (bytes <= workspace_bytes_) return;
   synchronize();
-  for (auto& [b, g] : graphs_) cudaGraphExecDestroy(g);
-  graphs_.clear();
+  drop_graphs();
   cudaFree(workspace_);
   workspace_ = nullptr;
   workspace_bytes_ = 0;

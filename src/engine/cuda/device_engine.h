@@ -88,6 +88,9 @@ class DeviceContext {
   // faster on MoveNet), or $POSERT_STREAMS. Drops captured graphs.
   void set_max_streams(int n);
   int streams_used() const { return schedule_.streams; }
+  // Advances whenever device addresses that launches use move (the cuDNN workspace grows, the
+  // streams change): graphs captured around launch_all/enqueue before then must be captured again.
+  uint64_t capture_epoch() const { return capture_epoch_; }
 
   // The context's cuDNN handle (bound to its stream); created on first use when the plan has no
   // cuDNN layer (the tuner's context).
@@ -120,6 +123,8 @@ class DeviceContext {
   bool uses_cudnn_ = false;
   void* arena_ = nullptr;
   std::map<int, cudaGraphExec_t> graphs_;
+  uint64_t capture_epoch_ = 0;
+  void drop_graphs();  // destroys graphs_ and advances capture_epoch_
   std::unique_ptr<CudnnConv> cudnn_;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;

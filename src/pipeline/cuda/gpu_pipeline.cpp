@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -19,14 +20,19 @@ namespace {
 
 // Pinned host + device buffer pair that only grows (growth happens off the steady-state path:
 // the first frame of a larger size).
+// Bytes a width x height RGB frame takes in the pinned upload buffer: packed rows, 256-byte aligned.
+size_t packed_frame_bytes(int width, int height) {
+  return (static_cast<size_t>(width) * height * 3 + 255) / 256 * 256;
+}
+
 struct Staging {
   void* host = nullptr;
   void* dev = nullptr;
   size_t cap = 0;
   void reserve(size_t bytes, const char* what) {
     if (bytes <= cap) return;
+    const size_t want = std::max(bytes, cap * 3 / 2);  // grow by half at least: fewer reallocations
     release();
-    const size_t want = std::max(bytes, cap * 3 / 2);
     check(cudaMallocHost(&host, want), what);
     check(cudaMalloc(&dev, want), what);
     cap = want;
@@ -72,6 +78,7 @@ struct GpuPipeline::Impl {
   Staging out;     // max_batch pose items
   bool use_graphs = true;
   bool timing = false;
+  uint64_t epoch = 0;  // the engine context's capture epoch the graphs were captured in
   double last_gpu_ms = 0;
   std::map<std::pair<int, size_t>, cudaGraphExec_t> graphs;
   std::unique_ptr<EventSet> events;
@@ -93,6 +100,13 @@ struct GpuPipeline::Impl {
     for (auto& [k, g] : graphs) cudaGraphExecDestroy(g);
     graphs.clear();
   }
+  // The graphs hold the engine's device addresses (its cuDNN workspace, ...): when the context has
+  // moved them (Context::capture_epoch), they are captured again.
+  void check_epoch() {
+    if (ctx->capture_epoch() == epoch) return;
+    clear_graphs();
+    epoch = ctx->capture_epoch();
+  }
 
   // Packs the frames into the pinned staging buffer and fills the descriptors; returns the bytes.
   size_t stage(const std::vector<FrameView>& fr, const std::vector<CropRect>* crops) {
@@ -105,7 +119,18 @@ struct GpuPipeline::Impl {
       if (!f.pixels || f.width <= 0 || f.height <= 0 || f.width > 32768 || f.height > 32768)
         throw Error("frame of " + std::to_string(f.width) + "x" + std::to_string(f.height) + " pixels is empty or too large");
       if (f.pitch != 0 && f.pitch < f.width * 3) throw Error("frame pitch is smaller than width * 3");
-      total += (static_cast<size_t>(f.width) * f.height * 3 + 255) / 256 * 256;
+      total += packed_frame_bytes(f.width, f.height);
+    }
+    // A frame written in place (frame_slot) must sit exactly where this batch packs it; anything
+    // else in the buffer would be overwritten by the packing, or freed if the buffer grows.
+    const char* base = static_cast<const char*>(frames.host);
+    for (size_t b = 0, at = 0; b < fr.size(); at += packed_frame_bytes(fr[b].width, fr[b].height), ++b) {
+      const char* px = reinterpret_cast<const char*>(fr[b].pixels);
+      const bool inside = base && px >= base && px < base + frames.cap;
+      const bool packed = fr[b].pitch == 0 || fr[b].pitch == fr[b].width * 3;
+      if (inside && (px != base + at || !packed))
+        throw Error("frame " + std::to_string(b) + " (" + std::to_string(fr[b].width) + "x" + std::to_string(fr[b].height) +
+                    ") lies in the pinned upload buffer but not at its slot: call frame_slot with this batch's frame sizes");
     }
     const size_t old_cap = frames.cap;
     frames.reserve(total, "pinned frame buffer");
@@ -116,8 +141,9 @@ struct GpuPipeline::Impl {
       const FrameView& f = fr[b];
       const size_t row = static_cast<size_t>(f.width) * 3;
       CropRect c = crops ? (*crops)[b] : letterbox_crop(make_letterbox(f.width, f.height, std::max(in_w, in_h)));
-      if (c.w <= 0 || c.h <= 0 || c.w > 65536 || c.h > 65536)
-        throw Error("crop rectangle " + std::to_string(c.w) + "x" + std::to_string(c.h) + " is empty or too large");
+      if (c.w <= 0 || c.h <= 0 || c.w > 65536 || c.h > 65536 || std::abs(c.x) > 65536 || std::abs(c.y) > 65536)
+        throw Error("crop rectangle of frame " + std::to_string(b) + " (" + std::to_string(c.w) + "x" + std::to_string(c.h) +
+                    " at " + std::to_string(c.x) + "," + std::to_string(c.y) + ") is empty, too large or too far out");
       FrameDesc& d = desc_host()[b];
       d.offset = static_cast<int64_t>(off);
       d.width = f.width;
@@ -130,7 +156,7 @@ struct GpuPipeline::Impl {
       d.crop_h = c.h;
       tf_host()[b] = crop_transform(c, in_w, in_h);
       offsets[b] = off;
-      off += (row * f.height + 255) / 256 * 256;
+      off += packed_frame_bytes(f.width, f.height);
     }
     // Rows are packed (pitch = width * 3) into the pinned buffer; frames in parallel when large.
     auto copy_frame = [&](int b, int) {
@@ -231,7 +257,7 @@ uint8_t* GpuPipeline::frame_slot(int item, int width, int height) {
   if (item < 0 || item >= impl_->max_batch) throw Error("frame slot " + std::to_string(item) + " is outside the engine's batch");
   if (width <= 0 || height <= 0 || width > 32768 || height > 32768)
     throw Error("frame of " + std::to_string(width) + "x" + std::to_string(height) + " pixels is empty or too large");
-  const size_t one = (static_cast<size_t>(width) * height * 3 + 255) / 256 * 256;  // as stage() packs them
+  const size_t one = packed_frame_bytes(width, height);  // as stage() packs a batch of these
   const size_t old_cap = impl_->frames.cap;
   impl_->frames.reserve(one * impl_->max_batch, "pinned frame buffer");
   if (impl_->frames.cap != old_cap) impl_->clear_graphs();
@@ -252,6 +278,7 @@ std::vector<std::vector<Pose>> GpuPipeline::run(const std::vector<FrameView>& fr
     m.launch(n, bytes, nullptr);
   } else {
     const auto key = std::make_pair(n, bytes);
+    m.check_epoch();
     auto it = m.graphs.find(key);
     if (it != m.graphs.end()) {
       check(cudaGraphLaunch(it->second, m.stream), "cudaGraphLaunch (pipeline)");
@@ -262,6 +289,7 @@ std::vector<std::vector<Pose>> GpuPipeline::run(const std::vector<FrameView>& fr
       if (m.graphs.size() >= 16) m.clear_graphs();  // many frame sizes: keep the cache bounded
       m.ctx->set_use_graphs(false);  // the engine's layers go into this graph directly
       m.launch(n, bytes, nullptr);
+      m.check_epoch();  // a new batch size may have grown the engine's workspace
       cudaGraph_t g = nullptr;
       check(cudaStreamBeginCapture(m.stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
       try {
