@@ -1,8 +1,7 @@
 // Optimized batched CPU decoders: every pose decoder (MoveNet single/multi, PoseNet) and the
 // generic heatmap decoder, split over a thread pool and vectorized, with the same results as the
 // reference decoders (bit for bit, see cpu_decode.cpp). The baseline the CUDA decoders are
-// measured against (posert bench --stage decode). The Detector's CPU backend still decodes one
-// frame at a time with the reference decoders (decode_heads), which give the same poses.
+// measured against (posert bench --stage decode), and the decoder of the Detector's CPU backend.
 #pragma once
 #include <memory>
 #include <vector>

@@ -1,5 +1,5 @@
-// Detector implementation. CPU backend: import -> reference executor cut at the heads -> C++
-// decoder. CUDA backend: the optimized engine (built once per GPU and cached, or loaded from a
+// Detector implementation. CPU backend: import -> reference executor cut at the heads -> the
+// optimized CPU decoder (cpu_decode.h). CUDA backend: the optimized engine (built once per GPU and cached, or loaded from a
 // file) runs inside the GPU pipeline (src/pipeline/cuda): upload, preprocessing kernel, engine and
 // GPU decoder on one stream in one CUDA graph, so only the poses come back. Both map poses back
 // through the letterbox to image coordinates.
@@ -11,6 +11,7 @@
 
 #include "engine/ref_executor.h"
 #include "import/tfjs/tfjs_importer.h"
+#include "pose/cpu_decode.h"
 #include "pose/model_spec.h"
 #include "pose/preprocess.h"
 #include "posert/engine.h"
@@ -50,6 +51,8 @@ struct Detector::Impl {
   DecodeOptions decode;
   // CPU backend
   Graph graph;
+  std::unique_ptr<CpuPoseDecoder> cpu_decoder;  // the optimized CPU decoder (same poses as decode_heads)
+  std::vector<uint8_t> item;                    // one decoded item (PoseItemLayout)
   // CUDA backend
   std::shared_ptr<Engine> engine;
 #if POSERT_HAVE_CUDA
@@ -127,6 +130,8 @@ Detector::Detector(const DetectorOptions& opt) : impl_(std::make_unique<Impl>())
     if (impl_->graph.find_value(h) < 0)
       throw Error("model file " + json + " has no tensor '" + h + "' where PoseRT cuts the " + opt.model +
                   " graph: is it the right model file?");
+  impl_->cpu_decoder = std::make_unique<CpuPoseDecoder>(*impl_->spec, impl_->decode);
+  impl_->item.resize(impl_->cpu_decoder->layout().item_bytes());
 }
 
 Detector::~Detector() = default;
@@ -207,12 +212,19 @@ std::vector<std::vector<Pose>> Detector::detect_batch(const std::vector<FrameRef
     Tensor input(dt, {1, impl_->spec->input_size, impl_->spec->input_size, 3});
     preprocess_crop_into(rgb, f.width, f.height, crops[i], impl_->spec->encoding, input, 0);
     std::vector<Tensor> heads = exec.run({input}, impl_->spec->head_values);
-    std::vector<const Tensor*> ph;
-    for (const auto& h : heads) ph.push_back(&h);
-    auto poses = decode_heads(*impl_->spec, ph, 0, impl_->decode);
+    std::vector<const float*> ph;
+    const CpuPoseDecoder& dec = *impl_->cpu_decoder;
+    for (size_t k = 0; k < heads.size(); ++k) {
+      // The decoder reads raw [1, G, G, C] buffers: a model whose heads differ is refused here.
+      const int64_t want = static_cast<int64_t>(dec.grid()) * dec.grid() * dec.head_channels(static_cast<int>(k));
+      if (heads[k].dtype() != DType::F32 || heads[k].numel() != want)
+        throw Error("model " + impl_->spec->name + ": head '" + impl_->spec->head_values[k] + "' has shape " +
+                    shape_str(heads[k].shape()) + ", the decoder expects " + std::to_string(want) + " float32 values");
+      ph.push_back(heads[k].data<float>());
+    }
     const CropTransform tf = crop_transform(crops[i], impl_->spec->input_size, impl_->spec->input_size);
-    for (auto& p : poses) map_pose(p, tf);
-    out.push_back(std::move(poses));
+    impl_->cpu_decoder->decode(ph, 1, &tf, impl_->item.data());
+    out.push_back(poses_from_item(impl_->item.data(), impl_->cpu_decoder->max_poses()));
   }
   return out;
 }

@@ -666,6 +666,11 @@ TEST(CudaDecode, HeatmapDecoderMatchesReferenceBitForBit) {
       {3, 17, 13, 5, 67, 41, 3, 16, 0.0f, Values::Smooth},     {2, 64, 48, 3, 256, 192, 1, 16, 0.2f, Values::Quantized},
       {1, 9, 11, 2, 9, 11, 1, 4, 0.1f, Values::Quantized},     {7, 32, 24, 17, 50, 30, 2, 3, 0.5f, Values::Smooth},
       {1, 5, 5, 1, 3, 2, 1, 16, -1.0f, Values::Smooth},  // downsampling, tiny output
+      // 2x2 quantized maps over 3x3 tiles of 32x32: plateaus of equal values across tile borders
+      // (every plateau pixel is a peak; ties go to the lowest raster index of the whole map).
+      {3, 2, 2, 3, 96, 80, 3, 16, 0.0f, Values::Quantized},
+      // Strong downsampling: a tile's source cells do not fit the staging area (read from memory).
+      {2, 200, 160, 2, 40, 30, 2, 4, 0.3f, Values::Smooth},
   };
   int ci = 0;
   for (const Case& c : cases) {

@@ -56,8 +56,9 @@ class GpuPoseDecoder {
 // arithmetic (no FMA contraction): equal to decode_heatmaps_reference bit for bit.
 class GpuHeatmapDecoder {
  public:
-  // Heatmaps [max_batch, h, w, k]. Allocates the upsampled buffer (max_batch * out_h * out_w * k
-  // floats). Throws posert::Error on bad parameters or a CUDA failure.
+  // Heatmaps [max_batch, h, w, k]. The upsampled maps live only in shared memory, tile by tile;
+  // allocates the per-tile peak candidates (max_batch * k * tiles * top_k, 24 bytes each, tiles of
+  // 32x32 output pixels). Throws posert::Error on bad parameters or a CUDA failure.
   GpuHeatmapDecoder(int max_batch, int h, int w, int k, const HeatmapDecodeParams& p);
   ~GpuHeatmapDecoder();
   GpuHeatmapDecoder(const GpuHeatmapDecoder&) = delete;
@@ -74,7 +75,8 @@ class GpuHeatmapDecoder {
  private:
   int max_batch_ = 0, h_ = 0, w_ = 0, k_ = 0;
   HeatmapDecodeParams p_;
-  float* upsampled_ = nullptr;  // [max_batch, k, out_h, out_w]: planar, so the peak scan coalesces
+  int tiles_x_ = 0, tiles_ = 0;    // output tiles per map: across, in all
+  void* candidates_ = nullptr;     // [max_batch, k, tiles, top_k] best peaks of each tile
 };
 
 }  // namespace posert::cuda
