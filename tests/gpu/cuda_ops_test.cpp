@@ -241,6 +241,7 @@ std::vector<OpCase> dense_conv_cases() {
     r.push_back(conv_case("pw_5x3_c8_o8_sigmoid", false, 5, 3, 8, 8, 1, 1, "VALID", "sigmoid", false, mid));
     r.push_back(conv_case("pw_12x12_c96_o24_relu", false, 12, 12, 96, 24, 1, 1, "SAME", "relu", false, mid));
     r.push_back(conv_case("k3_s2_same_odd_9x7_c3_o16", false, 9, 7, 3, 16, 3, 2, "SAME", "relu6", false, mid));
+    r.push_back(conv_case("k3_s1_same_10x9_c3_o8_res", false, 10, 9, 3, 8, 3, 1, "SAME", "relu", true, mid));
     r.push_back(conv_case("k3_s2_same_even_8x8_c5_o7", false, 8, 8, 5, 7, 3, 2, "SAME", "none", false, mid));
     r.push_back(conv_case("k3_s1_valid_6x5_c5_o7_res", false, 6, 5, 5, 7, 3, 1, "VALID", "relu", true, mid));
     r.push_back(conv_case("k3_s1_same_11x11_c17_o9", false, 11, 11, 17, 9, 3, 1, "SAME", "sigmoid", false, mid));

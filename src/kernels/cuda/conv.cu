@@ -98,12 +98,79 @@ __global__ void conv_direct_kernel(const T* __restrict__ x, const T* __restrict_
   }
 }
 
+constexpr int kSmemFilterFloats = 4096;
+
+// The 8 filter taps of input channel c at filter offset woff (see below).
+template <class T, bool SMEM>
+__device__ __forceinline__ void direct8_weights(const T* __restrict__ w, const float* ws, int at, float* wv) {
+  if constexpr (SMEM) {
+    const float4 a = *reinterpret_cast<const float4*>(ws + at);
+    const float4 b = *reinterpret_cast<const float4*>(ws + at + 4);
+    wv[0] = a.x, wv[1] = a.y, wv[2] = a.z, wv[3] = a.w, wv[4] = b.x, wv[5] = b.y, wv[6] = b.z, wv[7] = b.w;
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) wv[j] = ldf(w + at + j);
+  }
+}
+
+// acc[0..8) += the taps of output pixel (n, oy, ox), channels g*8.., in (ky, kx, c) order.
+// KH, KW, C > 0: compile-time filter sizes, fully unrolled, every input value loaded before the
+// first multiply (a network's first convolution, 3x3 on 3 channels, is bound by the latency of
+// those loads at batch 1); 0: sizes from p. The same multiply-adds in the same order either way.
+template <int KH, int KW, int C, class T, bool SMEM>
+__device__ __forceinline__ void direct8_taps(const T* __restrict__ x, const T* __restrict__ w, const float* ws,
+                                             const ConvParams& p, int n, int oy, int ox, int g, float* acc) {
+  if constexpr (KH > 0) {
+    float xv[KH * KW * C];
+    bool ok[KH * KW];
+#pragma unroll
+    for (int ky = 0; ky < KH; ++ky)
+#pragma unroll
+      for (int kx = 0; kx < KW; ++kx) {
+        const int iy = oy * p.sh - p.pad_top + ky * p.dh, ix = ox * p.sw - p.pad_left + kx * p.dw;
+        const bool in = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
+        ok[ky * KW + kx] = in;
+        const T* xp = x + ((n * p.h + (in ? iy : 0)) * p.w + (in ? ix : 0)) * C;
+#pragma unroll
+        for (int c = 0; c < C; ++c) xv[(ky * KW + kx) * C + c] = in ? ldf(xp + c) : 0.0f;
+      }
+#pragma unroll
+    for (int t = 0; t < KH * KW; ++t) {
+      if (!ok[t]) continue;
+#pragma unroll
+      for (int c = 0; c < C; ++c) {
+        float wv[8];
+        direct8_weights<T, SMEM>(w, ws, (t * C + c) * p.o + g * 8, wv);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[j] += xv[t * C + c] * wv[j];
+      }
+    }
+  } else {
+    for (int ky = 0; ky < p.kh; ++ky) {
+      const int iy = oy * p.sh - p.pad_top + ky * p.dh;
+      if (iy < 0 || iy >= p.h) continue;
+      for (int kx = 0; kx < p.kw; ++kx) {
+        const int ix = ox * p.sw - p.pad_left + kx * p.dw;
+        if (ix < 0 || ix >= p.w) continue;
+        const T* xp = x + ((n * p.h + iy) * p.w + ix) * p.c;
+        const int woff = (ky * p.kw + kx) * p.c * p.o + g * 8;
+        for (int c = 0; c < p.c; ++c) {
+          const float xv = ldf(xp + c);
+          float wv[8];
+          direct8_weights<T, SMEM>(w, ws, woff + c * p.o, wv);
+#pragma unroll
+          for (int j = 0; j < 8; ++j) acc[j] += xv * wv[j];
+        }
+      }
+    }
+  }
+}
+
 // One thread: one output pixel, 8 consecutive output channels (o % 8 == 0). Reads each input
 // value once for 8 outputs; the 8 filter taps of a (ky, kx, c) are contiguous. SMEM
 // (kConvDirect8Smem): the whole filter is staged once per block in shared memory as float (at most
 // kSmemFilterFloats values, e.g. a network's first conv on 3 channels) and read 8 taps per two
 // loads; the accumulation order is the same. VEC: the 8 outputs go through the vector epilogue.
-constexpr int kSmemFilterFloats = 4096;
 template <class T, class TO, bool VEC, bool SMEM>
 __global__ void conv_direct8_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
                                     const T* __restrict__ res, TO* __restrict__ y, ConvParams p) {
@@ -111,9 +178,11 @@ __global__ void conv_direct8_kernel(const T* __restrict__ x, const T* __restrict
   __shared__ __align__(16) float ws[SMEM ? kSmemFilterFloats : 4];
   if constexpr (SMEM) {
     const int nw = p.kh * p.kw * p.c * p.o;
+#pragma unroll 4
     for (int i = threadIdx.x; i < nw; i += blockDim.x) ws[i] = ldf(w + i);
     __syncthreads();
   }
+  const bool k3c3 = p.kh == 3 && p.kw == 3 && p.c == 3;
   const int groups = p.o / 8;
   const int total = p.n * p.oh * p.ow * groups;
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
@@ -126,30 +195,8 @@ __global__ void conv_direct8_kernel(const T* __restrict__ x, const T* __restrict
     float acc[8];
 #pragma unroll
     for (int j = 0; j < 8; ++j) acc[j] = 0.0f;
-    for (int ky = 0; ky < p.kh; ++ky) {
-      const int iy = oy * p.sh - p.pad_top + ky * p.dh;
-      if (iy < 0 || iy >= p.h) continue;
-      for (int kx = 0; kx < p.kw; ++kx) {
-        const int ix = ox * p.sw - p.pad_left + kx * p.dw;
-        if (ix < 0 || ix >= p.w) continue;
-        const T* xp = x + ((n * p.h + iy) * p.w + ix) * p.c;
-        const int woff = (ky * p.kw + kx) * p.c * p.o + g * 8;
-        for (int c = 0; c < p.c; ++c) {
-          const float xv = ldf(xp + c);
-          float wv[8];
-          if constexpr (SMEM) {
-            const float4 a = *reinterpret_cast<const float4*>(ws + woff + c * p.o);
-            const float4 b = *reinterpret_cast<const float4*>(ws + woff + c * p.o + 4);
-            wv[0] = a.x, wv[1] = a.y, wv[2] = a.z, wv[3] = a.w, wv[4] = b.x, wv[5] = b.y, wv[6] = b.z, wv[7] = b.w;
-          } else {
-#pragma unroll
-            for (int j = 0; j < 8; ++j) wv[j] = ldf(w + woff + c * p.o + j);
-          }
-#pragma unroll
-          for (int j = 0; j < 8; ++j) acc[j] += xv * wv[j];
-        }
-      }
-    }
+    if (k3c3) direct8_taps<3, 3, 3, T, SMEM>(x, w, ws, p, n, oy, ox, g, acc);
+    else direct8_taps<0, 0, 0, T, SMEM>(x, w, ws, p, n, oy, ox, g, acc);
     const int base = ((n * p.oh + oy) * p.ow + ox) * p.o + g * 8;
     if constexpr (VEC) {
       epilogue8(y, res, base, g * 8, acc, bias, static_cast<int>(p.act));
@@ -160,7 +207,6 @@ __global__ void conv_direct8_kernel(const T* __restrict__ x, const T* __restrict
   }
 }
 
-// C[M,N] = A[M,K] * B[K,N] (row-major), 256 threads, each computing TM x TN outputs.
 template <class T, class TO, int BM, int BN, int BK, int TM, int TN>
 __global__ void __launch_bounds__(256) gemm_kernel(const T* __restrict__ A, const T* __restrict__ B,
                                                    const float* __restrict__ bias, const T* __restrict__ R,

@@ -8,11 +8,20 @@ namespace posert::cuda {
 
 namespace {
 
-template <class X, class Y>
-__global__ void chain_kernel(const X* __restrict__ x, Y* __restrict__ y, int64_t count, int channels, ChainProgram prog) {
+// Index type: int where the element count allows it (64-bit division and remainder cost tens of
+// instructions each; at batch 1 these kernels are latency-bound, so that showed).
+template <class I>
+bool fits_int(int64_t count) {
+  return sizeof(I) == 8 || count <= (int64_t{1} << 30);
+}
+
+// The program is a __grid_constant__ parameter: its arrays are indexed by the step number, which
+// would otherwise make every thread copy the whole struct to local memory first.
+template <class X, class Y, class I>
+__global__ void chain_kernel(const X* __restrict__ x, Y* __restrict__ y, I count, int channels,
+                             const __grid_constant__ ChainProgram prog) {
   pdl_wait();
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < count; i += static_cast<I>(gridDim.x) * blockDim.x) {
     const int ch = static_cast<int>(i % channels);
     float v = ldf(x + i);
     for (int s = 0; s < prog.steps; ++s) {
@@ -62,15 +71,14 @@ __device__ __forceinline__ void interp(const Axis& a, int o, int* lo, int* hi, f
   *lerp = src - f;
 }
 
-template <class T>
+template <class T, class I>
 __global__ void resize_kernel(const T* __restrict__ x, T* __restrict__ y, int n, int h, int w, int c, int oh, int ow,
                               Axis ay, Axis ax) {
   pdl_wait();
-  const int64_t total = static_cast<int64_t>(n) * oh * ow * c;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  const I total = static_cast<I>(n) * oh * ow * c;
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < total; i += static_cast<I>(gridDim.x) * blockDim.x) {
     const int ch = static_cast<int>(i % c);
-    int64_t t = i / c;
+    I t = i / c;
     const int ox = static_cast<int>(t % ow);
     t /= ow;
     const int oy = static_cast<int>(t % oh);
@@ -90,11 +98,25 @@ __global__ void resize_kernel(const T* __restrict__ x, T* __restrict__ y, int n,
   }
 }
 
+template <class X, class I>
+void chain_to_i(DType16 yt, const X* x, void* y, int64_t count, int channels, const ChainProgram& prog, cudaStream_t s) {
+  const int g = grid_for(count, 256);
+  const I n = static_cast<I>(count);
+  if (yt == DType16::F16) launch(chain_kernel<X, __half, I>, g, 256, 0, s, x, static_cast<__half*>(y), n, channels, prog);
+  else launch(chain_kernel<X, float, I>, g, 256, 0, s, x, static_cast<float*>(y), n, channels, prog);
+}
 template <class X>
 void chain_to(DType16 yt, const X* x, void* y, int64_t count, int channels, const ChainProgram& prog, cudaStream_t s) {
-  const int g = grid_for(count, 256);
-  if (yt == DType16::F16) launch(chain_kernel<X, __half>, g, 256, 0, s, x, static_cast<__half*>(y), count, channels, prog);
-  else launch(chain_kernel<X, float>, g, 256, 0, s, x, static_cast<float*>(y), count, channels, prog);
+  if (fits_int<int>(count)) chain_to_i<X, int>(yt, x, y, count, channels, prog, s);
+  else chain_to_i<X, int64_t>(yt, x, y, count, channels, prog, s);
+}
+
+template <class T>
+void resize_to(const T* x, T* y, int n, int h, int w, int c, int oh, int ow, Axis ay, Axis ax, cudaStream_t s) {
+  const int64_t total = static_cast<int64_t>(n) * oh * ow * c;
+  const int g = grid_for(total, 256);
+  if (fits_int<int>(total)) launch(resize_kernel<T, int>, g, 256, 0, s, x, y, n, h, w, c, oh, ow, ay, ax);
+  else launch(resize_kernel<T, int64_t>, g, 256, 0, s, x, y, n, h, w, c, oh, ow, ay, ax);
 }
 
 Axis make_axis(int in, int out, bool align, bool half_pixel) {
@@ -142,11 +164,9 @@ void resize_bilinear(bool half, const void* x, void* y, int n, int h, int w, int
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   const Axis ay = make_axis(h, oh, align_corners, half_pixel_centers), ax = make_axis(w, ow, align_corners, half_pixel_centers);
   if (half)
-    launch(resize_kernel<__half>, grid_for(total, 256), 256, 0, s, static_cast<const __half*>(x), static_cast<__half*>(y), n, h, w,
-                                                                 c, oh, ow, ay, ax);
+    resize_to(static_cast<const __half*>(x), static_cast<__half*>(y), n, h, w, c, oh, ow, ay, ax, s);
   else
-    launch(resize_kernel<float>, grid_for(total, 256), 256, 0, s, static_cast<const float*>(x), static_cast<float*>(y), n, h, w, c,
-                                                                oh, ow, ay, ax);
+    resize_to(static_cast<const float*>(x), static_cast<float*>(y), n, h, w, c, oh, ow, ay, ax, s);
   check_launch("resize_bilinear");
 }
 
