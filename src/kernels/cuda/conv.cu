@@ -70,6 +70,21 @@ __device__ __forceinline__ void epilogue8(TO* y, const T* res, int i, int o, con
   }
 }
 
+// Calls fn(xp, tap) for every filter tap (ky, kx) of output pixel (n, oy, ox) that lands inside
+// the input, in (ky, kx) order: xp points at the input pixel's channels, tap = ky * kw + kx.
+template <class T, class Fn>
+__device__ __forceinline__ void for_each_tap(const T* x, const ConvParams& p, int n, int oy, int ox, Fn&& fn) {
+  for (int ky = 0; ky < p.kh; ++ky) {
+    const int iy = oy * p.sh - p.pad_top + ky * p.dh;
+    if (iy < 0 || iy >= p.h) continue;
+    for (int kx = 0; kx < p.kw; ++kx) {
+      const int ix = ox * p.sw - p.pad_left + kx * p.dw;
+      if (ix < 0 || ix >= p.w) continue;
+      fn(x + ((n * p.h + iy) * p.w + ix) * p.c, ky * p.kw + kx);
+    }
+  }
+}
+
 template <class T, class TO>
 __global__ void conv_direct_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
                                    const T* __restrict__ res, TO* __restrict__ y, ConvParams p) {
@@ -83,17 +98,10 @@ __global__ void conv_direct_kernel(const T* __restrict__ x, const T* __restrict_
     const int oy = t % p.oh;
     const int n = t / p.oh;
     float acc = 0.0f;
-    for (int ky = 0; ky < p.kh; ++ky) {
-      const int iy = oy * p.sh - p.pad_top + ky * p.dh;
-      if (iy < 0 || iy >= p.h) continue;
-      for (int kx = 0; kx < p.kw; ++kx) {
-        const int ix = ox * p.sw - p.pad_left + kx * p.dw;
-        if (ix < 0 || ix >= p.w) continue;
-        const T* xp = x + ((n * p.h + iy) * p.w + ix) * p.c;
-        const T* wp = w + (ky * p.kw + kx) * p.c * p.o + o;
-        for (int c = 0; c < p.c; ++c) acc += ldf(xp + c) * ldf(wp + c * p.o);
-      }
-    }
+    for_each_tap(x, p, n, oy, ox, [&](const T* xp, int tap) {
+      const T* wp = w + tap * p.c * p.o + o;
+      for (int c = 0; c < p.c; ++c) acc += ldf(xp + c) * ldf(wp + c * p.o);
+    });
     epilogue(y, res, i, o, acc, bias, static_cast<int>(p.act));
   }
 }
@@ -146,23 +154,16 @@ __device__ __forceinline__ void direct8_taps(const T* __restrict__ x, const T* _
       }
     }
   } else {
-    for (int ky = 0; ky < p.kh; ++ky) {
-      const int iy = oy * p.sh - p.pad_top + ky * p.dh;
-      if (iy < 0 || iy >= p.h) continue;
-      for (int kx = 0; kx < p.kw; ++kx) {
-        const int ix = ox * p.sw - p.pad_left + kx * p.dw;
-        if (ix < 0 || ix >= p.w) continue;
-        const T* xp = x + ((n * p.h + iy) * p.w + ix) * p.c;
-        const int woff = (ky * p.kw + kx) * p.c * p.o + g * 8;
-        for (int c = 0; c < p.c; ++c) {
-          const float xv = ldf(xp + c);
-          float wv[8];
-          direct8_weights<T, SMEM>(w, ws, woff + c * p.o, wv);
+    for_each_tap(x, p, n, oy, ox, [&](const T* xp, int tap) {
+      const int woff = tap * p.c * p.o + g * 8;
+      for (int c = 0; c < p.c; ++c) {
+        const float xv = ldf(xp + c);
+        float wv[8];
+        direct8_weights<T, SMEM>(w, ws, woff + c * p.o, wv);
 #pragma unroll
-          for (int j = 0; j < 8; ++j) acc[j] += xv * wv[j];
-        }
+        for (int j = 0; j < 8; ++j) acc[j] += xv * wv[j];
       }
-    }
+    });
   }
 }
 
@@ -614,15 +615,7 @@ __global__ void depthwise_kernel(const T* __restrict__ x, const T* __restrict__ 
     const int n = t / p.oh;
     const int c = oc / p.multiplier;
     float acc = 0.0f;
-    for (int ky = 0; ky < p.kh; ++ky) {
-      const int iy = oy * p.sh - p.pad_top + ky * p.dh;
-      if (iy < 0 || iy >= p.h) continue;
-      for (int kx = 0; kx < p.kw; ++kx) {
-        const int ix = ox * p.sw - p.pad_left + kx * p.dw;
-        if (ix < 0 || ix >= p.w) continue;
-        acc += ldf(x + ((n * p.h + iy) * p.w + ix) * p.c + c) * ldf(w + (ky * p.kw + kx) * p.o + oc);
-      }
-    }
+    for_each_tap(x, p, n, oy, ox, [&](const T* xp, int tap) { acc += ldf(xp + c) * ldf(w + tap * p.o + oc); });
     epilogue(y, res, i, oc, acc, bias, static_cast<int>(p.act));
   }
 }
@@ -648,18 +641,12 @@ __global__ void depthwise_vec_kernel(const T* __restrict__ x, const T* __restric
     float acc[V];
 #pragma unroll
     for (int j = 0; j < V; ++j) acc[j] = 0.0f;
-    for (int ky = 0; ky < p.kh; ++ky) {
-      const int iy = oy * p.sh - p.pad_top + ky * p.dh;
-      if (iy < 0 || iy >= p.h) continue;
-      for (int kx = 0; kx < p.kw; ++kx) {
-        const int ix = ox * p.sw - p.pad_left + kx * p.dw;
-        if (ix < 0 || ix >= p.w) continue;
-        const Pack xv = reinterpret_cast<const Pack*>(x + ((n * p.h + iy) * p.w + ix) * p.c)[cg];
-        const Pack wv = reinterpret_cast<const Pack*>(w + (ky * p.kw + kx) * p.o)[cg];
+    for_each_tap(x, p, n, oy, ox, [&](const T* xp, int tap) {
+      const Pack xv = reinterpret_cast<const Pack*>(xp)[cg];
+      const Pack wv = reinterpret_cast<const Pack*>(w + tap * p.o)[cg];
 #pragma unroll
-        for (int j = 0; j < V; ++j) acc[j] += ldf(&xv.v[j]) * ldf(&wv.v[j]);
-      }
-    }
+      for (int j = 0; j < V; ++j) acc[j] += ldf(&xv.v[j]) * ldf(&wv.v[j]);
+    });
     const int oi = i * V;
 #pragma unroll
     for (int j = 0; j < V; ++j) epilogue(y, res, oi + j, cg * V + j, acc[j], bias, static_cast<int>(p.act));
