@@ -10,10 +10,7 @@ namespace {
 
 // Index type: int where the element count allows it (64-bit division and remainder cost tens of
 // instructions each; at batch 1 these kernels are latency-bound, so that showed).
-template <class I>
-bool fits_int(int64_t count) {
-  return sizeof(I) == 8 || count <= (int64_t{1} << 30);
-}
+bool fits_int(int64_t count) { return count <= (int64_t{1} << 30); }
 
 // The program is a __grid_constant__ parameter: its arrays are indexed by the step number, which
 // would otherwise make every thread copy the whole struct to local memory first.
@@ -107,7 +104,7 @@ void chain_to_i(DType16 yt, const X* x, void* y, int64_t count, int channels, co
 }
 template <class X>
 void chain_to(DType16 yt, const X* x, void* y, int64_t count, int channels, const ChainProgram& prog, cudaStream_t s) {
-  if (fits_int<int>(count)) chain_to_i<X, int>(yt, x, y, count, channels, prog, s);
+  if (fits_int(count)) chain_to_i<X, int>(yt, x, y, count, channels, prog, s);
   else chain_to_i<X, int64_t>(yt, x, y, count, channels, prog, s);
 }
 
@@ -115,7 +112,7 @@ template <class T>
 void resize_to(const T* x, T* y, int n, int h, int w, int c, int oh, int ow, Axis ay, Axis ax, cudaStream_t s) {
   const int64_t total = static_cast<int64_t>(n) * oh * ow * c;
   const int g = grid_for(total, 256);
-  if (fits_int<int>(total)) launch(resize_kernel<T, int>, g, 256, 0, s, x, y, n, h, w, c, oh, ow, ay, ax);
+  if (fits_int(total)) launch(resize_kernel<T, int>, g, 256, 0, s, x, y, n, h, w, c, oh, ow, ay, ax);
   else launch(resize_kernel<T, int64_t>, g, 256, 0, s, x, y, n, h, w, c, oh, ow, ay, ax);
 }
 
