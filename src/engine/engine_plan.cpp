@@ -16,6 +16,7 @@ namespace {
 std::string tactic_label(const PlanLayer& l) {
   if (l.op == OpKind::Conv2D) return cuda::conv_tactic_label(l.tactic);
   if (l.op == OpKind::DepthwiseConv2D && l.tactic >= 0 && l.tactic < cuda::kDwTacticCount) return cuda::kDwTacticNames[l.tactic];
+  if (l.op == OpKind::ElementwiseChain && l.tactic >= 0 && l.tactic < cuda::kChainTacticCount) return cuda::kChainTacticNames[l.tactic];
   return std::to_string(l.tactic);
 }
 
@@ -155,11 +156,13 @@ void EnginePlan::validate(const std::string& what) const {
     for (int32_t o : l.outputs)
       if (tensors[o].kind == TensorKind::Weight || tensors[o].kind == TensorKind::Input) bad(ln + " writes a weight or input tensor");
     validate_layer_shapes(l, ln, bad);
-    // Tactic ids the CUDA runtime knows (kernels/cuda/cuda_kernels.h); only convolutions have
-    // more than one kernel. A cuDNN tactic is only valid with the cuDNN version it was tuned on.
-    const bool known = l.op == OpKind::Conv2D            ? cuda::is_conv_tactic(l.tactic)
-                       : l.op == OpKind::DepthwiseConv2D ? l.tactic >= 0 && l.tactic < cuda::kDwTacticCount
-                                                         : l.tactic == 0;
+    // Tactic ids the CUDA runtime knows (kernels/cuda/cuda_kernels.h); only convolutions and
+    // elementwise chains have more than one. A cuDNN tactic is only valid with the cuDNN version
+    // it was tuned on.
+    const bool known = l.op == OpKind::Conv2D             ? cuda::is_conv_tactic(l.tactic)
+                       : l.op == OpKind::DepthwiseConv2D  ? l.tactic >= 0 && l.tactic < cuda::kDwTacticCount
+                       : l.op == OpKind::ElementwiseChain ? l.tactic >= 0 && l.tactic < cuda::kChainTacticCount
+                                                          : l.tactic == 0;
     if (!known) bad(ln + " has an unknown tactic " + std::to_string(l.tactic));
     if (l.op == OpKind::Conv2D && cuda::is_cudnn_tactic(l.tactic) && target.cudnn == 0)
       bad(ln + " uses the cuDNN tactic " + cuda::conv_tactic_label(l.tactic) + " but the engine records no cuDNN version");
@@ -181,6 +184,19 @@ void EnginePlan::validate(const std::string& what) const {
     const int32_t x = layers[i - 1].inputs[0];
     for (int32_t w : l.outputs)
       if (overlap(x, w)) bad(ln + ": its output overlaps the fused depthwise input in the arena");
+  }
+  // Fused chain + convolution pairs: both halves present, the pair fusable, and the chain's input
+  // apart from the convolution's output in the arena.
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const PlanLayer& l = layers[i];
+    const std::string ln = "layer #" + std::to_string(i) + " '" + l.name + "'";
+    if (l.op == OpKind::ElementwiseChain && l.tactic == cuda::kChainFused && !chain_fused(*this, i + 1))
+      bad(ln + " is marked fused but the layer after it is not a convolution that computes it");
+    if (!chain_fused(*this, i)) continue;
+    if (!chain_conv_possible(*this, i) || layers[i - 1].tactic != cuda::kChainFused)
+      bad(ln + " has the tactic " + cuda::conv_tactic_label(l.tactic) + " without an elementwise chain it can fuse before it");
+    for (int32_t w : l.outputs)
+      if (overlap(layers[i - 1].inputs[0], w)) bad(ln + ": its output overlaps the fused chain's input in the arena");
   }
   // Horizontal groups: every member claimed by the leader before it, the group one the kernels
   // can take, and what the launch writes apart from what it reads and from itself.
@@ -248,6 +264,29 @@ bool dwpw_fused(const EnginePlan& p, size_t i) {
          p.layers[i - 1].tactic == cuda::kDwFused;
 }
 
+bool chain_conv_possible(const EnginePlan& p, size_t i) {
+  if (i == 0 || i >= p.layers.size()) return false;
+  const PlanLayer& cv = p.layers[i];
+  const PlanLayer& ch = p.layers[i - 1];
+  if (cv.op != OpKind::Conv2D || ch.op != OpKind::ElementwiseChain || ch.inputs.empty() || ch.outputs.size() != 1 ||
+      cv.inputs.size() < 2)
+    return false;
+  const int32_t mid = ch.outputs[0];
+  if (cv.inputs[0] != mid || p.tensors[mid].kind != TensorKind::Activation) return false;
+  for (size_t k = 0; k < p.layers.size(); ++k)
+    for (size_t j = 0; j < p.layers[k].inputs.size(); ++j)
+      if (p.layers[k].inputs[j] == mid && !(k == i && j == 0)) return false;
+  const PlanTensor& x = p.tensors[ch.inputs[0]];
+  const PlanTensor& m = p.tensors[mid];
+  if (x.kind == TensorKind::Weight || x.shape != m.shape || x.shape.size() != 4) return false;
+  if (m.storage == Storage::I32) return false;
+  return ch.attrs.get_ints("program", std::vector<int64_t>{}).size() <= 2 * static_cast<size_t>(cuda::kMaxChainSteps);
+}
+
+bool chain_fused(const EnginePlan& p, size_t i) {
+  return i < p.layers.size() && p.layers[i].op == OpKind::Conv2D && p.layers[i].tactic == cuda::kConvChainDirect8Smem;
+}
+
 namespace {
 
 // Arena tensors a layer reads itself (no group expansion).
@@ -255,7 +294,7 @@ std::vector<int32_t> own_reads(const EnginePlan& p, size_t i) {
   std::vector<int32_t> r;
   for (int32_t t : p.layers[i].inputs)
     if (p.tensors[t].kind != TensorKind::Weight) r.push_back(t);
-  if (dwpw_fused(p, i) && i > 0) r.push_back(p.layers[i - 1].inputs[0]);
+  if ((dwpw_fused(p, i) || chain_fused(p, i)) && i > 0) r.push_back(p.layers[i - 1].inputs[0]);
   return r;
 }
 

@@ -80,6 +80,17 @@ bool dwpw_pair_possible(const EnginePlan& p, size_t i);
 // Whether layer i runs fused with layer i - 1 (a dw+pw tactic, or a member of a dw+pw group).
 bool dwpw_fused(const EnginePlan& p, size_t i);
 
+// Elementwise chain + convolution fusion. Layer i (a Conv2D) and layer i - 1 (an ElementwiseChain
+// of at most 16 steps, such as MoveNet's input normalization) can run as one kernel when the
+// chain's output is the convolution's data input and nothing else reads it (no other layer, not
+// an engine output), the chain's input has the output's shape (rank 4) and is i32, f32 or f16,
+// and the convolution's input is f32 or f16. The convolution then applies the chain to each value
+// it loads (tactics kChainFused + kConvChainDirect8Smem, chosen by the tuner where that measures
+// faster); the plan builder keeps the chain's input alive through the convolution.
+bool chain_conv_possible(const EnginePlan& p, size_t i);
+// Whether layer i is a convolution that computes the chain before it (kConvChainDirect8Smem).
+bool chain_fused(const EnginePlan& p, size_t i);
+
 // Horizontal groups: independent layers of one kind run as one launch by the first of them (the
 // leader, tactic kConvGroupWmma or kConvGroupDwPw16; the others kConvGroupMember). Pw1x1: 2..4
 // consecutive 1x1 stride-1 half convolutions (MoveNet's four head outputs); DwPw: 2..4
@@ -96,7 +107,8 @@ std::vector<std::pair<GroupKind, std::vector<size_t>>> candidate_groups(const En
 std::vector<size_t> group_of(const EnginePlan& p, size_t i);
 
 // The arena tensors layer i reads / writes when it runs: its own data inputs and outputs, plus
-// the depthwise input when it is fused, plus every member's when it leads a group.
+// the depthwise input when it is fused, the chain's input when it computes the chain before it,
+// plus every member's when it leads a group.
 std::vector<int32_t> layer_reads(const EnginePlan& p, size_t i);
 std::vector<int32_t> layer_writes(const EnginePlan& p, size_t i);
 

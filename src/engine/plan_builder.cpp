@@ -160,10 +160,13 @@ EnginePlan build_plan(const Graph& g, const std::string& model, Precision precis
 
   // A depthwise layer whose output only a 1x1 convolution reads moves right before that
   // convolution (MoveNet's heads run four depthwise layers, then their four convolutions), so the
-  // pair can be fused (dwpw_pair_possible). Its inputs are computed earlier still, and nothing in
-  // between reads its output, so the order stays valid.
+  // pair can be fused (dwpw_pair_possible); so does an elementwise chain whose output only a
+  // convolution reads (chain_conv_possible; a Cast of the convolution's residual may sit between
+  // them). Its inputs are computed earlier still, and nothing in between reads its output, so the
+  // order stays valid.
   for (size_t j = 0; j < p.layers.size(); ++j) {
-    if (p.layers[j].op != OpKind::DepthwiseConv2D || p.layers[j].outputs.size() != 1) continue;
+    const OpKind op = p.layers[j].op;
+    if ((op != OpKind::DepthwiseConv2D && op != OpKind::ElementwiseChain) || p.layers[j].outputs.size() != 1) continue;
     const int32_t out = p.layers[j].outputs[0];
     size_t consumer = 0;
     int readers = 0;
@@ -202,8 +205,10 @@ EnginePlan build_plan(const Graph& g, const std::string& model, Precision precis
     for (int t : p.layers[s].inputs)
       if (p.tensors[t].kind != TensorKind::Weight) touch(t, s);
     for (int t : p.layers[s].outputs) touch(t, s);
-    // A fused depthwise + pointwise kernel reads the depthwise input at the pointwise step.
-    if (dwpw_pair_possible(p, static_cast<size_t>(s))) touch(p.layers[s - 1].inputs[0], s);
+    // A fused depthwise + pointwise kernel reads the depthwise input at the pointwise step; a
+    // convolution computing the chain before it reads the chain's input.
+    if (dwpw_pair_possible(p, static_cast<size_t>(s)) || chain_conv_possible(p, static_cast<size_t>(s)))
+      touch(p.layers[s - 1].inputs[0], s);
   }
   // A group's launch at its leader's step writes every member's output there.
   for (const auto& [kind, members] : candidate_groups(p))

@@ -13,6 +13,18 @@ enum class ChainOp : int32_t { Add = 1, Sub = 2, RSub = 3, Mul = 4, Div = 5, Sig
 __host__ __device__
 #endif
 inline float chain_step(int32_t op, float x, float c) {
+#if defined(__CUDA_ARCH__)
+  // Rounded intrinsics: never contracted into a multiply-add with a neighbouring step, so every
+  // kernel that inlines the chain (its own, a convolution's loads) computes the same bits.
+  switch (static_cast<ChainOp>(op)) {
+    case ChainOp::Add: return __fadd_rn(x, c);
+    case ChainOp::Sub: return __fsub_rn(x, c);
+    case ChainOp::RSub: return __fsub_rn(c, x);
+    case ChainOp::Mul: return __fmul_rn(x, c);
+    case ChainOp::Div: return __fdiv_rn(x, c);
+    default: break;
+  }
+#endif
   switch (static_cast<ChainOp>(op)) {
     case ChainOp::Add: return x + c;
     case ChainOp::Sub: return x - c;

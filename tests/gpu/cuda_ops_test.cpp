@@ -594,6 +594,96 @@ TEST(CudaOps, HorizontalGroups) {
   EXPECT_EQ(ran, 8);
 }
 
+// An elementwise chain and the convolution that reads it, as one kernel (kChainFused +
+// kConvChainDirect8Smem: the convolution applies the chain to each value it loads), against the
+// reference, and bit for bit against the same pair apart (the chain's kernel, then direct8smem):
+// the fused kernel rounds each chained value to the layer's type as the chain kernel stores it,
+// then runs the same multiply-adds in the same order. Int32 input (MoveNet's) and float input;
+// the unrolled 3x3 3-channel path and the generic one (5x5, 4 channels); half and float output.
+struct ChainConvCase {
+  int h, w, c, o, k, stride;
+  std::string pad, act;
+  DType in;
+  bool residual, mid;  // mid: the convolution writes half in fp16 engines (an intermediate layer)
+};
+
+Graph chain_conv_graph(const ChainConvCase& k, int batch) {
+  std::mt19937 rng(static_cast<uint32_t>(k.h * 31 + k.c * 7 + k.o + k.k));
+  auto rnd = [&](Shape s, float scale) { return test::random_tensor(DType::F32, s, rng, -scale, scale); };
+  test::Builder b;
+  const int x = b.input("x", k.in, {batch, k.h, k.w, k.c});
+  Attrs ca;
+  // (x - mean_c) * scale - 1 with a per-channel mean, then relu: MoveNet's normalization and more
+  ca.set("program", std::vector<int64_t>{2, 0, 4, 1, 2, 2, 7, -1});
+  std::vector<float> mean(static_cast<size_t>(k.c));
+  for (int i = 0; i < k.c; ++i) mean[static_cast<size_t>(i)] = k.in == DType::I32 ? 100.0f + 13.0f * i : 0.1f * i - 0.2f;
+  const float scale = k.in == DType::I32 ? 1.0f / 127.5f : 1.7f;
+  const int ch = b.node(OpKind::ElementwiseChain, "chain",
+                        {x, b.constant("mean", Tensor::from_floats({k.c}, mean)), b.constant("scale", Tensor::scalar_f32(scale)),
+                         b.constant("one", Tensor::scalar_f32(1.0f))},
+                        ca);
+  Attrs a;
+  a.set("strides", std::vector<int64_t>{k.stride, k.stride});
+  a.set("dilations", std::vector<int64_t>{1, 1});
+  a.set("padding", k.pad);
+  a.set("activation", k.act);
+  std::vector<int> in = {ch, b.constant("w", rnd({k.k, k.k, k.c, k.o}, 1.0f / std::sqrt(static_cast<float>(k.k * k.k * k.c)))),
+                         b.constant("b", rnd({k.o}, 0.5f))};
+  const int oh = k.pad == "SAME" ? (k.h + k.stride - 1) / k.stride : (k.h - k.k + k.stride) / k.stride;
+  const int ow = k.pad == "SAME" ? (k.w + k.stride - 1) / k.stride : (k.w - k.k + k.stride) / k.stride;
+  if (k.residual) in.push_back(b.input("res", DType::F32, {batch, oh, ow, k.o}));
+  int y = b.node(OpKind::Conv2D, "conv", in, a);
+  if (k.mid) y = b.node(OpKind::Reshape, "conv/reshape", {y, b.constant("shape", Tensor::from_ints({4}, {-1, oh, ow, k.o}))});
+  return b.finish({y});
+}
+
+TEST(CudaOps, ElementwiseChainIntoConvolutionFused) {
+  POSERT_REQUIRE_GPU();
+  const std::vector<ChainConvCase> cases = {
+      {192, 192, 3, 32, 3, 2, "SAME", "relu6", DType::I32, false, true},  // MoveNet-Lightning's first layer
+      {9, 7, 3, 16, 3, 2, "SAME", "relu6", DType::I32, false, true},      // odd sizes, stride 2
+      {10, 9, 3, 8, 3, 1, "SAME", "relu", DType::F32, true, true},        // float input, residual
+      {11, 13, 4, 24, 5, 2, "SAME", "none", DType::I32, false, false},    // generic path, float output
+      {8, 6, 4, 8, 3, 1, "VALID", "sigmoid", DType::F32, true, false},    // VALID, residual, float output
+  };
+  int ran = 0;
+  for (const auto& k : cases) {
+    for (int batch : {1, 3}) {
+      const Graph gb = chain_conv_graph(k, batch);
+      std::mt19937 rng(static_cast<uint32_t>(29 + batch + k.h));
+      std::vector<Tensor> inputs;
+      for (int id : gb.inputs) inputs.push_back(test::random_tensor(gb.values[id].dtype, gb.values[id].shape, rng));
+      const Tensor ref = RefExecutor(gb).run(inputs)[0];
+      const Shape out_shape = gb.values[gb.outputs[0]].shape;
+      for (Precision prec : {Precision::FP32, Precision::FP16}) {
+        EnginePlan plan = build_plan(chain_conv_graph(k, 1), "chain+conv", prec, batch);
+        plan.target = cuda::current_target();
+        size_t cv = 0;
+        while (cv < plan.layers.size() && plan.layers[cv].op != OpKind::Conv2D) ++cv;
+        ASSERT_TRUE(chain_conv_possible(plan, cv)) << describe_plan(plan);
+        SCOPED_TRACE("chain+conv " + std::to_string(k.h) + "x" + std::to_string(k.w) + " c" + std::to_string(k.c) + " o" +
+                     std::to_string(k.o) + " k" + std::to_string(k.k) + " s" + std::to_string(k.stride) + " " + k.pad +
+                     (k.in == DType::I32 ? " i32" : " f32") + (k.residual ? " res" : "") + (k.mid ? " mid" : " head") +
+                     " batch " + std::to_string(batch) + " " + precision_name(prec));
+        EnginePlan fused = plan, apart = plan;
+        fused.layers[cv - 1].tactic = cuda::kChainFused;
+        fused.layers[cv].tactic = cuda::kConvChainDirect8Smem;
+        apart.layers[cv - 1].tactic = cuda::kChainKernel;
+        apart.layers[cv].tactic = cuda::kConvDirect8Smem;
+        ASSERT_NO_THROW(fused.validate("fused plan"));
+        for (bool graphs : {false, true}) {
+          const Tensor got = run_plan_cuda(fused, batch, inputs, {out_shape}, graphs)[0];
+          EXPECT_LE(test::rel_l2(got, ref), prec == Precision::FP32 ? 1e-4 : 1e-2) << (graphs ? "graph" : "direct");
+          const Tensor two = run_plan_cuda(apart, batch, inputs, {out_shape}, graphs)[0];
+          EXPECT_EQ(0, std::memcmp(got.raw(), two.raw(), got.nbytes())) << "fused differs from the chain and convolution apart";
+        }
+        ++ran;
+      }
+    }
+  }
+  EXPECT_EQ(ran, 20);
+}
+
 TEST(CudaOps, ElementwiseChainFromInt32) {
   POSERT_REQUIRE_GPU();
   OpCase c;

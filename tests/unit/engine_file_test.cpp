@@ -426,7 +426,26 @@ TEST(EngineFile, RejectsInconsistentPlansWithAValidChecksum) {
       {"cuDNN tactic without a cuDNN version", [](EnginePlan& p) { p.target.cudnn = 0; },
        "uses the cuDNN tactic cudnn:IMPLICIT_PRECOMP_GEMM+fused but the engine records no cuDNN version"},
       {"negative cuDNN version", [](EnginePlan& p) { p.target.cudnn = -91400; }, "negative cuDNN version"},
-      {"tactic on a layer with one kernel", [](EnginePlan& p) { p.layers[0].tactic = 1; }, "unknown tactic 1"},
+      {"tactic on a layer with one kernel",
+       [](EnginePlan& p) {
+         for (auto& l : p.layers)
+           if (l.op != OpKind::Conv2D && l.op != OpKind::DepthwiseConv2D && l.op != OpKind::ElementwiseChain) {
+             l.tactic = 1;
+             return;
+           }
+         ADD_FAILURE() << "the plan has no layer with one kernel";
+       },
+       "unknown tactic 1"},
+      {"elementwise chain tactic out of range",
+       [](EnginePlan& p) {
+         for (auto& l : p.layers)
+           if (l.op == OpKind::ElementwiseChain) {
+             l.tactic = 2;
+             return;
+           }
+         ADD_FAILURE() << "the plan has no elementwise chain";
+       },
+       "unknown tactic 2"},
       {"depthwise tactic out of range",
        [](EnginePlan& p) {
          for (auto& l : p.layers)

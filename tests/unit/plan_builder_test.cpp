@@ -130,8 +130,9 @@ void check_plan_invariants(const EnginePlan& p) {
       EXPECT_LT(first[t], s) << "layer " << p.layers[s].name << " reads " << p.tensors[t].name << " before it is written";
       last[t] = std::max(last[t], s);
     }
-    // A fusable depthwise + pointwise pair reads the depthwise input at the pointwise step.
-    if (dwpw_pair_possible(p, static_cast<size_t>(s))) {
+    // A fusable depthwise + pointwise pair reads the depthwise input at the pointwise step; a
+    // fusable chain + convolution pair the chain's input at the convolution's.
+    if (dwpw_pair_possible(p, static_cast<size_t>(s)) || chain_conv_possible(p, static_cast<size_t>(s))) {
       const int x = p.layers[s - 1].inputs[0];
       last[x] = std::max(last[x], s);
     }
@@ -517,6 +518,68 @@ TEST(PlanBuilder, HorizontalGroupsArePlannedAndValidated) {
   refused(q, "a member output over a tensor the group reads");
 }
 
+// ---- elementwise chain + convolution pairs --------------------------------------------------
+
+// x (int32, an image) -> chain "norm" ((x - mean) * scale) -> 3x3 conv "c1" with a residual from a
+// second input -> output; with `also_read`, a second convolution reads the chain's output too.
+Graph chain_then_conv(bool also_read = false) {
+  std::mt19937 rng(9);
+  Builder b;
+  const int x = b.input("x", DType::I32, {1, 10, 9, 3});
+  const int res = b.input("res", DType::F32, {1, 5, 5, 8});
+  Attrs ca;
+  ca.set("program", std::vector<int64_t>{2, 0, 4, 1});
+  const int n = b.node(OpKind::ElementwiseChain, "norm",
+                       {x, b.constant("mean", Tensor::from_floats({3}, {120.f, 110.f, 100.f})),
+                        b.constant("scale", Tensor::scalar_f32(1 / 127.5f))},
+                       ca);
+  const int c1 = b.node(OpKind::Conv2D, "c1", {n, b.constant("w1", rand_f32({3, 3, 3, 8}, rng)), b.constant("b1", rand_f32({8}, rng)), res},
+                        conv_attrs({2, 2}));
+  if (!also_read) return b.finish({c1});
+  const int c2 = b.node(OpKind::Conv2D, "c2", {n, b.constant("w2", rand_f32({1, 1, 3, 8}, rng))}, conv_attrs());
+  return b.finish({c1, c2});
+}
+
+TEST(PlanBuilder, ChainRightBeforeItsConvolutionAndValidated) {
+  EnginePlan p = build_plan(chain_then_conv(), "chain", Precision::FP16, 2);
+  check_plan_invariants(p);
+  const size_t c1 = layer_index(p, "c1");
+  // The residual's Cast to half would sit between them in graph order; the chain moves after it.
+  EXPECT_EQ(layer_index(p, "norm"), c1 - 1) << describe_plan(p);
+  ASSERT_TRUE(chain_conv_possible(p, c1));
+  EXPECT_FALSE(chain_conv_possible(p, c1 - 1));
+  // The chain's input stays alive through the convolution: the output never shares its bytes.
+  const PlanTensor& x = p.tensors[p.layers[c1 - 1].inputs[0]];
+  const PlanTensor& y = p.tensors[p.layers[c1].outputs[0]];
+  EXPECT_TRUE(x.offset + x.bytes <= y.offset || y.offset + y.bytes <= x.offset);
+  p.layers[c1 - 1].tactic = cuda::kChainFused;
+  p.layers[c1].tactic = cuda::kConvChainDirect8Smem;
+  EXPECT_NO_THROW(p.validate("plan"));
+  EXPECT_TRUE(chain_fused(p, c1));
+  EXPECT_EQ(layer_reads(p, c1).back(), p.layers[c1 - 1].inputs[0]);
+  EXPECT_NE(describe_plan(p).find("tactic chain+direct8smem"), std::string::npos) << describe_plan(p);
+  EXPECT_NE(describe_plan(p).find("tactic fused"), std::string::npos);
+  EnginePlan q = p;
+  q.layers[c1].tactic = cuda::kConvDirect8Smem;  // the chain would never be computed
+  refused(q, "a fused chain before a convolution that does not compute it");
+  q = p;
+  q.layers[c1 - 1].tactic = cuda::kChainKernel;  // both would compute it: harmless, but not a plan the tuner makes
+  refused(q, "a chain-computing convolution after a chain that runs its own kernel");
+  q = p;
+  q.layers[c1 - 1].tactic = 2;
+  refused(q, "an unknown chain tactic");
+  q = p;
+  q.tensors[q.layers[c1].outputs[0]].offset = x.offset;
+  q.arena_bytes = std::max(q.arena_bytes, x.offset + y.bytes);
+  refused(q, "a fused output over the chain's input");
+  // A chain whose output another layer reads, and fp32 engines' chains, as the check sees them.
+  const EnginePlan two = build_plan(chain_then_conv(true), "chain", Precision::FP16, 1);
+  check_plan_invariants(two);
+  for (size_t i = 0; i < two.layers.size(); ++i) EXPECT_FALSE(chain_conv_possible(two, i)) << two.layers[i].name;
+  const EnginePlan f32 = build_plan(chain_then_conv(), "chain", Precision::FP32, 1);
+  EXPECT_TRUE(chain_conv_possible(f32, layer_index(f32, "c1")));
+}
+
 TEST(PlanBuilder, StreamScheduleWaitsForTheGroupLeader) {
   EnginePlan p = build_plan(two_branch_sep_convs(16, true), "sep", Precision::FP16, 1);
   const size_t p1 = layer_index(p, "pw1"), p2 = layer_index(p, "pw2"), t = layer_index(p, "tail2");
@@ -562,6 +625,12 @@ void check_model_plan(const std::string& name) {
     } else if (spec.name == "movenet-lightning") {
       EXPECT_EQ(pairs, 24);  // every depthwise layer
     }
+    int chains = 0;
+    for (size_t i = 0; i < p.layers.size(); ++i) chains += chain_conv_possible(p, i);
+    // MoveNet's input normalization feeds its first convolution, in both precisions.
+    if (spec.name.rfind("movenet", 0) == 0) {
+      EXPECT_EQ(chains, 1);
+    }
     const auto groups = candidate_groups(p);
     if (prec == Precision::FP16 && spec.name == "movenet-lightning") {
       // The four head branches (dw+pw pairs) and the four head outputs (1x1 convolutions).
@@ -572,7 +641,8 @@ void check_model_plan(const std::string& name) {
       EXPECT_EQ(groups[1].second.size(), 4u);
     }
     std::cout << "[ plan     ] " << spec.name << " " << precision_name(prec) << ": " << pairs
-              << " fusable depthwise + pointwise pairs, " << groups.size() << " horizontal groups\n";
+              << " fusable depthwise + pointwise pairs, " << groups.size() << " horizontal groups, " << chains
+              << " fusable chain + convolution pairs\n";
     std::cout << "[ plan     ] " << spec.name << " " << precision_name(prec) << ": " << p.layers.size() << " layers, "
               << p.tensors.size() << " tensors, arena " << p.arena_bytes << " bytes of " << p.activation_sum_bytes
               << " (batch 2), weights " << p.weights.size() << " bytes\n";

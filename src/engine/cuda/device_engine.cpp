@@ -374,6 +374,27 @@ void DeviceContext::launch_group(size_t i, int batch, int tactic, void* stream) 
   }
 }
 
+ChainProgram DeviceContext::chain_program(const PlanLayer& l) const {
+  const EnginePlan& p = engine_->plan();
+  const auto prog = l.attrs.get_ints("program");
+  ChainProgram cp{};
+  cp.steps = static_cast<int>(prog.size() / 2);
+  if (cp.steps > kMaxChainSteps) throw Error("layer '" + l.name + "': elementwise chain longer than 16 steps");
+  for (int k = 0; k < cp.steps; ++k) {
+    cp.op[k] = static_cast<int>(prog[2 * k]);
+    const int64_t ci = prog[2 * k + 1];
+    cp.c[k] = nullptr;
+    cp.c_len[k] = 1;
+    if (ci >= 0) {
+      if (ci + 1 >= static_cast<int64_t>(l.inputs.size())) throw Error("layer '" + l.name + "': chain constant index out of range");
+      const int t = l.inputs[static_cast<size_t>(ci + 1)];
+      cp.c[k] = static_cast<const float*>(tensor(t));
+      cp.c_len[k] = static_cast<int>(shape_numel(p.tensors[t].shape));
+    }
+  }
+  return cp;
+}
+
 size_t DeviceContext::cudnn_need(size_t i, int batch, int tactic) {
   const auto key = std::make_tuple(i, batch, tactic);
   auto it = cudnn_need_.find(key);
@@ -463,6 +484,14 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
                      bias, res, tensor(l.outputs[0]), cp, s);
         break;
       }
+      if (l.op == OpKind::Conv2D && tactic == kConvChainDirect8Smem) {
+        if (!chain_conv_possible(p, i))
+          throw Error("layer '" + l.name + "': tactic " + conv_tactic_label(tactic) + " needs the elementwise chain it fuses right before it");
+        const PlanLayer& c = p.layers[i - 1];
+        chain_conv2d(dt(p.tensors[c.inputs[0]].storage), tensor(c.inputs[0]), chain_program(c), half, tensor(l.inputs[1]), bias,
+                     res, tensor(l.outputs[0]), cp, s);
+        break;
+      }
       if (l.op == OpKind::Conv2D)
         conv2d(tactic, half, tensor(l.inputs[0]), tensor(l.inputs[1]), bias, res, tensor(l.outputs[0]), cp, s);
       else
@@ -470,25 +499,10 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
       break;
     }
     case OpKind::ElementwiseChain: {
-      const auto prog = l.attrs.get_ints("program");
-      ChainProgram cp{};
-      cp.steps = static_cast<int>(prog.size() / 2);
-      if (cp.steps > 16) throw Error("layer '" + l.name + "': elementwise chain longer than 16 steps");
-      for (int k = 0; k < cp.steps; ++k) {
-        cp.op[k] = static_cast<int>(prog[2 * k]);
-        const int64_t ci = prog[2 * k + 1];
-        cp.c[k] = nullptr;
-        cp.c_len[k] = 1;
-        if (ci >= 0) {
-          if (ci + 1 >= static_cast<int64_t>(l.inputs.size())) throw Error("layer '" + l.name + "': chain constant index out of range");
-          const int t = l.inputs[static_cast<size_t>(ci + 1)];
-          cp.c[k] = static_cast<const float*>(tensor(t));
-          cp.c_len[k] = static_cast<int>(shape_numel(p.tensors[t].shape));
-        }
-      }
+      if (tactic == kChainFused) break;  // the convolution after it computes it
       const int channels = in.shape.empty() ? 1 : static_cast<int>(in.shape.back());
       elementwise_chain(dt(in.storage), tensor(l.inputs[0]), dt(out.storage), tensor(l.outputs[0]), per_image * batch,
-                        channels, cp, s);
+                        channels, chain_program(l), s);
       break;
     }
     case OpKind::ResizeBilinear:

@@ -111,6 +111,7 @@ class DeviceContext {
   };
   void launch_layer_on(size_t i, int batch, int tactic, int lane);
   void launch_group(size_t i, int batch, int tactic, void* stream);  // layer i leads a horizontal group
+  ChainProgram chain_program(const PlanLayer& l) const;  // an ElementwiseChain layer's, constants on the device
   void build_schedule(int max_streams);
   void free_lanes();
   size_t cudnn_need(size_t i, int batch, int tactic);  // workspace bytes, cached per (layer, batch, tactic)

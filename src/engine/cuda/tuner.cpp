@@ -237,6 +237,56 @@ void tune_groups(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const Bu
   }
 }
 
+// Elementwise chain + convolution pairs (chain_conv_possible), last (a convolution already fused
+// or grouped keeps that): the convolution applies the chain to what it loads (kChainFused +
+// kConvChainDirect8Smem) where that measures faster than the chain's kernel and the
+// convolution's chosen kernel one after the other. Cached under the pair's key: the fused
+// tactic, or 0 (apart).
+void tune_chain_convs(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const BuildTarget& target, int driver,
+                      cudaEvent_t e0, cudaEvent_t e1, std::vector<LayerTiming>& report, bool log_timings) {
+  for (size_t i = 1; i < p.layers.size(); ++i) {
+    if (!chain_conv_possible(p, i)) continue;
+    PlanLayer& ch = p.layers[i - 1];
+    PlanLayer& cv = p.layers[i];
+    const int own = cv.tactic;
+    if (is_dwpw_tactic(own) || is_group_leader_tactic(own) || own == kConvGroupMember || ch.tactic != kChainKernel) continue;
+    const ConvParams cp = conv_params(p, cv, p.max_batch);
+    const Storage xs = p.tensors[ch.inputs[0]].storage;
+    const DType16 xt = xs == Storage::F16 ? DType16::F16 : xs == Storage::I32 ? DType16::I32 : DType16::F32;
+    if (!chain_conv_applies(cp, xt)) continue;
+    LayerTiming lt;
+    lt.layer = ch.name + " + " + cv.name;
+    const std::string key = "chain+conv|" + layer_key(p, ch, target, driver) + "||" + layer_key(p, cv, target, driver) + "@" +
+                            std::to_string(own);
+    int chosen = 0;
+    if (cache.lookup(key, &chosen) && (chosen == 0 || chosen == kConvChainDirect8Smem)) {
+      lt.from_cache = true;
+      cache.hits++;
+    } else {
+      cache.misses++;
+      std::string why;
+      const auto tch = time_tactic(ctx, i - 1, p.max_batch, kChainKernel, e0, e1, &why);
+      const auto tcv = time_tactic(ctx, i, p.max_batch, own, e0, e1, &why);
+      if (!tch || !tcv) throw Error("tuning: layer '" + cv.name + "': its chosen tactic failed when timed again: " + why);
+      const double apart = *tch + *tcv;
+      const auto fused = time_tactic(ctx, i, p.max_batch, kConvChainDirect8Smem, e0, e1, &why);  // ours: times or throws
+      chosen = *fused < apart ? kConvChainDirect8Smem : 0;
+      lt.tactic_us = {{0, apart}, {kConvChainDirect8Smem, *fused}};
+      cache.store(key, chosen, std::min(apart, *fused));
+      if (log_timings)
+        std::fprintf(stderr, "chain+conv pair %zu (%dx%dx%d -> %d, batch %d): apart %.2f (%.2f + %.2f) us, %s %.2f us -> %s\n", i,
+                     cp.h, cp.w, cp.c, cp.o, p.max_batch, apart, *tch, *tcv, conv_tactic_label(kConvChainDirect8Smem).c_str(),
+                     *fused, chosen ? "fused" : "apart");
+    }
+    lt.chosen = chosen;
+    if (chosen) {
+      ch.tactic = kChainFused;
+      cv.tactic = chosen;
+    }
+    report.push_back(lt);
+  }
+}
+
 }  // namespace
 
 void fill_random(const DeviceEngine& engine, DeviceContext& ctx, unsigned seed) {
@@ -326,6 +376,7 @@ std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, b
       if (verbose && convs) std::fprintf(stderr, "\n");
       tune_dwpw_pairs(p, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_groups(p, ctx, cache, target, driver, e0, e1, report, log_timings);
+      tune_chain_convs(p, ctx, cache, target, driver, e0, e1, report, log_timings);
       check(cudaDeviceSynchronize(), "tuning");
     } catch (...) {
       cudaEventDestroy(e0);

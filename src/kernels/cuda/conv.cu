@@ -6,6 +6,7 @@
 #include <mma.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -67,6 +68,18 @@ __device__ __forceinline__ void epilogue8(TO* y, const T* res, int i, int o, con
   } else {
     *reinterpret_cast<float4*>(y + i) = make_float4(v[0], v[1], v[2], v[3]);
     *reinterpret_cast<float4*>(y + i + 4) = make_float4(v[4], v[5], v[6], v[7]);
+  }
+}
+
+// The epilogue of output channels o..o+8 of one pixel (y[i..i+8)): vectorized (VEC: 16-byte
+// aligned buffers) or one value at a time; the same arithmetic either way.
+template <bool VEC, class T, class TO>
+__device__ __forceinline__ void epilogue_pixel8(TO* y, const T* res, int i, int o, const float* acc, const float* bias, int act) {
+  if constexpr (VEC) {
+    epilogue8(y, res, i, o, acc, bias, act);
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) epilogue(y, res, i + j, o + j, acc[j], bias, act);
   }
 }
 
@@ -198,13 +211,106 @@ __global__ void conv_direct8_kernel(const T* __restrict__ x, const T* __restrict
     for (int j = 0; j < 8; ++j) acc[j] = 0.0f;
     if (k3c3) direct8_taps<3, 3, 3, T, SMEM>(x, w, ws, p, n, oy, ox, g, acc);
     else direct8_taps<0, 0, 0, T, SMEM>(x, w, ws, p, n, oy, ox, g, acc);
-    const int base = ((n * p.oh + oy) * p.ow + ox) * p.o + g * 8;
-    if constexpr (VEC) {
-      epilogue8(y, res, base, g * 8, acc, bias, static_cast<int>(p.act));
-    } else {
+    epilogue_pixel8<VEC>(y, res, ((n * p.oh + oy) * p.ow + ox) * p.o + g * 8, g * 8, acc, bias, static_cast<int>(p.act));
+  }
+}
+
+// kConvChainDirect8Smem: a convolution (o % 8 == 0, filter of at most kSmemFilterFloats values)
+// whose input is an elementwise chain's output, computed from the chain's input x (type X). A
+// block computes a kChainTile x kChainTile tile of output pixels, every group of 8 channels. Its
+// threads first stage the input rows and columns the tile reaches, each value loaded and put
+// through the chain once and rounded to T, as the chain kernel would have stored it (zero outside
+// the image: the convolution's padding), and the filter as float; then each thread computes one
+// (pixel, 8 channels) at a time from shared memory with direct8_taps' multiply-adds in the same
+// order, so the result is bit-identical to the chain kernel followed by direct8smem.
+constexpr int kChainTile = 8;
+constexpr int kChainTileFloats = 6144;
+
+// Input rows (or columns) a tile of kChainTile outputs reaches along one axis.
+__host__ __device__ constexpr int chain_tile_span(int stride, int k, int dilation) {
+  return (kChainTile - 1) * stride + (k - 1) * dilation + 1;
+}
+
+// acc[0..8) += the taps of output pixel (oy, ox), channels g*8.., that land inside the image, in
+// (ky, kx, c) order as direct8_taps runs them, from the staged input (xs: the tile whose first
+// row and column are iy0, ix0) and filter (ws). KH, KW, C: compile-time sizes (unrolled), or 0.
+template <int KH, int KW, int C>
+__device__ __forceinline__ void staged_taps(const float* xs, const float* ws, const ConvParams& p, int row_len, int iy0,
+                                            int ix0, int oy, int ox, int g, float* acc) {
+  const int kh = KH ? KH : p.kh, kw = KW ? KW : p.kw, nc = C ? C : p.c;
 #pragma unroll
-      for (int j = 0; j < 8; ++j) epilogue(y, res, base + j, g * 8 + j, acc[j], bias, static_cast<int>(p.act));
+  for (int ky = 0; ky < kh; ++ky) {
+    const int iy = oy * p.sh - p.pad_top + ky * p.dh;
+    if (iy < 0 || iy >= p.h) continue;
+#pragma unroll
+    for (int kx = 0; kx < kw; ++kx) {
+      const int ix = ox * p.sw - p.pad_left + kx * p.dw;
+      if (ix < 0 || ix >= p.w) continue;
+      const float* xp = xs + (iy - iy0) * row_len + (ix - ix0) * nc;
+      const int woff = (ky * kw + kx) * nc * p.o + g * 8;
+#pragma unroll
+      for (int c = 0; c < nc; ++c) {
+        const float xv = xp[c];
+        float wv[8];
+        direct8_weights<float, true>(nullptr, ws, woff + c * p.o, wv);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[j] += xv * wv[j];
+      }
     }
+  }
+}
+
+template <class T, class TO, bool VEC, class X>
+__global__ void __launch_bounds__(128) chain_conv_kernel(const X* __restrict__ x, const T* __restrict__ w,
+                                                         const float* __restrict__ bias, const T* __restrict__ res,
+                                                         TO* __restrict__ y, ConvParams p,
+                                                         const __grid_constant__ ChainProgram prog) {
+  pdl_wait();
+  __shared__ __align__(16) float ws[kSmemFilterFloats];
+  __shared__ float xs[kChainTileFloats];
+  const int nw = p.kh * p.kw * p.c * p.o;
+#pragma unroll 4
+  for (int i = threadIdx.x; i < nw; i += blockDim.x) ws[i] = ldf(w + i);
+  const int tiles_x = (p.ow + kChainTile - 1) / kChainTile, tiles_y = (p.oh + kChainTile - 1) / kChainTile;
+  const int tx = blockIdx.x % tiles_x, ty = (blockIdx.x / tiles_x) % tiles_y, n = blockIdx.x / (tiles_x * tiles_y);
+  const int oy0 = ty * kChainTile, ox0 = tx * kChainTile;
+  const int iy0 = oy0 * p.sh - p.pad_top, ix0 = ox0 * p.sw - p.pad_left;
+  const int rows = chain_tile_span(p.sh, p.kh, p.dh), cols = chain_tile_span(p.sw, p.kw, p.dw);
+  const int row_len = cols * p.c, tile = rows * row_len;
+  // kStage values per thread per round, all loaded before any is chained: one memory round trip
+  // per round instead of one per value (a lightning 8x8 tile is a single round).
+  constexpr int kStage = 8;
+  for (int base = threadIdx.x; base < tile; base += kStage * blockDim.x) {
+    float v[kStage];
+    bool in[kStage];
+#pragma unroll
+    for (int u = 0; u < kStage; ++u) {
+      const int i = base + u * blockDim.x;
+      const int r = i / row_len, k = i - r * row_len;  // k: column * c + channel, contiguous in x
+      const int col = k / p.c, c = k - col * p.c;
+      const int iy = iy0 + r, ix = ix0 + col;
+      in[u] = i < tile && iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
+      v[u] = in[u] ? ldf(x + ((n * p.h + iy) * p.w + ix) * p.c + c) : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kStage; ++u) {
+      const int i = base + u * blockDim.x;
+      if (i < tile) xs[i] = in[u] ? round_to<T>(chain_apply(prog, v[u], i % row_len % p.c)) : 0.0f;
+    }
+  }
+  __syncthreads();
+  const int groups = p.o / 8;
+  for (int item = threadIdx.x; item < kChainTile * kChainTile * groups; item += blockDim.x) {
+    const int g = item % groups, px = item / groups;
+    const int ly = px / kChainTile, lx = px % kChainTile;
+    const int oy = oy0 + ly, ox = ox0 + lx;
+    if (oy >= p.oh || ox >= p.ow) continue;
+    float acc[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[j] = 0.0f;
+    if (p.kh == 3 && p.kw == 3 && p.c == 3) staged_taps<3, 3, 3>(xs, ws, p, row_len, iy0, ix0, oy, ox, g, acc);
+    else staged_taps<0, 0, 0>(xs, ws, p, row_len, iy0, ix0, oy, ox, g, acc);
+    epilogue_pixel8<VEC>(y, res, ((n * p.oh + oy) * p.ow + ox) * p.o + g * 8, g * 8, acc, bias, static_cast<int>(p.act));
   }
 }
 
@@ -882,6 +988,40 @@ void conv2d(int tactic, bool half, const void* x, const void* w, const float* bi
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   with_types(half, p.out_f32, x, w, residual, y, [&](auto xx, auto ww, auto rr, auto yy) { launch_conv(tactic, xx, ww, bias, rr, yy, p, s); });
   check_launch("conv2d");
+}
+
+bool chain_conv_applies(const ConvParams& p, DType16 xt) {
+  if (xt != DType16::F32 && xt != DType16::F16 && xt != DType16::I32) return false;
+  if (!conv_tactic_applies(kConvDirect8Smem, p, false)) return false;
+  if (p.sh > 8 || p.sw > 8 || p.kh > 16 || p.kw > 16 || p.dh > 8 || p.dw > 8) return false;  // keeps the spans small
+  const int64_t tile = static_cast<int64_t>(chain_tile_span(p.sh, p.kh, p.dh)) * chain_tile_span(p.sw, p.kw, p.dw) * p.c;
+  return tile <= kChainTileFloats;
+}
+
+void chain_conv2d(DType16 xt, const void* x, const ChainProgram& prog, bool half, const void* w, const float* bias,
+                  const void* residual, void* y, const ConvParams& p, void* stream) {
+  if (!chain_conv_applies(p, xt))
+    throw Error("conv tactic chain+direct8smem does not apply to this layer (or its input tile is too large)");
+  if (prog.steps < 0 || prog.steps > kMaxChainSteps) throw Error("chain+direct8smem: bad chain program");
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const int64_t tiles = static_cast<int64_t>(p.n) * ((p.oh + kChainTile - 1) / kChainTile) * ((p.ow + kChainTile - 1) / kChainTile);
+  if (tiles > (int64_t{1} << 31) - 1) throw Error("chain+direct8smem: too many tiles");
+  const int grid = static_cast<int>(tiles);
+  with_types(half, p.out_f32, nullptr, w, residual, y, [&](auto, auto ww, auto rr, auto yy) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(ww)>>;
+    using TO = std::remove_pointer_t<decltype(yy)>;
+    auto go = [&](auto xx) {
+      using X = std::remove_cv_t<std::remove_pointer_t<decltype(xx)>>;
+      if (aligned16(yy) && aligned16(rr))
+        launch(chain_conv_kernel<T, TO, true, X>, grid, 128, 0, s, xx, ww, bias, rr, yy, p, prog);
+      else
+        launch(chain_conv_kernel<T, TO, false, X>, grid, 128, 0, s, xx, ww, bias, rr, yy, p, prog);
+    };
+    if (xt == DType16::I32) go(static_cast<const int32_t*>(x));
+    else if (xt == DType16::F16) go(static_cast<const __half*>(x));
+    else go(static_cast<const float*>(x));
+  });
+  check_launch("chain_conv2d");
 }
 
 bool dw_tactic_applies(int tactic, const ConvParams& p, bool half) {

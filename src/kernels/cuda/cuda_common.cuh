@@ -5,8 +5,10 @@
 #include <cuda_runtime.h>
 
 #include <string>
+#include <type_traits>
 #include <utility>
 
+#include "ir/elementwise_chain.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "posert/error.h"
 
@@ -20,6 +22,21 @@ template <> __device__ __forceinline__ float ldf<int32_t>(const int32_t* p) { re
 template <class T> __device__ __forceinline__ void stf(T* p, float v);
 template <> __device__ __forceinline__ void stf<float>(float* p, float v) { *p = v; }
 template <> __device__ __forceinline__ void stf<__half>(__half* p, float v) { *p = __float2half_rn(v); }
+
+// v rounded to T and back (T = float: unchanged): the value a kernel reading a T buffer would see.
+template <class T> __device__ __forceinline__ float round_to(float v) {
+  if constexpr (std::is_same_v<T, __half>) return __half2float(__float2half_rn(v));
+  else return v;
+}
+
+// The elementwise chain `prog` applied to value v of channel ch (constants scalar or per channel).
+__device__ __forceinline__ float chain_apply(const ChainProgram& prog, float v, int ch) {
+  for (int s = 0; s < prog.steps; ++s) {
+    const float c = prog.c[s] ? prog.c[s][prog.c_len[s] == 1 ? 0 : ch] : 0.0f;
+    v = chain_step(prog.op[s], v, c);
+  }
+  return v;
+}
 
 __device__ __forceinline__ float apply_act(float v, int act) {
   switch (act) {

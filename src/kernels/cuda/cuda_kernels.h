@@ -9,6 +9,20 @@ namespace posert::cuda {
 enum class Act : int { None = 0, Relu = 1, Relu6 = 2, Sigmoid = 3 };
 enum class DType16 : int { F32 = 0, F16 = 1, I32 = 2 };  // element type of a device buffer
 
+// An ElementwiseChain layer's program (ir/elementwise_chain.h): steps applied in order, each with
+// a scalar or per-channel (last dim) constant.
+constexpr int kMaxChainSteps = 16;
+struct ChainProgram {
+  int steps = 0;
+  int op[kMaxChainSteps];
+  const float* c[kMaxChainSteps];  // device pointer or null
+  int c_len[kMaxChainSteps];       // 1 (scalar) or channels
+};
+// Tactics of an ElementwiseChain layer: its own kernel, or none (kChainFused: the convolution
+// after it, tactic kConvChainDirect8Smem, applies the chain to the values it loads).
+enum ChainTactic : int { kChainKernel = 0, kChainFused = 1, kChainTacticCount = 2 };
+inline constexpr const char* kChainTacticNames[kChainTacticCount] = {"chain", "fused"};
+
 struct ConvParams {
   int n, h, w, c;        // input
   int oh, ow, o;         // output (o = output channels; depthwise: c * multiplier)
@@ -36,7 +50,11 @@ enum ConvTactic : int {
   kConvGroupDwPw16 = 10,  // it (tactic kConvGroupMember) in one launch, each as wmma64x64 (conv1x1_group);
   kConvGroupMember = 11,  // or this fused dw+pw pair and the pairs after it, each as dw+pw16x32
                           // (dw_pw_group). A member launches nothing. Chosen by the tuner per group.
-  kConvTacticCount = 12,
+  kConvChainDirect8Smem = 12,  // direct8smem's arithmetic on 8x8-pixel tiles staged in shared memory from
+                               // the input of the elementwise chain right before it (tactic kChainFused
+                               // there), each value put through the chain once (chain_conv2d; chosen per
+                               // pair by the tuner, never alone)
+  kConvTacticCount = 13,
   // cuDNN (src/engine/cuda/cudnn_conv.h), one tactic per forward algorithm (cudnnConvolutionFwdAlgo_t
   // 0..7) and epilogue. Base + algo: cudnnConvolutionForward, then PoseRT's epilogue kernel;
   // fused base + algo: cudnnConvolutionBiasActivationForward (bias, residual and ReLU in cuDNN).
@@ -48,7 +66,7 @@ constexpr int kCudnnAlgoCount = 8;
 inline constexpr const char* kConvTacticNames[kConvTacticCount] = {"direct",    "gemm64x64", "gemm32x64",
                                                                    "wmma64x64", "wmma32x64", "direct8",
                                                                    "direct8smem", "dw+pw64x64", "dw+pw16x32", "group:wmma64x64",
-                                                                   "group:dw+pw16x32", "grouped"};
+                                                                   "group:dw+pw16x32", "grouped", "chain+direct8smem"};
 constexpr bool is_dwpw_tactic(int t) { return t == kConvDwPw64 || t == kConvDwPw16; }
 constexpr bool is_group_leader_tactic(int t) { return t == kConvGroupWmma || t == kConvGroupDwPw16; }
 constexpr int kMaxConvGroup = 4;
@@ -78,6 +96,16 @@ const char* conv_tactic_name(int tactic);
 // (may be null); residual may be null.
 void conv2d(int tactic, bool half, const void* x, const void* w, const float* bias, const void* residual, void* y,
             const ConvParams& p, void* stream);
+// A convolution whose data input is an elementwise chain's output, computed from the chain's
+// input x (type xt, the shape of the convolution's input). A block stages the input an 8x8 tile
+// of outputs reaches, each value put through `prog` (channel = last dim) once and rounded to the
+// layer's type, as the chain kernel would have stored it; the multiply-adds are direct8smem's in
+// its order, so the result is bit-identical to the chain then direct8smem. Tactic
+// kConvChainDirect8Smem; applies where direct8smem does and the staged tile fits shared memory.
+bool chain_conv_applies(const ConvParams& p, DType16 xt);
+void chain_conv2d(DType16 xt, const void* x, const ChainProgram& prog, bool half, const void* w, const float* bias,
+                  const void* residual, void* y, const ConvParams& p, void* stream);
+
 // Depthwise: w: T [kh,kw,c,multiplier]; tactic 0 scalar, 1 two channels per thread (half2/float2),
 // 2 eight channels per thread (16-byte loads, half, channels % 8 == 0).
 // 3, 4: 3x3 kernels (stride 1 or 2, no dilation), half, channels % 8 == 0: one thread computes 8
@@ -144,12 +172,6 @@ void init_programmatic_launch();
 void set_programmatic_launch(bool on);
 bool programmatic_launch();
 
-struct ChainProgram {
-  int steps = 0;
-  int op[16];
-  const float* c[16];  // device pointer or null
-  int c_len[16];       // 1 (scalar) or channels
-};
 // y = program(f32(x)); x of type xt, y of type yt; channels = last dim.
 void elementwise_chain(DType16 xt, const void* x, DType16 yt, void* y, int64_t count, int channels,
                        const ChainProgram& prog, void* stream);
@@ -165,5 +187,11 @@ void resize_bilinear(bool half, const void* x, void* y, int n, int h, int w, int
                      bool align_corners, bool half_pixel_centers, void* stream);
 
 void convert(DType16 xt, const void* x, DType16 yt, void* y, int64_t count, void* stream);
+
+// Keeps `stream` busy for about ns nanoseconds (one thread reading the GPU's timer). Benchmarks
+// put it before the first event, so that the event and the work after it are queued before the
+// GPU reaches them and the events time the GPU's work, not the host's launch calls. ns = 0: one
+// empty kernel (the floor of a measurement).
+void spin(int64_t ns, void* stream);
 
 }  // namespace posert::cuda
