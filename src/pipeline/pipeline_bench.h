@@ -53,7 +53,9 @@ struct DecodeBenchOptions {
 struct DecodeBenchRow {
   int batch = 0;
   double cpu_p50_ms = 0, cpu_p99_ms = 0;
-  double gpu_p50_ms = 0, gpu_p99_ms = 0;  // the decoder's kernels replayed as one CUDA graph (as the pipeline runs them)
+  double gpu_p50_ms = 0, gpu_p99_ms = 0;  // the decoder's kernels replayed as one CUDA graph, queued behind
+                                          // other work (as the pipeline runs them after the engine)
+  double gpu_idle_p50_ms = 0;             // the same graph launched on an idle stream (host launch included)
   double gpu_direct_p50_ms = 0;           // the same kernels launched one by one from the host
   int cpu_runs = 0, gpu_runs = 0;
 };
@@ -61,6 +63,7 @@ struct DecodeBenchRow {
 struct DecodeBenchReport {
   std::string gpu, what;
   int cpu_threads = 0;
+  double floor_p50_ms = 0, floor_idle_p50_ms = 0;  // a graph of one empty kernel, timed as the decoders are
   std::vector<DecodeBenchRow> rows;
 };
 

@@ -2,8 +2,12 @@
 // random heads (src/pose/decode_bench.h makes them), per batch size. The GPU figure is the decode
 // kernels alone on heads already in device memory (what the pipeline runs after the engine),
 // captured once as a CUDA graph and replayed, as the pipeline's graph runs them, timed with CUDA
-// events (the same kernels launched one by one are timed too: there the host's launches can
-// leave the GPU waiting); the CPU figure is the multi-threaded decoder on heads in host memory.
+// events. In the pipeline the decoder's kernels are queued behind the engine's, so the GPU never
+// waits for the host to launch them; the main figure reproduces that: a spin kernel keeps the
+// stream busy while the first event, the graph and the last event are queued (the "queued"
+// columns). Also reported: the same graph launched on an idle stream (its time then includes
+// the host's launch call and the GPU's wake-up) and the kernels launched one by one from the host.
+// The CPU figure is the multi-threaded decoder on heads in host memory.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -11,6 +15,7 @@
 #include <cstdio>
 
 #include "engine/cuda/device_engine.h"
+#include "kernels/cuda/cuda_kernels.h"
 #include "pipeline/pipeline_bench.h"
 #include "pose/cpu_decode.h"
 #include "pose/cuda/gpu_decode.h"
@@ -40,14 +45,17 @@ int cpu_runs(const DecodeBenchOptions& o, double one_run_ms) {
   return std::clamp(static_cast<int>(5000.0 / std::max(one_run_ms, 1e-3)), 5, 50);
 }
 
+// queued: a 50 us spin kernel before the first event, so that fn()'s launches are queued before
+// the GPU gets to them (see the top of this file).
 template <class Fn>
-std::vector<double> time_gpu(cudaStream_t s, int warmup, int iters, Fn&& fn) {
+std::vector<double> time_gpu(cudaStream_t s, int warmup, int iters, bool queued, Fn&& fn) {
   cudaEvent_t e0, e1;
   cuda::check(cudaEventCreate(&e0), "cudaEventCreate");
   cuda::check(cudaEventCreate(&e1), "cudaEventCreate");
   for (int i = 0; i < warmup; ++i) fn();
   std::vector<double> ms;
   for (int i = 0; i < iters; ++i) {
+    if (queued) cuda::spin(50000, s);
     cuda::check(cudaEventRecord(e0, s), "cudaEventRecord");
     fn();
     cuda::check(cudaEventRecord(e1, s), "cudaEventRecord");
@@ -61,9 +69,9 @@ std::vector<double> time_gpu(cudaStream_t s, int warmup, int iters, Fn&& fn) {
   return ms;
 }
 
-// fn()'s kernels captured as one CUDA graph, replayed under time_gpu.
+// fn()'s kernels captured as one CUDA graph, replayed under time_gpu (queued, then from idle).
 template <class Fn>
-std::vector<double> time_gpu_graph(cudaStream_t s, int warmup, int iters, Fn&& fn) {
+std::pair<std::vector<double>, std::vector<double>> time_gpu_graph(cudaStream_t s, int warmup, int iters, Fn&& fn) {
   fn();  // first launches outside capture (lazy module loading)
   cuda::check(cudaStreamSynchronize(s), "decode bench");
   cudaGraph_t graph = nullptr;
@@ -81,9 +89,11 @@ std::vector<double> time_gpu_graph(cudaStream_t s, int warmup, int iters, Fn&& f
   cudaGraphDestroy(graph);
   cuda::check(ei, "cudaGraphInstantiate (decode bench)");
   try {
-    auto ms = time_gpu(s, warmup, iters, [&] { cuda::check(cudaGraphLaunch(exec, s), "cudaGraphLaunch (decode bench)"); });
+    auto replay = [&] { cuda::check(cudaGraphLaunch(exec, s), "cudaGraphLaunch (decode bench)"); };
+    auto queued = time_gpu(s, warmup, iters, true, replay);
+    auto idle = time_gpu(s, warmup, iters, false, replay);
     cudaGraphExecDestroy(exec);
-    return ms;
+    return {std::move(queued), std::move(idle)};
   } catch (...) {
     cudaGraphExecDestroy(exec);
     throw;
@@ -93,10 +103,11 @@ std::vector<double> time_gpu_graph(cudaStream_t s, int warmup, int iters, Fn&& f
 // Fills the row's GPU columns: graph replays and direct launches of fn().
 template <class Fn>
 void time_decoder(cudaStream_t s, int iters, DecodeBenchRow& row, Fn&& fn) {
-  const auto graph = time_gpu_graph(s, 10, iters, fn);
-  const auto direct = time_gpu(s, 10, iters, fn);
-  row.gpu_p50_ms = pct(graph, 0.5);
-  row.gpu_p99_ms = pct(graph, 0.99);
+  const auto [queued, idle] = time_gpu_graph(s, 10, iters, fn);
+  const auto direct = time_gpu(s, 10, iters, false, fn);
+  row.gpu_p50_ms = pct(queued, 0.5);
+  row.gpu_p99_ms = pct(queued, 0.99);
+  row.gpu_idle_p50_ms = pct(idle, 0.5);
   row.gpu_direct_p50_ms = pct(direct, 0.5);
   row.gpu_runs = iters;
 }
@@ -122,6 +133,11 @@ DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
     r.what = "generic heatmap decoder, " + std::to_string(o.keypoints) + " heatmaps of " + std::to_string(o.hm_h) + "x" +
              std::to_string(o.hm_w) + " upsampled to " + std::to_string(o.in_h) + "x" + std::to_string(o.in_w) +
              ", NMS 3x3, quadratic refinement, top-" + std::to_string(o.top_k);
+  }
+  {
+    const auto [queued, idle] = time_gpu_graph(s, 10, gpu_iters, [&] { cuda::spin(0, s); });
+    r.floor_p50_ms = pct(queued, 0.5);
+    r.floor_idle_p50_ms = pct(idle, 0.5);
   }
   for (int n : o.batches) {
     std::fprintf(stderr, "decode bench: batch %d\n", n);
