@@ -200,8 +200,9 @@ int cmd_bench(int argc, char** argv) {
               "upload / preprocess / inference / decode / download breakdown and the PCIe bytes, and\n"
               "the host time with the frames already in the pinned upload buffer.\n"
               "--stage decode: the optimized CPU decoder (N threads, default all cores) against the\n"
-              "CUDA decoder on the same random heads per batch size (its kernels as one CUDA graph, as\n"
-              "the pipeline runs them, and launched one by one); 'heatmap' is the generic heatmap\n"
+              "CUDA decoder on the same random heads per batch size (its kernels as one CUDA graph queued\n"
+              "behind other work, as the pipeline runs them; the same graph from an idle stream; the\n"
+              "kernels launched one by one; and an empty graph's floor); 'heatmap' is the generic heatmap\n"
               "decoder (K heatmaps of --heatmap size upsampled to --input size, NMS, refinement, top-k).");
     return 0;
   }
