@@ -171,7 +171,6 @@ __device__ __forceinline__ float weighted(const float* heat, int cell, int G, co
 
 
 constexpr int kArgThreads = 32 * kK;  // warp k takes keypoint k
-constexpr int kTargetBlocks = 512;
 constexpr int kMinCellsPerLane = 2;
 
 // Block (chunk, item): warp k takes the weighted argmax of keypoint k for all six people over
@@ -314,15 +313,15 @@ class MoveNetMultiDecoder : public DeviceDecoder {
     cuda_check(cudaMemset(done_.as<void>(), 0, static_cast<size_t>(max_batch) * sizeof(unsigned)),
                "clearing the MoveNet MultiPose keypoint workspace");
     cuda_check(cudaDeviceSynchronize(), "clearing the MoveNet MultiPose keypoint workspace");
+    resident_ = resident_blocks(multi_keypoints_kernel, kArgThreads, "MoveNet MultiPose decoder occupancy");
   }
 
   void enqueue(const std::vector<const float*>& heads, int n, const CropTransform* transforms, void* out,
                void* stream) override {
-    // Small batches: many blocks per item, kMinCellsPerLane cells per lane; large batches: fewer.
+    // Small batches: many blocks per item, kMinCellsPerLane cells per lane; larger batches: fewer,
+    // as many as run in one wave.
     const int cells = G_ * G_;
-    const int64_t lanes_wanted = static_cast<int64_t>(kTargetBlocks) * 32;
-    const int per_lane = static_cast<int>(
-        std::max<int64_t>(kMinCellsPerLane, (static_cast<int64_t>(cells) * n + lanes_wanted - 1) / lanes_wanted));
+    const int per_lane = cells_per_lane(cells, n, resident_, kMinCellsPerLane);
     const int blocks = std::max(1, (cells + 32 * per_lane - 1) / (32 * per_lane));
     MultiArgs a{};
     a.centre = heads[0];
@@ -353,6 +352,7 @@ class MoveNetMultiDecoder : public DeviceDecoder {
   float input_size_;
   float min_pose_score_;
   int max_poses_;
+  int resident_ = 1;  // blocks of the keypoint kernel the GPU runs at once
   DeviceBuffer people_, keys_, done_;
 };
 

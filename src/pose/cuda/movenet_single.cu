@@ -18,7 +18,6 @@ namespace {
 
 constexpr int kK = kPoseKeypoints;
 constexpr int kThreads = 32 * kK;  // warp k takes keypoint k
-constexpr int kTargetBlocks = 512;  // enough blocks to fill the GPU; fewer cells per block below that
 constexpr int kMinCellsPerLane = 2;
 
 struct SingleArgs {
@@ -69,10 +68,9 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
   c = warp_argmax(c);
   if (lane == 0) s_part[warp] = c;
   __syncthreads();
-  if (tid == 0) {
-    ArgMax m = s_part[0];
-    for (int w = 1; w < kK; ++w) argmax_take(m, s_part[w].v, s_part[w].i);
-    s_centre = isnan(__fmul_rn(centre[0], a.weight[0])) ? 0 : m.i;
+  if (warp == 0) {  // the 17 warps' candidates merged by one warp (the order is total: any merge order)
+    ArgMax m = warp_argmax(lane < kK ? s_part[lane] : argmax_empty());
+    if (lane == 0) s_centre = isnan(__fmul_rn(centre[0], a.weight[0])) ? 0 : m.i;
   }
   __syncthreads();
   const int best = s_centre;
@@ -160,16 +158,16 @@ class MoveNetSingleDecoder : public DeviceDecoder {
                "clearing the MoveNet keypoint workspace");
     cuda_check(cudaDeviceSynchronize(), "clearing the MoveNet keypoint workspace");
     out_scale_ = movenet_output_scale(G_);
+    resident_ = resident_blocks(movenet_single_kernel, kThreads, "MoveNet decoder occupancy");
   }
 
   void enqueue(const std::vector<const float*>& heads, int n, const CropTransform* transforms, void* out,
                void* stream) override {
-    // Small batches: many blocks per item, kMinCellsPerLane cells per lane; large batches: fewer
-    // blocks per item, so that the centre argmax each block repeats stays a small share.
+    // Small batches: many blocks per item, kMinCellsPerLane cells per lane; larger batches: fewer
+    // blocks per item, as many as run in one wave (the centre argmax each block repeats stays a
+    // small share, and no block waits for a second wave).
     const int cells = G_ * G_;
-    const int64_t lanes_wanted = static_cast<int64_t>(kTargetBlocks) * 32;
-    const int per_lane = static_cast<int>(
-        std::max<int64_t>(kMinCellsPerLane, (static_cast<int64_t>(cells) * n + lanes_wanted - 1) / lanes_wanted));
+    const int per_lane = cells_per_lane(cells, n, resident_, kMinCellsPerLane);
     const int blocks = std::max(1, (cells + 32 * per_lane - 1) / (32 * per_lane));
     const int chunk = (cells + blocks - 1) / blocks;
     SingleArgs a{heads[0],   heads[1], heads[2],    heads[3],          weight_.as<float>(),
@@ -184,6 +182,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
   float input_size_;
   int max_poses_;
   float out_scale_ = 0;
+  int resident_ = 1;  // blocks of the kernel the GPU runs at once
   DeviceBuffer weight_, keys_, done_;
 };
 
