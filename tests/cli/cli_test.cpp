@@ -77,6 +77,27 @@ TEST(Cli, UsageErrorsExitTwo) {
   EXPECT_NE(r.code, 0);
 }
 
+// Each bench mode refuses the options it would ignore (exit 2, naming the option), before it
+// touches a GPU: these run on machines without one.
+TEST(Cli, BenchRefusesOptionsItsModeIgnores) {
+  struct Case {
+    const char* args;
+    const char* names;
+  };
+  for (const Case& c : {Case{"bench --stage decode --model movenet-lightning --precision fp32", "--precision"},
+                        Case{"bench --stage decode --model movenet-lightning --models-dir /tmp", "--models-dir"},
+                        Case{"bench --stage e2e --model movenet-lightning --threads 4", "--threads"},
+                        Case{"bench --stage e2e --model movenet-lightning --profile", "--profile"},
+                        Case{"bench --stage e2e --model movenet-lightning --backend cpu", "--backend cpu"},
+                        Case{"bench --model movenet-lightning --backend cuda --width 320", "--width"},
+                        Case{"bench --model movenet-lightning --precision fp16", "--precision"},
+                        Case{"bench --model movenet-lightning --batch 1,8", "--batch"}}) {
+    const Result r = run(c.args);
+    EXPECT_EQ(r.code, 2) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.names), std::string::npos) << c.args << "\n" << r.output;
+  }
+}
+
 TEST(Cli, ModelsListsAllFour) {
   const Result r = run("models");
   EXPECT_EQ(r.code, 0);
@@ -130,6 +151,31 @@ TEST(Cli, CorruptModelFailsWithFileName) {
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("line 1, column"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir + "/o.json"));
+}
+
+// A model file is untrusted: lightning with its keypoint heatmap head rewired to the centre
+// head's input (1 channel where the decoder reads 17) imports and runs, and the CPU backend
+// refuses its heads by name and shape before the decoder reads them, writing nothing.
+TEST(Cli, ModelWithAWrongHeadShapeIsRefused) {
+  NEED_MODEL("movenet-lightning");
+  NEED_PHOTO("messi5.jpg");
+  const std::string src = posert::test::models_dir(), dir = posert::test::temp_dir();
+  fs::copy_file(src + "/movenet-lightning.bin", dir + "/movenet-lightning.bin", fs::copy_options::overwrite_existing);
+  nlohmann::json m;
+  std::ifstream(src + "/movenet-lightning.json") >> m;
+  int rewired = 0;
+  for (auto& n : m["modelTopology"]["node"])
+    if (n["name"] == "StatefulPartitionedCall/Sigmoid") {
+      n["input"] = nlohmann::json::array({"StatefulPartitionedCall/center_0/conv2d_4/BiasAdd"});
+      ++rewired;
+    }
+  ASSERT_EQ(rewired, 1) << "the lightning model no longer has the node this test rewires";
+  std::ofstream(dir + "/movenet-lightning.json") << m.dump();
+  const std::string out = dir + "/o.json";
+  const Result r = run("run --model movenet-lightning --backend cpu --models-dir " + dir + " " + photo("messi5.jpg") + " -o " + out);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("head 'StatefulPartitionedCall/Sigmoid' has shape [1,48,48,1]"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out));
 }
 
 TEST(Cli, RunOnRealPhotoWritesJsonAndOverlay) {

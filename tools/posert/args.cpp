@@ -75,4 +75,11 @@ int Args::get_int(const std::string& f, int def, int lo, int hi) const {
               ErrorKind::Usage);
 }
 
+void Args::allow_only(const std::set<std::string>& allowed, const std::string& what) const {
+  for (const auto& [f, v] : values_)
+    if (!allowed.count(f)) throw Error("option " + f + " does not apply to " + what + " (see --help)", ErrorKind::Usage);
+  for (const auto& f : bools_)
+    if (!allowed.count(f)) throw Error("option " + f + " does not apply to " + what + " (see --help)", ErrorKind::Usage);
+}
+
 }  // namespace posert::cli

@@ -20,6 +20,10 @@ class Args {
   float get_float(const std::string& f, float def, float lo, float hi) const;
   int get_int(const std::string& f, int def, int lo, int hi) const;
   const std::vector<std::string>& positional() const { return pos_; }
+  // Throws a usage Error naming the first option given that is not in `allowed` ("--precision
+  // does not apply to <what>"): for commands whose modes take different options, so that an
+  // option a mode would ignore is refused instead.
+  void allow_only(const std::set<std::string>& allowed, const std::string& what) const;
 
  private:
   std::map<std::string, std::string> values_;

@@ -207,12 +207,30 @@ int cmd_bench(int argc, char** argv) {
     return 0;
   }
   const std::string stage = a.get_or("--stage", "");
-  if (stage == "e2e") return bench_e2e(a);
-  if (stage == "decode") return bench_decode(a);
+  const std::string backend = a.get_or("--backend", stage.empty() ? "cpu" : "cuda");
+  if (backend != "cpu" && backend != "cuda") throw Error("backend '" + backend + "' is unknown (cpu or cuda)", ErrorKind::Usage);
+  // Each mode refuses the options it would ignore.
+  if (stage == "e2e" || stage == "decode") {
+    if (backend != "cuda") throw Error("--stage " + stage + " runs on the GPU: --backend cpu does not apply", ErrorKind::Usage);
+    if (stage == "e2e") {
+      a.allow_only({"--stage", "--backend", "--model", "--models-dir", "--precision", "--batch", "--runs", "--warmup", "--width",
+                    "--height", "--timing-cache"},
+                   "posert bench --stage e2e");
+      return bench_e2e(a);
+    }
+    a.allow_only({"--stage", "--backend", "--model", "--batch", "--runs", "--warmup", "--threads", "--heatmap", "--input",
+                  "--keypoints", "--top-k"},
+                 "posert bench --stage decode");
+    return bench_decode(a);
+  }
   if (!stage.empty()) throw Error("--stage must be e2e or decode, got '" + stage + "'", ErrorKind::Usage);
-  const std::string backend = a.get_or("--backend", "cpu");
-  if (backend == "cuda") return bench_cuda(a);
-  if (backend != "cpu") throw Error("backend '" + backend + "' is unknown (cpu or cuda)", ErrorKind::Usage);
+  if (backend == "cuda") {
+    a.allow_only({"--backend", "--model", "--models-dir", "--precision", "--batch", "--runs", "--warmup", "--engine",
+                  "--timing-cache", "--profile", "--no-graphs", "--one-engine"},
+                 "posert bench --backend cuda");
+    return bench_cuda(a);
+  }
+  a.allow_only({"--backend", "--model", "--models-dir", "--runs", "--warmup", "--width", "--height"}, "posert bench --backend cpu");
   const auto& spec = find_model_spec(a.get_or("--model", "movenet-lightning"));
   const int runs = a.get_int("--runs", 10, 1, 100000);
   const int warmup = a.get_int("--warmup", 2, 0, 1000);
