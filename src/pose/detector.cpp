@@ -53,6 +53,7 @@ struct Detector::Impl {
   Graph graph;
   std::unique_ptr<CpuPoseDecoder> cpu_decoder;  // the optimized CPU decoder (same poses as decode_heads)
   std::vector<uint8_t> item;                    // one decoded item (PoseItemLayout)
+  std::vector<std::vector<uint8_t>> frames;     // frame_buffer's buffers
   // CUDA backend
   std::shared_ptr<Engine> engine;
 #if POSERT_HAVE_CUDA
@@ -140,6 +141,22 @@ const std::string& Detector::model_name() const { return impl_->spec->name; }
 int Detector::input_size() const { return impl_->spec->input_size; }
 
 int Detector::max_batch() const { return impl_->engine ? impl_->engine->max_batch() : 1 << 30; }
+
+uint8_t* Detector::frame_buffer(int item, int width, int height) {
+  if (width <= 0 || height <= 0 || width > 32768 || height > 32768)
+    throw Error("frame_buffer: frame of " + std::to_string(width) + "x" + std::to_string(height) + " is empty or too large");
+#if POSERT_HAVE_CUDA
+  if (impl_->pipeline) return impl_->pipeline->frame_slot(item, width, height);
+#endif
+  constexpr int kMaxCpuFrames = 4096;
+  if (item < 0 || item >= kMaxCpuFrames)
+    throw Error("frame_buffer: item " + std::to_string(item) + " is outside 0.." + std::to_string(kMaxCpuFrames - 1));
+  if (impl_->frames.size() <= static_cast<size_t>(item)) impl_->frames.resize(static_cast<size_t>(item) + 1);
+  auto& f = impl_->frames[static_cast<size_t>(item)];
+  const size_t bytes = static_cast<size_t>(width) * height * 3;
+  if (f.size() < bytes) f.resize(bytes);
+  return f.data();
+}
 
 std::vector<Pose> Detector::detect(const uint8_t* rgb, int width, int height) {
   if (!rgb || width <= 0 || height <= 0) throw Error("detect: empty image");

@@ -292,6 +292,32 @@ TEST(CudaPipeline, DetectorMatchesCpuBackend) {
     compare(a[2], b[2], static_cast<double>(crop.crop_w) / 192, "batch crop");
   }
   EXPECT_THROW(gpu.detect_batch(std::vector<FrameRef>(4, FrameRef{photos()[0].rgb.data(), 8, 8})), Error);
+
+  // Frames written into the pinned upload buffer (frame_buffer) give the bytes of the same frames
+  // passed from ordinary memory; a slot frame in a batch of another frame size is refused.
+  const auto all = photos();  // by value: an element of the temporary would dangle
+  const auto& im = all.at(0);
+  std::vector<FrameRef> slots;
+  for (int i = 0; i < 3; ++i) {
+    uint8_t* p = gpu.frame_buffer(i, im.width, im.height);
+    std::copy(im.rgb.begin(), im.rgb.end(), p);
+    slots.push_back(FrameRef{p, im.width, im.height});
+  }
+  const auto from_slots = gpu.detect_batch(slots);
+  const auto from_host = gpu.detect_batch(std::vector<FrameRef>(3, FrameRef{im.rgb.data(), im.width, im.height}));
+  ASSERT_EQ(from_slots.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(from_slots[i].size(), from_host[i].size());
+    for (size_t k = 0; k < from_host[i][0].keypoints.size(); ++k) {
+      EXPECT_EQ(from_slots[i][0].keypoints[k].x, from_host[i][0].keypoints[k].x) << "item " << i << " kp " << k;
+      EXPECT_EQ(from_slots[i][0].keypoints[k].y, from_host[i][0].keypoints[k].y) << "item " << i << " kp " << k;
+      EXPECT_EQ(from_slots[i][0].keypoints[k].score, from_host[i][0].keypoints[k].score) << "item " << i << " kp " << k;
+    }
+  }
+  uint8_t* p1 = gpu.frame_buffer(1, im.width, im.height);
+  std::vector<uint8_t> small(static_cast<size_t>(64) * 48 * 3, 100);
+  EXPECT_THROW(gpu.detect_batch({FrameRef{small.data(), 64, 48}, FrameRef{p1, im.width, im.height}}), Error);
+  EXPECT_THROW(gpu.frame_buffer(3, im.width, im.height), Error);  // beyond max_batch
 }
 
 #else

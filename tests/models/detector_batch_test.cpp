@@ -95,5 +95,34 @@ TEST(DetectorBatch, FrameLayoutsAndCropsOnTheCpu) {
   }
 }
 
+// frame_buffer: a frame written into the detector's own buffer gives the poses of the same frame
+// passed from elsewhere; bad sizes and items are refused.
+TEST(DetectorBatch, FrameBufferOnTheCpu) {
+  if (!test::have_model("movenet-lightning")) GTEST_SKIP() << "model movenet-lightning not installed";
+  const std::string photo = test::photos_dir() + "/messi5.jpg";
+  if (!std::filesystem::exists(photo)) GTEST_SKIP() << "photo " << photo << " not installed (scripts/fetch_photos.sh)";
+  const Image img = read_image(photo);
+  DetectorOptions o;
+  o.model = "movenet-lightning";
+  o.models_dir = test::models_dir();
+  Detector det(o);
+  uint8_t* a = det.frame_buffer(0, img.width, img.height);
+  uint8_t* b = det.frame_buffer(1, img.width, img.height);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(a, b);
+  std::copy(img.rgb.begin(), img.rgb.end(), a);
+  for (size_t i = 0; i < img.rgb.size(); i += 3) b[i] = img.rgb[i + 2], b[i + 1] = img.rgb[i + 1], b[i + 2] = img.rgb[i];
+  FrameRef fa{a, img.width, img.height};
+  FrameRef fb{b, img.width, img.height, 0, true};
+  const auto r = det.detect_batch({fa, fb});
+  const auto ref = det.detect(img.rgb.data(), img.width, img.height);
+  expect_equal(r[0], ref, "frame buffer");
+  expect_equal(r[1], ref, "frame buffer, BGR");
+  EXPECT_THROW(det.frame_buffer(-1, 8, 8), Error);
+  EXPECT_THROW(det.frame_buffer(4096, 8, 8), Error);
+  EXPECT_THROW(det.frame_buffer(0, 0, 8), Error);
+  EXPECT_THROW(det.frame_buffer(0, 8, 40000), Error);
+}
+
 }  // namespace
 }  // namespace posert
