@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <memory>
 
 #include "io/image.h"
 #include "pose/preprocess.h"
@@ -23,15 +24,26 @@ void expect_equal(const std::vector<Pose>& a, const std::vector<Pose>& b, const 
     }
 }
 
-TEST(DetectorBatch, FrameLayoutsAndCropsOnTheCpu) {
-  if (!test::have_model("movenet-lightning")) GTEST_SKIP() << "model movenet-lightning not installed";
-  const std::string photo = test::photos_dir() + "/messi5.jpg";
-  if (!std::filesystem::exists(photo)) GTEST_SKIP() << "photo " << photo << " not installed (scripts/fetch_photos.sh)";
-  const Image img = read_image(photo);
-  DetectorOptions o;
-  o.model = "movenet-lightning";
-  o.models_dir = test::models_dir();
-  Detector det(o);
+// A CPU-backend lightning detector and the messi5 photo (skips where either is not installed).
+class DetectorBatch : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!test::have_model("movenet-lightning")) GTEST_SKIP() << "model movenet-lightning not installed";
+    photo = test::photos_dir() + "/messi5.jpg";
+    if (!std::filesystem::exists(photo)) GTEST_SKIP() << "photo " << photo << " not installed (scripts/fetch_photos.sh)";
+    img = read_image(photo);
+    DetectorOptions o;
+    o.model = "movenet-lightning";
+    o.models_dir = test::models_dir();
+    detector = std::make_unique<Detector>(o);
+  }
+  std::string photo;
+  Image img;
+  std::unique_ptr<Detector> detector;
+};
+
+TEST_F(DetectorBatch, FrameLayoutsAndCropsOnTheCpu) {
+  Detector& det = *detector;
 
   // The same pixels as BGR with 7 bytes of padding per row.
   const int pitch = img.width * 3 + 7;
@@ -97,15 +109,8 @@ TEST(DetectorBatch, FrameLayoutsAndCropsOnTheCpu) {
 
 // frame_buffer: a frame written into the detector's own buffer gives the poses of the same frame
 // passed from elsewhere; bad sizes and items are refused.
-TEST(DetectorBatch, FrameBufferOnTheCpu) {
-  if (!test::have_model("movenet-lightning")) GTEST_SKIP() << "model movenet-lightning not installed";
-  const std::string photo = test::photos_dir() + "/messi5.jpg";
-  if (!std::filesystem::exists(photo)) GTEST_SKIP() << "photo " << photo << " not installed (scripts/fetch_photos.sh)";
-  const Image img = read_image(photo);
-  DetectorOptions o;
-  o.model = "movenet-lightning";
-  o.models_dir = test::models_dir();
-  Detector det(o);
+TEST_F(DetectorBatch, FrameBufferOnTheCpu) {
+  Detector& det = *detector;
   uint8_t* a = det.frame_buffer(0, img.width, img.height);
   uint8_t* b = det.frame_buffer(1, img.width, img.height);
   ASSERT_NE(a, nullptr);
