@@ -23,7 +23,9 @@ std::string attr_str(const AttrValue& v) {
 std::string value_ref(const Graph& g, int id) {
   const Value& v = g.values[id];
   if (v.constant) return "const " + std::string(dtype_name(v.dtype)) + shape_str(v.shape);
-  return "%" + std::to_string(id);
+  std::string r = "%";  // not "%" + to_string(...): GCC 12 warns falsely about that (-Wrestrict)
+  r += std::to_string(id);
+  return r;
 }
 
 }  // namespace
