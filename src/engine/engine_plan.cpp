@@ -227,6 +227,20 @@ void EnginePlan::validate(const std::string& what) const {
       bad("layer #" + std::to_string(i) + " '" + layers[i].name + "' is a group member without a group leader before it");
 }
 
+namespace {
+
+// Whether tensor t is an activation (not an engine output) that layer i reads as its data input
+// and no layer reads otherwise: what fusing t's producer into layer i needs.
+bool only_data_input_of(const EnginePlan& p, int32_t t, size_t i) {
+  if (p.layers[i].inputs.empty() || p.layers[i].inputs[0] != t || p.tensors[t].kind != TensorKind::Activation) return false;
+  for (size_t k = 0; k < p.layers.size(); ++k)
+    for (size_t j = 0; j < p.layers[k].inputs.size(); ++j)
+      if (p.layers[k].inputs[j] == t && !(k == i && j == 0)) return false;
+  return true;
+}
+
+}  // namespace
+
 bool dwpw_pair_possible(const EnginePlan& p, size_t i) {
   if (i == 0 || i >= p.layers.size()) return false;
   const PlanLayer& pw = p.layers[i];
@@ -234,10 +248,7 @@ bool dwpw_pair_possible(const EnginePlan& p, size_t i) {
   if (pw.op != OpKind::Conv2D || dw.op != OpKind::DepthwiseConv2D) return false;
   if (dw.inputs.size() < 2 || dw.inputs.size() > 3 || dw.outputs.size() != 1 || pw.inputs.size() < 2) return false;
   const int32_t mid = dw.outputs[0];
-  if (pw.inputs[0] != mid || p.tensors[mid].kind != TensorKind::Activation) return false;
-  for (size_t k = 0; k < p.layers.size(); ++k)
-    for (size_t j = 0; j < p.layers[k].inputs.size(); ++j)
-      if (p.layers[k].inputs[j] == mid && !(k == i && j == 0)) return false;
+  if (!only_data_input_of(p, mid, i)) return false;
   const PlanTensor& x = p.tensors[dw.inputs[0]];
   const PlanTensor& wd = p.tensors[dw.inputs[1]];
   const PlanTensor& wp = p.tensors[pw.inputs[1]];
@@ -272,10 +283,7 @@ bool chain_conv_possible(const EnginePlan& p, size_t i) {
       cv.inputs.size() < 2)
     return false;
   const int32_t mid = ch.outputs[0];
-  if (cv.inputs[0] != mid || p.tensors[mid].kind != TensorKind::Activation) return false;
-  for (size_t k = 0; k < p.layers.size(); ++k)
-    for (size_t j = 0; j < p.layers[k].inputs.size(); ++j)
-      if (p.layers[k].inputs[j] == mid && !(k == i && j == 0)) return false;
+  if (!only_data_input_of(p, mid, i)) return false;
   const PlanTensor& x = p.tensors[ch.inputs[0]];
   const PlanTensor& m = p.tensors[mid];
   if (x.kind == TensorKind::Weight || x.shape != m.shape || x.shape.size() != 4) return false;

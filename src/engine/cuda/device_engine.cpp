@@ -56,8 +56,6 @@ std::string incompatibility(const EnginePlan& plan, const std::string& engine_na
 
 namespace {
 
-DType16 dt(Storage s) { return s == Storage::F16 ? DType16::F16 : s == Storage::I32 ? DType16::I32 : DType16::F32; }
-
 Act act_of(const Attrs& a) {
   const std::string s = a.get_str("activation", "none");
   if (s == "relu") return Act::Relu;
@@ -488,7 +486,7 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
         if (!chain_conv_possible(p, i))
           throw Error("layer '" + l.name + "': tactic " + conv_tactic_label(tactic) + " needs the elementwise chain it fuses right before it");
         const PlanLayer& c = p.layers[i - 1];
-        chain_conv2d(dt(p.tensors[c.inputs[0]].storage), tensor(c.inputs[0]), chain_program(c), half, tensor(l.inputs[1]), bias,
+        chain_conv2d(dtype16(p.tensors[c.inputs[0]].storage), tensor(c.inputs[0]), chain_program(c), half, tensor(l.inputs[1]), bias,
                      res, tensor(l.outputs[0]), cp, s);
         break;
       }
@@ -501,7 +499,7 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
     case OpKind::ElementwiseChain: {
       if (tactic == kChainFused) break;  // the convolution after it computes it
       const int channels = in.shape.empty() ? 1 : static_cast<int>(in.shape.back());
-      elementwise_chain(dt(in.storage), tensor(l.inputs[0]), dt(out.storage), tensor(l.outputs[0]), per_image * batch,
+      elementwise_chain(dtype16(in.storage), tensor(l.inputs[0]), dtype16(out.storage), tensor(l.outputs[0]), per_image * batch,
                         channels, chain_program(l), s);
       break;
     }
@@ -538,7 +536,7 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
     case OpKind::Reshape:
     case OpKind::Cast:
       if (tensor(l.inputs[0]) != tensor(l.outputs[0]))
-        convert(dt(in.storage), tensor(l.inputs[0]), dt(out.storage), tensor(l.outputs[0]), per_image * batch, s);
+        convert(dtype16(in.storage), tensor(l.inputs[0]), dtype16(out.storage), tensor(l.outputs[0]), per_image * batch, s);
       break;
     default:
       throw Error("layer '" + l.name + "': op " + op_name(l.op) + " has no CUDA kernel");

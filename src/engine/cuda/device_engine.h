@@ -32,6 +32,8 @@ std::string incompatibility(const EnginePlan& plan, const std::string& engine_na
 // The kernel parameters of a Conv2D/DepthwiseConv2D layer for `batch` images: one definition for
 // the runtime and the tuner, so both judge tactics on the same shapes.
 ConvParams conv_params(const EnginePlan& plan, const PlanLayer& layer, int batch);
+// The kernels' element type of a plan tensor's storage.
+inline DType16 dtype16(Storage s) { return s == Storage::F16 ? DType16::F16 : s == Storage::I32 ? DType16::I32 : DType16::F32; }
 
 class DeviceEngine {
  public:

@@ -123,6 +123,41 @@ std::optional<double> time_tactic(DeviceContext& ctx, size_t i, int batch, int t
 
 namespace {
 
+// A pair of layers i - 1 and i that can run as one kernel (layer i with a fused tactic): the
+// fused tactic among `cands` that measures faster than the two layers' chosen tactics one after
+// the other, or 0 (apart). Cached under `key`; fills lt and, when timed, *log ("apart A (a + b)
+// us, tactic T us ...").
+int choose_fused(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const std::string& key, size_t i,
+                 const std::vector<int>& cands, cudaEvent_t e0, cudaEvent_t e1, LayerTiming& lt, std::string* log) {
+  int chosen = 0;
+  if (cache.lookup(key, &chosen) && (chosen == 0 || std::find(cands.begin(), cands.end(), chosen) != cands.end())) {
+    lt.from_cache = true;
+    cache.hits++;
+    return chosen;
+  }
+  cache.misses++;
+  std::string why;
+  const auto ta = time_tactic(ctx, i - 1, p.max_batch, p.layers[i - 1].tactic, e0, e1, &why);
+  const auto tb = time_tactic(ctx, i, p.max_batch, p.layers[i].tactic, e0, e1, &why);
+  if (!ta || !tb) throw Error("tuning: layer '" + p.layers[i].name + "': its chosen tactic failed when timed again: " + why);
+  double best = *ta + *tb;
+  lt.tactic_us.emplace_back(0, best);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "apart %.2f (%.2f + %.2f) us,", best, *ta, *tb);
+  *log = buf;
+  chosen = 0;
+  for (int t : cands) {
+    const auto us = time_tactic(ctx, i, p.max_batch, t, e0, e1, &why);
+    lt.tactic_us.emplace_back(t, *us);  // PoseRT's own kernels always time (or throw)
+    std::snprintf(buf, sizeof buf, " %s %.2f", conv_tactic_label(t).c_str(), *us);
+    *log += buf;
+    if (*us < best) best = *us, chosen = t;
+  }
+  *log += std::string(" us -> ") + (chosen ? conv_tactic_label(chosen) : "apart");
+  cache.store(key, chosen, best);
+  return chosen;
+}
+
 // Depthwise + pointwise pairs (dwpw_pair_possible), after every layer has its own tactic: the pair
 // runs as one kernel (kDwFused + kConvDwPw*) where the fused kernel measures faster than the two
 // chosen kernels one after the other. Cached under the pair's key: the fused tactic, or 0 (apart).
@@ -140,34 +175,11 @@ void tune_dwpw_pairs(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, cons
     LayerTiming lt;
     lt.layer = dw.name + " + " + pw.name;
     const std::string key = "dw+pw|" + layer_key(p, dw, target, driver) + "||" + layer_key(p, pw, target, driver);
-    int chosen = 0;
-    if (cache.lookup(key, &chosen) && (chosen == 0 || std::find(cands.begin(), cands.end(), chosen) != cands.end())) {
-      lt.from_cache = true;
-      cache.hits++;
-    } else {
-      cache.misses++;
-      std::string why;
-      const auto tdw = time_tactic(ctx, i - 1, p.max_batch, dw.tactic, e0, e1, &why);
-      const auto tpw = time_tactic(ctx, i, p.max_batch, pw.tactic, e0, e1, &why);
-      if (!tdw || !tpw) throw Error("tuning: layer '" + pw.name + "': its chosen tactic failed when timed again: " + why);
-      double best = *tdw + *tpw;
-      lt.tactic_us.emplace_back(0, best);
-      chosen = 0;
-      std::string log;
-      for (int t : cands) {
-        const auto us = time_tactic(ctx, i, p.max_batch, t, e0, e1, &why);
-        lt.tactic_us.emplace_back(t, *us);  // PoseRT's own kernels always time (or throw)
-        char buf[64];
-        std::snprintf(buf, sizeof buf, " %s %.2f", conv_tactic_label(t).c_str(), *us);
-        log += buf;
-        if (*us < best) best = *us, chosen = t;
-      }
-      cache.store(key, chosen, best);
-      if (log_timings)
-        std::fprintf(stderr, "dw+pw pair %zu (c %d -> %d, %dx%d, batch %d): apart %.2f (%.2f + %.2f) us,%s us -> %s\n", i,
-                     dcp.c, pcp.o, dcp.oh, dcp.ow, p.max_batch, *tdw + *tpw, *tdw, *tpw, log.c_str(),
-                     chosen ? conv_tactic_label(chosen).c_str() : "apart");
-    }
+    std::string log;
+    const int chosen = choose_fused(p, ctx, cache, key, i, cands, e0, e1, lt, &log);
+    if (log_timings && !log.empty())
+      std::fprintf(stderr, "dw+pw pair %zu (c %d -> %d, %dx%d, batch %d): %s\n", i, dcp.c, pcp.o, dcp.oh, dcp.ow, p.max_batch,
+                   log.c_str());
     lt.chosen = chosen;
     if (chosen) {
       dw.tactic = kDwFused;
@@ -251,33 +263,16 @@ void tune_chain_convs(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, con
     const int own = cv.tactic;
     if (is_dwpw_tactic(own) || is_group_leader_tactic(own) || own == kConvGroupMember || ch.tactic != kChainKernel) continue;
     const ConvParams cp = conv_params(p, cv, p.max_batch);
-    const Storage xs = p.tensors[ch.inputs[0]].storage;
-    const DType16 xt = xs == Storage::F16 ? DType16::F16 : xs == Storage::I32 ? DType16::I32 : DType16::F32;
-    if (!chain_conv_applies(cp, xt)) continue;
+    if (!chain_conv_applies(cp, dtype16(p.tensors[ch.inputs[0]].storage))) continue;
     LayerTiming lt;
     lt.layer = ch.name + " + " + cv.name;
     const std::string key = "chain+conv|" + layer_key(p, ch, target, driver) + "||" + layer_key(p, cv, target, driver) + "@" +
                             std::to_string(own);
-    int chosen = 0;
-    if (cache.lookup(key, &chosen) && (chosen == 0 || chosen == kConvChainDirect8Smem)) {
-      lt.from_cache = true;
-      cache.hits++;
-    } else {
-      cache.misses++;
-      std::string why;
-      const auto tch = time_tactic(ctx, i - 1, p.max_batch, kChainKernel, e0, e1, &why);
-      const auto tcv = time_tactic(ctx, i, p.max_batch, own, e0, e1, &why);
-      if (!tch || !tcv) throw Error("tuning: layer '" + cv.name + "': its chosen tactic failed when timed again: " + why);
-      const double apart = *tch + *tcv;
-      const auto fused = time_tactic(ctx, i, p.max_batch, kConvChainDirect8Smem, e0, e1, &why);  // ours: times or throws
-      chosen = *fused < apart ? kConvChainDirect8Smem : 0;
-      lt.tactic_us = {{0, apart}, {kConvChainDirect8Smem, *fused}};
-      cache.store(key, chosen, std::min(apart, *fused));
-      if (log_timings)
-        std::fprintf(stderr, "chain+conv pair %zu (%dx%dx%d -> %d, batch %d): apart %.2f (%.2f + %.2f) us, %s %.2f us -> %s\n", i,
-                     cp.h, cp.w, cp.c, cp.o, p.max_batch, apart, *tch, *tcv, conv_tactic_label(kConvChainDirect8Smem).c_str(),
-                     *fused, chosen ? "fused" : "apart");
-    }
+    std::string log;
+    const int chosen = choose_fused(p, ctx, cache, key, i, {kConvChainDirect8Smem}, e0, e1, lt, &log);
+    if (log_timings && !log.empty())
+      std::fprintf(stderr, "chain+conv pair %zu (%dx%dx%d -> %d, batch %d): %s\n", i, cp.h, cp.w, cp.c, cp.o, p.max_batch,
+                   log.c_str());
     lt.chosen = chosen;
     if (chosen) {
       ch.tactic = kChainFused;

@@ -134,6 +134,15 @@ __device__ __forceinline__ void direct8_weights(const T* __restrict__ w, const f
   }
 }
 
+// The block's threads copy the whole filter (at most kSmemFilterFloats values) into ws as float;
+// the caller synchronizes before reading it.
+template <class T>
+__device__ __forceinline__ void stage_filter(const T* __restrict__ w, const ConvParams& p, float* ws) {
+  const int nw = p.kh * p.kw * p.c * p.o;
+#pragma unroll 4
+  for (int i = threadIdx.x; i < nw; i += blockDim.x) ws[i] = ldf(w + i);
+}
+
 // acc[0..8) += the taps of output pixel (n, oy, ox), channels g*8.., in (ky, kx, c) order.
 // KH, KW, C > 0: compile-time filter sizes, fully unrolled, every input value loaded before the
 // first multiply (a network's first convolution, 3x3 on 3 channels, is bound by the latency of
@@ -191,9 +200,7 @@ __global__ void conv_direct8_kernel(const T* __restrict__ x, const T* __restrict
   pdl_wait();
   __shared__ __align__(16) float ws[SMEM ? kSmemFilterFloats : 4];
   if constexpr (SMEM) {
-    const int nw = p.kh * p.kw * p.c * p.o;
-#pragma unroll 4
-    for (int i = threadIdx.x; i < nw; i += blockDim.x) ws[i] = ldf(w + i);
+    stage_filter(w, p, ws);
     __syncthreads();
   }
   const bool k3c3 = p.kh == 3 && p.kw == 3 && p.c == 3;
@@ -268,9 +275,7 @@ __global__ void __launch_bounds__(128) chain_conv_kernel(const X* __restrict__ x
   pdl_wait();
   __shared__ __align__(16) float ws[kSmemFilterFloats];
   __shared__ float xs[kChainTileFloats];
-  const int nw = p.kh * p.kw * p.c * p.o;
-#pragma unroll 4
-  for (int i = threadIdx.x; i < nw; i += blockDim.x) ws[i] = ldf(w + i);
+  stage_filter(w, p, ws);
   const int tiles_x = (p.ow + kChainTile - 1) / kChainTile, tiles_y = (p.oh + kChainTile - 1) / kChainTile;
   const int tx = blockIdx.x % tiles_x, ty = (blockIdx.x / tiles_x) % tiles_y, n = blockIdx.x / (tiles_x * tiles_y);
   const int oy0 = ty * kChainTile, ox0 = tx * kChainTile;
@@ -282,20 +287,21 @@ __global__ void __launch_bounds__(128) chain_conv_kernel(const X* __restrict__ x
   constexpr int kStage = 8;
   for (int base = threadIdx.x; base < tile; base += kStage * blockDim.x) {
     float v[kStage];
-    bool in[kStage];
+    int ch[kStage];  // the value's channel; -1: outside the image (padding) or past the tile
 #pragma unroll
     for (int u = 0; u < kStage; ++u) {
       const int i = base + u * blockDim.x;
       const int r = i / row_len, k = i - r * row_len;  // k: column * c + channel, contiguous in x
       const int col = k / p.c, c = k - col * p.c;
       const int iy = iy0 + r, ix = ix0 + col;
-      in[u] = i < tile && iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
-      v[u] = in[u] ? ldf(x + ((n * p.h + iy) * p.w + ix) * p.c + c) : 0.0f;
+      const bool in = i < tile && iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
+      ch[u] = in ? c : -1;
+      v[u] = in ? ldf(x + ((n * p.h + iy) * p.w + ix) * p.c + c) : 0.0f;
     }
 #pragma unroll
     for (int u = 0; u < kStage; ++u) {
       const int i = base + u * blockDim.x;
-      if (i < tile) xs[i] = in[u] ? round_to<T>(chain_apply(prog, v[u], i % row_len % p.c)) : 0.0f;
+      if (i < tile) xs[i] = ch[u] >= 0 ? round_to<T>(chain_apply(prog, v[u], ch[u])) : 0.0f;
     }
   }
   __syncthreads();
