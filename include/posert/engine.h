@@ -87,8 +87,10 @@ class Context {
   // Synchronous helpers; bytes must not exceed the buffer.
   void upload_input(int i, const void* host, size_t bytes);
   void download_output(int i, void* host, size_t bytes);
-  // Per-layer GPU time in microseconds: each layer alone as a one-layer CUDA graph (median of 9
-  // launches after warm-up), so host-side library work does not count. Overwrites activations.
+  // Per-layer GPU time in microseconds, as the tuner times it: each layer alone, launched up to 8
+  // times one after the other in a CUDA graph, the graph's time divided by the launches (median
+  // of 9 graph launches after warm-up), so host-side library work does not count and each launch
+  // overlaps the end of the one before it as in the engine's graph. Overwrites activations.
   std::vector<std::pair<std::string, double>> profile_layers(int batch);
 
   struct Impl;

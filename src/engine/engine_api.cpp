@@ -172,8 +172,8 @@ std::vector<std::pair<std::string, double>> Context::profile_layers(int batch) {
   cudaEvent_t e0, e1;
   cuda::check(cudaEventCreate(&e0), "cudaEventCreate");
   cuda::check(cudaEventCreate(&e1), "cudaEventCreate");
-  // Each layer alone as a one-layer CUDA graph, as the tuner times it: launched directly, cuDNN's
-  // host-side work per call (tens of microseconds) would hide the GPU time.
+  // Each layer alone in a CUDA graph of repeated launches, as the tuner times it (time_tactic):
+  // launched directly, cuDNN's host-side work per call (tens of microseconds) would hide the GPU time.
   // A depthwise layer fused into the pointwise layer after it launches nothing: the pair is one
   // entry, "DepthwiseConv2D+Conv2D"; a horizontal group is one entry at its leader ("...-group");
   // so is an elementwise chain computed by the convolution after it ("ElementwiseChain+Conv2D").

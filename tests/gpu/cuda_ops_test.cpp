@@ -157,7 +157,7 @@ void check_case(const OpCase& c, const std::vector<int>& tactics) {
     const Tensor ref = RefExecutor(gb).run(inputs)[0];
     for (Precision prec : {Precision::FP32, Precision::FP16}) {
       for (int t : tactics) {
-        const bool half_only = (c.op == OpKind::Conv2D && (t == cuda::kConvWmma64 || t == cuda::kConvWmma32)) ||
+        const bool half_only = (c.op == OpKind::Conv2D && (t == cuda::kConvWmma64 || t == cuda::kConvWmma32 || t == cuda::kConvPw16)) ||
                                (c.op == OpKind::DepthwiseConv2D &&
                                 (t == cuda::kDwVec8 || t == cuda::kDw3x3R4 || t == cuda::kDw3x3R2));
         if (half_only && prec != Precision::FP16) continue;
@@ -240,6 +240,10 @@ std::vector<OpCase> dense_conv_cases() {
     r.push_back(conv_case("pw_16x16_c64_o128_res", false, 16, 16, 64, 128, 1, 1, "SAME", "none", true, mid));
     r.push_back(conv_case("pw_5x3_c8_o8_sigmoid", false, 5, 3, 8, 8, 1, 1, "VALID", "sigmoid", false, mid));
     r.push_back(conv_case("pw_12x12_c96_o24_relu", false, 12, 12, 96, 24, 1, 1, "SAME", "relu", false, mid));
+    // pw16x32: a head's 17 channels (filter and outputs one value at a time), and wide K (16 warps,
+    // over 48 KiB of shared memory) with a residual
+    r.push_back(conv_case("pw_12x12_c96_o17_sigmoid", false, 12, 12, 96, 17, 1, 1, "SAME", "sigmoid", false, mid));
+    r.push_back(conv_case("pw_6x5_c576_o96_res", false, 6, 5, 576, 96, 1, 1, "SAME", "relu6", true, mid));
     r.push_back(conv_case("k3_s2_same_odd_9x7_c3_o16", false, 9, 7, 3, 16, 3, 2, "SAME", "relu6", false, mid));
     r.push_back(conv_case("k3_s1_same_10x9_c3_o8_res", false, 10, 9, 3, 8, 3, 1, "SAME", "relu", true, mid));
     r.push_back(conv_case("k3_s2_same_even_8x8_c5_o7", false, 8, 8, 5, 7, 3, 2, "SAME", "none", false, mid));
@@ -565,22 +569,24 @@ TEST(CudaOps, HorizontalGroups) {
       ASSERT_EQ(groups.size(), 2u) << describe_plan(plan);
       ASSERT_EQ(groups[0].first, GroupKind::DwPw);
       ASSERT_EQ(groups[1].first, GroupKind::Pw1x1);
+      // The 1x1 group as wmma64x64 tiles or as pw16x32 tiles, against its layers apart on the same tiles.
+      for (const int lead1x1 : {cuda::kConvGroupWmma, cuda::kConvGroupPw16}) {
       EnginePlan apart = plan;
       for (size_t i = 0; i < apart.layers.size(); ++i) {
         PlanLayer& l = apart.layers[i];
         if (l.op == OpKind::DepthwiseConv2D) l.tactic = cuda::kDwFused;
         else if (dwpw_pair_possible(apart, i)) l.tactic = cuda::kConvDwPw16;
-        else if (l.op == OpKind::Conv2D) l.tactic = cuda::kConvWmma64;
+        else if (l.op == OpKind::Conv2D) l.tactic = lead1x1 == cuda::kConvGroupWmma ? cuda::kConvWmma64 : cuda::kConvPw16;
       }
       EnginePlan grouped = apart;
       for (const auto& [kind, m] : groups)
         for (size_t j = 0; j < m.size(); ++j)
-          grouped.layers[m[j]].tactic = j ? cuda::kConvGroupMember : kind == GroupKind::DwPw ? cuda::kConvGroupDwPw16 : cuda::kConvGroupWmma;
+          grouped.layers[m[j]].tactic = j ? cuda::kConvGroupMember : kind == GroupKind::DwPw ? cuda::kConvGroupDwPw16 : lead1x1;
       ASSERT_NO_THROW(apart.validate("apart"));
       ASSERT_NO_THROW(grouped.validate("grouped"));
       for (bool graphs : {false, true}) {
         SCOPED_TRACE("groups c" + std::to_string(k.c) + " " + std::to_string(k.h) + "x" + std::to_string(k.w) + " batch " +
-                     std::to_string(batch) + (graphs ? " graph" : " direct"));
+                     std::to_string(batch) + (graphs ? " graph " : " direct ") + cuda::conv_tactic_label(lead1x1));
         const auto one = run_plan_cuda(apart, batch, inputs, shapes, graphs);
         const auto all = run_plan_cuda(grouped, batch, inputs, shapes, graphs);
         for (size_t o = 0; o < shapes.size(); ++o) {
@@ -589,9 +595,10 @@ TEST(CudaOps, HorizontalGroups) {
         }
         ++ran;
       }
+      }
     }
   }
-  EXPECT_EQ(ran, 8);
+  EXPECT_EQ(ran, 16);
 }
 
 // An elementwise chain and the convolution that reads it, as one kernel (kChainFused +

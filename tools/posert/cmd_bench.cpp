@@ -84,7 +84,7 @@ int bench_cuda(const Args& a) {
   if (!r.profile.empty()) {
     double sum = 0;
     for (const auto& [n, us] : r.profile) sum += us;
-    std::printf("\nper-layer GPU time at batch %d (each layer alone as a one-layer CUDA graph; sum %.1f us):\n", r.rows.back().batch, sum);
+    std::printf("\nper-layer GPU time at batch %d (each layer alone, per launch in a CUDA graph of repeated launches; sum %.1f us):\n", r.rows.back().batch, sum);
     for (const auto& [n, us] : r.profile) std::printf("%9.2f us  %5.1f%%  %s\n", us, 100.0 * us / sum, n.c_str());
   }
   return 0;
@@ -193,7 +193,8 @@ int cmd_bench(int argc, char** argv) {
               "CUDA events (median and p99 over N runs, default 300 for batch <= 8 else 100, after\n"
               "warm-up), rotating over several contexts so inputs are not served from L2; prints\n"
               "throughput, the pinned-memory upload/download times, device memory, and with\n"
-              "--profile the time of each layer alone (a one-layer CUDA graph). Each batch size gets its own engine\n"
+              "--profile the time of each layer alone (per launch in a CUDA graph of up to 8 launches of it,\n"
+              "as the tuner times tactics). Each batch size gets its own engine\n"
               "tuned for it, unless --one-engine (one engine, max batch = the largest, tuned there).\n"
               "--stage e2e: the GPU pipeline from host uint8 frames (random W x H) to host poses, one\n"
               "CUDA graph per batch: GPU time (events) and host wall time, median and p99, with the\n"

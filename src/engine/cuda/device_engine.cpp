@@ -353,13 +353,13 @@ void DeviceContext::launch_group(size_t i, int batch, int tactic, void* stream) 
     throw Error("internal: layer '" + p.layers[i].name + "': group tactic " + conv_tactic_label(tactic) + " without its members in the plan");
   auto bias_of = [&](const PlanLayer& l) { return l.inputs.size() > 2 ? static_cast<const float*>(tensor(l.inputs[2])) : nullptr; };
   auto res_of = [&](const PlanLayer& l) { return l.inputs.size() > 3 ? static_cast<const void*>(tensor(l.inputs[3])) : nullptr; };
-  if (tactic == kConvGroupWmma) {
+  if (tactic == kConvGroupWmma || tactic == kConvGroupPw16) {
     std::vector<Conv1x1Args> a;
     for (size_t m : g) {
       const PlanLayer& l = p.layers[m];
       a.push_back({tensor(l.inputs[0]), tensor(l.inputs[1]), bias_of(l), res_of(l), tensor(l.outputs[0]), conv_params(p, l, batch)});
     }
-    conv1x1_group(a.data(), static_cast<int>(a.size()), stream);
+    conv1x1_group(tactic, a.data(), static_cast<int>(a.size()), stream);
   } else {
     std::vector<DwPwArgs> a;
     for (size_t m : g) {

@@ -23,8 +23,9 @@ std::string layer_key(const EnginePlan& p, const PlanLayer& l, const BuildTarget
   std::ostringstream k;
   k << t.gpu_name << "|sm" << t.cc_major << t.cc_minor << "|drv" << driver << "|cuda" << t.cuda_runtime << "|cudnn"
     << t.cudnn << "|" << op_name(l.op) << "|b" << p.max_batch << "|" << precision_name(p.precision)
-    // the candidate set: a cache written before a tactic existed must not hide it
-    << "|tactics" << kConvTacticCount << "." << kDwTacticCount;
+    // the candidate set: a cache written before a tactic existed must not hide it; the method
+    // (r8: time per launch in a graph of repeated launches, time_tactic)
+    << "|tactics" << kConvTacticCount << "." << kDwTacticCount << "|r8";
   for (int id : l.inputs) k << "|" << shape_str(p.tensors[id].shape) << ":" << static_cast<int>(p.tensors[id].storage);
   k << "|out" << shape_str(p.tensors[l.outputs[0]].shape);
   for (const auto& [name, v] : l.attrs.all()) {
@@ -57,9 +58,14 @@ std::vector<int> candidates(const EnginePlan& p, const PlanLayer& l, DeviceConte
 }  // namespace
 
 // Times tactic t of layer i as the runtime runs it, inside a CUDA graph (so cuDNN's host-side
-// setup does not count), after two launches outside capture (cuDNN builds its plans there).
-// Median of 9 in microseconds; nothing, with the reason in *why, when a cuDNN call fails for the
-// layer or cannot be captured. PoseRT's own tactics must always work.
+// setup does not count), after two launches outside capture (cuDNN builds its plans there). The
+// graph holds R launches of the layer one after the other (R = 8 for layers under 25 us, fewer for
+// longer ones, 1 from 200 us), and the time is the graph's divided by R: the graph's own launch
+// is spread over R, and each launch after the first overlaps the end of the one before it as in
+// the engine's graph, where PoseRT's kernels start under programmatic dependent launch while the
+// kernel before them finishes (cuDNN's kernels do not). Median of 9 in microseconds; nothing, with
+// the reason in *why, when a cuDNN call fails for the layer or cannot be captured. PoseRT's own
+// tactics must always work.
 std::optional<double> time_tactic(DeviceContext& ctx, size_t i, int batch, int t, cudaEvent_t e0, cudaEvent_t e1,
                                   std::string* why) {
   const bool lib = is_cudnn_tactic(t);
@@ -73,51 +79,67 @@ std::optional<double> time_tactic(DeviceContext& ctx, size_t i, int batch, int t
     *why = e.what();
     return std::nullopt;
   }
-  cudaGraph_t graph = nullptr;
-  check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture (tuning)");
-  std::string failed;
-  try {
-    ctx.launch_layer(i, batch, t);
-  } catch (const Error& e) {
-    if (!lib) {
-      cudaStreamEndCapture(s, &graph);
+  // A graph of `reps` launches, or null with the reason in *why (cuDNN tactics only).
+  auto capture = [&](int reps) -> cudaGraphExec_t {
+    cudaGraph_t graph = nullptr;
+    check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture (tuning)");
+    std::string failed;
+    try {
+      for (int r = 0; r < reps; ++r) ctx.launch_layer(i, batch, t);
+    } catch (const Error& e) {
+      if (!lib) {
+        cudaStreamEndCapture(s, &graph);
+        if (graph) cudaGraphDestroy(graph);
+        throw;
+      }
+      failed = e.what();
+    }
+    const cudaError_t ec = cudaStreamEndCapture(s, &graph);
+    if (ec != cudaSuccess && failed.empty()) failed = std::string("stream capture failed: ") + cudaGetErrorString(ec);
+    if (!failed.empty()) {
       if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();  // the capture error is not sticky; clear it
+      if (!lib) throw Error("tuning: " + failed);
+      *why = "not capturable into a CUDA graph: " + failed;
+      return nullptr;
+    }
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t ei = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    check(ei, "cudaGraphInstantiate (tuning)");
+    return exec;
+  };
+  // Median of `runs` timed launches of exec (after one warm-up), in microseconds.
+  auto time_graph = [&](cudaGraphExec_t exec, int runs) {
+    std::vector<double> us;
+    try {
+      check(cudaGraphLaunch(exec, s), "cudaGraphLaunch (tuning)");
+      for (int r = 0; r < runs; ++r) {
+        check(cudaEventRecord(e0, s), "cudaEventRecord");
+        check(cudaGraphLaunch(exec, s), "cudaGraphLaunch (tuning)");
+        check(cudaEventRecord(e1, s), "cudaEventRecord");
+        check(cudaEventSynchronize(e1), "cudaEventSynchronize");
+        float ms = 0;
+        check(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
+        us.push_back(ms * 1000.0);
+      }
+    } catch (...) {
+      cudaGraphExecDestroy(exec);
       throw;
     }
-    failed = e.what();
-  }
-  const cudaError_t ec = cudaStreamEndCapture(s, &graph);
-  if (ec != cudaSuccess && failed.empty()) failed = std::string("stream capture failed: ") + cudaGetErrorString(ec);
-  if (!failed.empty()) {
-    if (graph) cudaGraphDestroy(graph);
-    cudaGetLastError();  // the capture error is not sticky; clear it
-    if (!lib) throw Error("tuning: " + failed);
-    *why = "not capturable into a CUDA graph: " + failed;
-    return std::nullopt;
-  }
-  cudaGraphExec_t exec = nullptr;
-  const cudaError_t ei = cudaGraphInstantiate(&exec, graph, 0);
-  cudaGraphDestroy(graph);
-  check(ei, "cudaGraphInstantiate (tuning)");
-  std::vector<double> us;
-  try {
-    check(cudaGraphLaunch(exec, s), "cudaGraphLaunch (tuning)");  // one more warm-up, as a graph
-    for (int r = 0; r < 9; ++r) {
-      check(cudaEventRecord(e0, s), "cudaEventRecord");
-      check(cudaGraphLaunch(exec, s), "cudaGraphLaunch (tuning)");
-      check(cudaEventRecord(e1, s), "cudaEventRecord");
-      check(cudaEventSynchronize(e1), "cudaEventSynchronize");
-      float ms = 0;
-      check(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
-      us.push_back(ms * 1000.0);
-    }
-  } catch (...) {
-    cudaGraphExecDestroy(exec);
-    throw;
-  }
+    std::sort(us.begin(), us.end());
+    return us[us.size() / 2];
+  };
+  cudaGraphExec_t one = capture(1);
+  if (!one) return std::nullopt;
+  const double single = time_graph(one, 3);
+  cudaGraphExecDestroy(one);
+  const int reps = single < 25.0 ? 8 : single < 200.0 ? std::max(1, static_cast<int>(200.0 / single)) : 1;
+  cudaGraphExec_t exec = capture(reps);
+  if (!exec) return std::nullopt;
+  const double us = time_graph(exec, 9);
   cudaGraphExecDestroy(exec);
-  std::sort(us.begin(), us.end());
-  return us[us.size() / 2];
+  return us / reps;
 }
 
 
@@ -191,7 +213,8 @@ void tune_dwpw_pairs(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, cons
 
 // Horizontal groups (candidate_groups): one launch for the group where it measures faster than
 // its layers' chosen kernels one after the other. A dw+pw group needs every pair fused as
-// dw+pw16x32 (the kernel it groups). Cached under the group's key: the leader tactic, or 0.
+// dw+pw16x32 (the kernel it groups); a 1x1 group may run as wmma64x64 or pw16x32 tiles (the
+// faster). Cached under the group's key: the leader tactic, or 0.
 void tune_groups(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const BuildTarget& target, int driver,
                  cudaEvent_t e0, cudaEvent_t e1, std::vector<LayerTiming>& report, bool log_timings) {
   for (const auto& [kind, m] : candidate_groups(p)) {
@@ -204,8 +227,14 @@ void tune_groups(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const Bu
       if (dwpw) ds.push_back(conv_params(p, p.layers[k - 1], p.max_batch));
     }
     const int n = static_cast<int>(m.size());
-    if (!ready || !(dwpw ? dw_pw_group_applies(ds.data(), ps.data(), n) : conv1x1_group_applies(ps.data(), n))) continue;
-    const int lead = dwpw ? kConvGroupDwPw16 : kConvGroupWmma;
+    std::vector<int> leads;
+    if (dwpw) {
+      if (ready && dw_pw_group_applies(ds.data(), ps.data(), n)) leads.push_back(kConvGroupDwPw16);
+    } else {
+      for (int t : {kConvGroupWmma, kConvGroupPw16})
+        if (conv1x1_group_applies(t, ps.data(), n)) leads.push_back(t);
+    }
+    if (leads.empty()) continue;
     std::string key = dwpw ? "group:dw+pw" : "group:1x1";
     std::vector<int> before;
     for (size_t k : m) {
@@ -217,15 +246,16 @@ void tune_groups(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const Bu
     }
     LayerTiming lt;
     lt.layer = "group of " + std::to_string(n) + " from " + p.layers[m[0]].name;
-    auto set_grouped = [&](bool on) {
-      for (size_t k = 0; k < m.size(); ++k) p.layers[m[k]].tactic = on ? (k == 0 ? lead : kConvGroupMember) : before[k];
+    auto set_grouped = [&](int lead) {
+      for (size_t k = 0; k < m.size(); ++k) p.layers[m[k]].tactic = lead ? (k == 0 ? lead : kConvGroupMember) : before[k];
     };
     int chosen = 0;
-    if (cache.lookup(key, &chosen) && (chosen == 0 || chosen == lead)) {
+    if (cache.lookup(key, &chosen) && (chosen == 0 || std::find(leads.begin(), leads.end(), chosen) != leads.end())) {
       lt.from_cache = true;
       cache.hits++;
     } else {
       cache.misses++;
+      chosen = 0;
       std::string why;
       double apart = 0;
       for (size_t k : m) {
@@ -233,17 +263,25 @@ void tune_groups(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const Bu
         if (!us) throw Error("tuning: layer '" + p.layers[k].name + "': its chosen tactic failed when timed again: " + why);
         apart += *us;
       }
-      set_grouped(true);
-      const auto grouped = time_tactic(ctx, m[0], p.max_batch, lead, e0, e1, &why);  // PoseRT's own kernel: times or throws
-      chosen = *grouped < apart ? lead : 0;
-      lt.tactic_us = {{0, apart}, {lead, *grouped}};
-      cache.store(key, chosen, std::min(apart, *grouped));
+      lt.tactic_us = {{0, apart}};
+      double best = apart;
+      std::string timed;
+      for (int lead : leads) {
+        set_grouped(lead);
+        const auto grouped = time_tactic(ctx, m[0], p.max_batch, lead, e0, e1, &why);  // PoseRT's own kernel: times or throws
+        lt.tactic_us.emplace_back(lead, *grouped);
+        char buf[96];
+        std::snprintf(buf, sizeof buf, ", %s %.2f us", conv_tactic_label(lead).c_str(), *grouped);
+        timed += buf;
+        if (*grouped < best) best = *grouped, chosen = lead;
+      }
+      cache.store(key, chosen, best);
       if (log_timings)
-        std::fprintf(stderr, "group of %d from layer %zu (%s, batch %d): apart %.2f us, %s %.2f us -> %s\n", n, m[0],
-                     dwpw ? "dw+pw pairs" : "1x1 convolutions", p.max_batch, apart, conv_tactic_label(lead).c_str(), *grouped,
-                     chosen ? "grouped" : "apart");
+        std::fprintf(stderr, "group of %d from layer %zu (%s, batch %d): apart %.2f us%s -> %s\n", n, m[0],
+                     dwpw ? "dw+pw pairs" : "1x1 convolutions", p.max_batch, apart, timed.c_str(),
+                     chosen ? conv_tactic_label(chosen).c_str() : "apart");
     }
-    set_grouped(chosen != 0);
+    set_grouped(chosen);
     lt.chosen = chosen;
     report.push_back(lt);
   }
@@ -365,6 +403,18 @@ std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, b
         }
         l.tactic = lt.chosen;
         cache.store(key, lt.chosen, best);
+        if (log_timings) {
+          const ConvParams cp = conv_params(p, l, p.max_batch);
+          std::string line;
+          for (const auto& [t, us] : lt.tactic_us) {
+            char buf[96];
+            std::snprintf(buf, sizeof buf, " %s %.2f", l.op == OpKind::Conv2D ? conv_tactic_label(t).c_str() : dw_tactic_name(t), us);
+            line += buf;
+          }
+          std::fprintf(stderr, "layer %zu %s (%dx%dx%d -> %d, k%dx%d s%d, batch %d):%s us -> %s\n", i, op_name(l.op), cp.h, cp.w,
+                       cp.c, cp.o, cp.kh, cp.kw, cp.sh, p.max_batch, line.c_str(),
+                       l.op == OpKind::Conv2D ? conv_tactic_label(l.tactic).c_str() : dw_tactic_name(l.tactic));
+        }
         if (verbose) std::fprintf(stderr, "\rtuning layer %zu/%zu", done, convs);
         report.push_back(lt);
       }

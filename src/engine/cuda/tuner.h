@@ -25,7 +25,8 @@ struct LayerTiming {
 std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, bool verbose);
 
 // Times tactic t of layer i as the runtime runs it: two launches outside capture (cuDNN builds its
-// plans there), then CUDA events around a CUDA graph of the layer, median of 9, in microseconds.
+// plans there), then CUDA events around a CUDA graph of up to 8 launches of the layer one after
+// the other, median of 9, divided by the launches, in microseconds (see tuner.cpp).
 // Nothing (the reason in *why) when a cuDNN tactic fails for the layer or cannot be captured.
 // The tuner and `posert bench --profile` both use it.
 std::optional<double> time_tactic(DeviceContext& ctx, size_t i, int batch, int t, cudaEvent_t e0, cudaEvent_t e1,

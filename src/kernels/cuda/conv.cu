@@ -610,24 +610,28 @@ __global__ void dwpw_kernel(const __half* __restrict__ x, const __half* __restri
   }
 }
 
-// The same pair for small layers (batch 1), where latency rules (kConvDwPw16): 16 pixels x 32
-// output channels per block, so even a 12x12 layer spreads over many blocks. Everything a block
-// needs goes to shared memory in one pass with every load in flight at once (the depthwise tile,
-// 16 pixels x all K channels, and the filter panel, K x 32), then its WARPS warps split K on the
-// tensor cores and the partial sums are added in a fixed order (deterministic). Wide K gets 16
-// warps, so each thread's chain of loads stays short.
+// The same pair for small layers (batch 1), where latency rules (kConvDwPw16), and the plain 1x1
+// convolution on the same tiles (kConvPw16, DW false: the A tile is the input's rows): 16 pixels x
+// 32 output channels per block, so even a 12x12 layer spreads over many blocks. Everything a block
+// needs goes to shared memory in one pass with every load in flight at once (the A tile, 16 pixels
+// x all K channels, and the filter panel, K x 32), then its WARPS warps split K on the tensor cores
+// and the partial sums are added in a fixed order (deterministic). Wide K gets 16 warps, so each
+// thread's chain of loads stays short.
+// The filter panel is loaded before pdl_wait(): the weights were written before the graph ran, so
+// the loads may overlap the end of the kernel before this one. N % 8 != 0 (kConvPw16 only: heads
+// of 17 or 34 channels) loads the panel and stores the outputs one value at a time.
 constexpr int kDwPw16MaxK = 1024;
 inline int dwpw16_warps(int k) { return k >= 128 ? 16 : 4; }
 size_t dwpw16_smem(int k) {
   const size_t kc = (static_cast<size_t>(k) + 15) / 16 * 16;
   return sizeof(__half) * (16 * (kc + 8) + kc * (32 + 8)) + sizeof(float) * dwpw16_warps(k) * 16 * (32 + 4);
 }
-template <class TO, int WARPS>
-__device__ __forceinline__ void dwpw16_tile(const __half* __restrict__ x, const __half* __restrict__ wd,
-                                            const float* __restrict__ bd, const ConvParams& d,
-                                            const __half* __restrict__ B, const float* __restrict__ bias,
-                                            const __half* __restrict__ R, TO* __restrict__ Y, int N, int act, int bx,
-                                            int by) {
+// d: the depthwise layer (DW), or the 1x1 convolution itself (its n, oh, ow and c give M and K).
+template <class TO, int WARPS, bool DW>
+__device__ __forceinline__ void tile16(const __half* __restrict__ x, const __half* __restrict__ wd,
+                                       const float* __restrict__ bd, const ConvParams& d, const __half* __restrict__ B,
+                                       const float* __restrict__ bias, const __half* __restrict__ R,
+                                       TO* __restrict__ Y, int N, int act, int bx, int by) {
   using namespace nvcuda;
   constexpr int BM = 16, BN = 32, THREADS = WARPS * 32;
   extern __shared__ __align__(32) unsigned char dyn[];
@@ -638,24 +642,41 @@ __device__ __forceinline__ void dwpw16_tile(const __half* __restrict__ x, const 
   float* Cw = reinterpret_cast<float*>(Bs + KC * (BN + 8)); // [WARPS][BM][BN + 4]
   const int tid = threadIdx.x, warp = tid / 32;
   const int m0 = bx * BM, n0 = by * BN;
-  const int dact = static_cast<int>(d.act);
   const int groups = KC / 8;
-  // The filter panel first, as asynchronous copies (zero-filled past K and N): they land while the
-  // depthwise tile is computed.
-  for (int i = tid; i < KC * (BN / 8); i += THREADS) {
-    const int kk = i / (BN / 8), nn = (i % (BN / 8)) * 8, gn = n0 + nn;
-    const bool in = kk < K && gn < N;
-    cp_async16(Bs + kk * (BN + 8) + nn, in ? B + kk * N + gn : B, in);
-  }
-#pragma unroll 4
-  for (int item = tid; item < BM * groups; item += THREADS) {
-    const int mm = item / groups, gk = (item % groups) * 8, gm = m0 + mm;
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (gm < M && gk < K) {
-      const int ox = gm % d.ow, t = gm / d.ow;
-      v = dw3x3_8(x, wd, bd, d, t / d.oh, (t % d.oh) * d.sh - d.pad_top, ox * d.sw - d.pad_left, gk, dact);
+  const bool vecn = N % 8 == 0;
+  // The filter panel first (zero past K and N), as asynchronous copies where rows are 16-byte
+  // aligned: they land while the A tile is loaded or computed.
+  if (vecn) {
+    for (int i = tid; i < KC * (BN / 8); i += THREADS) {
+      const int kk = i / (BN / 8), nn = (i % (BN / 8)) * 8, gn = n0 + nn;
+      const bool in = kk < K && gn < N;
+      cp_async16(Bs + kk * (BN + 8) + nn, in ? B + kk * N + gn : B, in);
     }
-    *reinterpret_cast<uint4*>(As + mm * KP + gk) = v;
+  } else {
+    for (int i = tid; i < KC * BN; i += THREADS) {
+      const int kk = i / BN, nn = i % BN, gn = n0 + nn;
+      Bs[kk * (BN + 8) + nn] = kk < K && gn < N ? B[kk * N + gn] : __float2half(0.0f);
+    }
+  }
+  pdl_wait();
+  if constexpr (DW) {
+    const int dact = static_cast<int>(d.act);
+#pragma unroll 4
+    for (int item = tid; item < BM * groups; item += THREADS) {
+      const int mm = item / groups, gk = (item % groups) * 8, gm = m0 + mm;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (gm < M && gk < K) {
+        const int ox = gm % d.ow, t = gm / d.ow;
+        v = dw3x3_8(x, wd, bd, d, t / d.oh, (t % d.oh) * d.sh - d.pad_top, ox * d.sw - d.pad_left, gk, dact);
+      }
+      *reinterpret_cast<uint4*>(As + mm * KP + gk) = v;
+    }
+  } else {
+    for (int item = tid; item < BM * groups; item += THREADS) {
+      const int mm = item / groups, gk = (item % groups) * 8, gm = m0 + mm;
+      const bool in = gm < M && gk < K;
+      cp_async16(As + mm * KP + gk, in ? x + gm * K + gk : x, in);
+    }
   }
   cp_async_wait_all();
   __syncthreads();
@@ -685,7 +706,13 @@ __device__ __forceinline__ void dwpw16_tile(const __half* __restrict__ x, const 
     for (int w = 1; w < WARPS; ++w)
 #pragma unroll
       for (int j = 0; j < 8; ++j) sum[j] += Cw[(w * BM + mm) * (BN + 4) + nn + j];
-    epilogue8(Y, R, gm * N + gn, gn, sum, bias, act);
+    if (vecn) {
+      epilogue8(Y, R, gm * N + gn, gn, sum, bias, act);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+        if (gn + j < N) epilogue(Y, R, gm * N + gn + j, gn + j, sum[j], bias, act);
+    }
   }
 }
 
@@ -694,8 +721,14 @@ __global__ void __launch_bounds__(WARPS * 32) dwpw16_kernel(const __half* __rest
                                                      const float* __restrict__ bd, ConvParams d,
                                                      const __half* __restrict__ B, const float* __restrict__ bias,
                                                      const __half* __restrict__ R, TO* __restrict__ Y, int N, int act) {
-  pdl_wait();
-  dwpw16_tile<TO, WARPS>(x, wd, bd, d, B, bias, R, Y, N, act, blockIdx.x, blockIdx.y);
+  tile16<TO, WARPS, true>(x, wd, bd, d, B, bias, R, Y, N, act, blockIdx.x, blockIdx.y);  // pdl_wait() inside
+}
+
+template <class TO, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32) pw16_kernel(const __half* __restrict__ x, ConvParams p,
+                                                   const __half* __restrict__ B, const float* __restrict__ bias,
+                                                   const __half* __restrict__ R, TO* __restrict__ Y, int act) {
+  tile16<TO, WARPS, false>(x, nullptr, nullptr, p, B, bias, R, Y, p.o, act, blockIdx.x, blockIdx.y);  // pdl_wait() inside
 }
 
 // Up to kMaxConvGroup independent depthwise + pointwise pairs in one launch (kConvGroupDwPw16):
@@ -705,12 +738,30 @@ struct DwPwGroup {
 };
 template <class TO, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32) dwpw16_group_kernel(DwPwGroup g) {
-  pdl_wait();
   const DwPwArgs& q = g.p[blockIdx.z];
-  if (static_cast<int>(blockIdx.x) * 16 >= q.d.n * q.d.oh * q.d.ow || static_cast<int>(blockIdx.y) * 32 >= q.p.o) return;
-  dwpw16_tile<TO, WARPS>(static_cast<const __half*>(q.x), static_cast<const __half*>(q.wd), q.bd, q.d,
-                         static_cast<const __half*>(q.wp), q.bias, static_cast<const __half*>(q.res), static_cast<TO*>(q.y),
-                         q.p.o, static_cast<int>(q.p.act), blockIdx.x, blockIdx.y);
+  if (static_cast<int>(blockIdx.x) * 16 >= q.d.n * q.d.oh * q.d.ow || static_cast<int>(blockIdx.y) * 32 >= q.p.o) {
+    pdl_wait();
+    return;
+  }
+  tile16<TO, WARPS, true>(static_cast<const __half*>(q.x), static_cast<const __half*>(q.wd), q.bd, q.d,
+                          static_cast<const __half*>(q.wp), q.bias, static_cast<const __half*>(q.res), static_cast<TO*>(q.y),
+                          q.p.o, static_cast<int>(q.p.act), blockIdx.x, blockIdx.y);
+}
+
+// Up to kMaxConvGroup independent 1x1 convolutions in one launch on pw16's tiles (kConvGroupPw16).
+struct Pw16Group {
+  Conv1x1Args p[kMaxConvGroup];
+};
+template <class TO, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32) pw16_group_kernel(Pw16Group g) {
+  const Conv1x1Args& q = g.p[blockIdx.z];
+  if (static_cast<int>(blockIdx.x) * 16 >= q.p.n * q.p.h * q.p.w || static_cast<int>(blockIdx.y) * 32 >= q.p.o) {
+    pdl_wait();
+    return;
+  }
+  tile16<TO, WARPS, false>(static_cast<const __half*>(q.x), nullptr, nullptr, q.p, static_cast<const __half*>(q.w), q.bias,
+                           static_cast<const __half*>(q.res), static_cast<TO*>(q.y), q.p.o, static_cast<int>(q.p.act),
+                           blockIdx.x, blockIdx.y);
 }
 
 template <class T, class TO>
@@ -882,6 +933,19 @@ bool fits_int32(const ConvParams& p) {
 // True for null (no buffer) or a 16-byte aligned address.
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+// Launches a tile16 kernel (pw16x32, dw+pw16x32 and their groups) of `warps` warps and `smem` bytes
+// of dynamic shared memory (past 48 KiB a kernel must opt in, per device).
+template <class... P, class... A>
+void launch16(const std::string& what, void (*kernel)(P...), dim3 grid, int warps, size_t smem, cudaStream_t s, A&&... args) {
+  if (smem > 48 * 1024 &&
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) != cudaSuccess)
+    throw Error(what + ": cannot reserve " + std::to_string(smem) + " bytes of shared memory on this GPU");
+  const cudaError_t e = launch(kernel, grid, warps * 32, smem, s, std::forward<A>(args)...);
+  if (e != cudaSuccess)
+    throw Error("CUDA kernel " + what + " (" + std::to_string(smem) + " bytes of shared memory) failed to launch: " +
+                cudaGetErrorString(e));
+}
+
 template <class T, class TO>
 void launch_conv(int tactic, const T* x, const T* w, const float* bias, const T* r, TO* y, const ConvParams& p,
                  cudaStream_t s) {
@@ -926,6 +990,15 @@ void launch_conv(int tactic, const T* x, const T* w, const float* bias, const T*
           if (vec) launch(wmma_gemm_kernel<TO, 32, 64, true>, grid, 64, 0, s, x, w, bias, r, y, M, N, K, act);
           else launch(wmma_gemm_kernel<TO, 32, 64, false>, grid, 64, 0, s, x, w, bias, r, y, M, N, K, act);
         }
+      }
+      break;
+    case kConvPw16:
+      if constexpr (std::is_same_v<T, __half>) {
+        if (!aligned16(x) || !aligned16(w) || (N % 8 == 0 && (!aligned16(y) || !aligned16(r))))
+          throw Error("internal: pw16x32 buffers must be 16-byte aligned");
+        const int warps = dwpw16_warps(K);
+        launch16("pw16x32 (" + std::to_string(K) + " channels)", warps == 16 ? pw16_kernel<TO, 16> : pw16_kernel<TO, 4>,
+                 dim3((M + 15) / 16, (N + 31) / 32), warps, dwpw16_smem(K), s, x, p, w, bias, r, y, act);
       }
       break;
   }
@@ -979,6 +1052,7 @@ bool conv_tactic_applies(int tactic, const ConvParams& p, bool half) {
     case kConvGemm32: return is_pointwise(p);
     case kConvWmma64:
     case kConvWmma32: return half && is_pointwise(p);
+    case kConvPw16: return half && is_pointwise(p) && p.c % 8 == 0 && p.c <= kDwPw16MaxK;
     default: return false;
   }
 }
@@ -1081,18 +1155,9 @@ void dw_pw_conv2d(int tactic, const void* x, const void* wd, const float* bd, co
       if (e != cudaSuccess)
         throw Error(std::string("CUDA kernel dw+pw64x64 (") + std::to_string(d.c) + " channels) failed to launch: " + cudaGetErrorString(e));
     } else {
-      const size_t smem = dwpw16_smem(d.c);
       const int warps = dwpw16_warps(d.c);
-      auto kernel = warps == 16 ? dwpw16_kernel<TO, 16> : dwpw16_kernel<TO, 4>;
-      // Past 48 KiB of shared memory a kernel must opt in (per device).
-      if (smem > 48 * 1024 &&
-          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) != cudaSuccess)
-        throw Error("dw+pw16x32: cannot reserve " + std::to_string(smem) + " bytes of shared memory on this GPU");
-      const cudaError_t e =
-          launch(kernel, dim3((M + 15) / 16, (N + 31) / 32), warps * 32, smem, s, xh, wdh, bd, d, wph, bias, rh, yy, N, act);
-      if (e != cudaSuccess)
-        throw Error(std::string("CUDA kernel dw+pw16x32 (") + std::to_string(d.c) + " channels, " + std::to_string(smem) +
-                    " bytes of shared memory) failed to launch: " + cudaGetErrorString(e));
+      launch16("dw+pw16x32 (" + std::to_string(d.c) + " channels)", warps == 16 ? dwpw16_kernel<TO, 16> : dwpw16_kernel<TO, 4>,
+               dim3((M + 15) / 16, (N + 31) / 32), warps, dwpw16_smem(d.c), s, xh, wdh, bd, d, wph, bias, rh, yy, N, act);
     }
   };
   if (p.out_f32) run(static_cast<float*>(y));
@@ -1100,17 +1165,44 @@ void dw_pw_conv2d(int tactic, const void* x, const void* wd, const float* bd, co
   check_launch("dw_pw_conv2d");
 }
 
-bool conv1x1_group_applies(const ConvParams* p, int count) {
-  if (count < 2 || count > kMaxConvGroup) return false;
+bool conv1x1_group_applies(int tactic, const ConvParams* p, int count) {
+  if (count < 2 || count > kMaxConvGroup || (tactic != kConvGroupWmma && tactic != kConvGroupPw16)) return false;
+  const int each = tactic == kConvGroupWmma ? kConvWmma64 : kConvPw16;
   for (int i = 0; i < count; ++i)
-    if (!conv_tactic_applies(kConvWmma64, p[i], true) || p[i].out_f32 != p[0].out_f32) return false;
+    if (!conv_tactic_applies(each, p[i], true) || p[i].out_f32 != p[0].out_f32) return false;
   return true;
 }
 
-void conv1x1_group(const Conv1x1Args* a, int count, void* stream) {
+void conv1x1_group(int tactic, const Conv1x1Args* a, int count, void* stream) {
   std::vector<ConvParams> ps;
   for (int i = 0; i < count; ++i) ps.push_back(a[i].p);
-  if (!conv1x1_group_applies(ps.data(), count)) throw Error("conv tactic group:wmma64x64 does not apply to these layers");
+  if (!conv1x1_group_applies(tactic, ps.data(), count))
+    throw Error("conv tactic " + conv_tactic_label(tactic) + " does not apply to these layers");
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (tactic == kConvGroupPw16) {
+    Pw16Group g{};
+    int mt = 1, nt = 1, kmax = 0;
+    for (int i = 0; i < count; ++i) {
+      const ConvParams& p = a[i].p;
+      if (!aligned16(a[i].x) || !aligned16(a[i].w) || (p.o % 8 == 0 && (!aligned16(a[i].y) || !aligned16(a[i].res))))
+        throw Error("internal: pw16x32 buffers must be 16-byte aligned");
+      g.p[i] = a[i];
+      mt = std::max(mt, (p.n * p.h * p.w + 15) / 16);
+      nt = std::max(nt, (p.o + 31) / 32);
+      kmax = std::max(kmax, p.c);
+    }
+    // Every member runs with the widest member's warps and shared memory (tile16 lays out its
+    // own K inside).
+    const int warps = dwpw16_warps(kmax);
+    const dim3 grid(mt, nt, count);
+    const size_t smem = dwpw16_smem(kmax);
+    if (a[0].p.out_f32)
+      launch16("group:pw16x32", warps == 16 ? pw16_group_kernel<float, 16> : pw16_group_kernel<float, 4>, grid, warps, smem, s, g);
+    else
+      launch16("group:pw16x32", warps == 16 ? pw16_group_kernel<__half, 16> : pw16_group_kernel<__half, 4>, grid, warps, smem, s, g);
+    check_launch("conv1x1_group");
+    return;
+  }
   Pw1x1Group g{};
   bool vec = true;
   int mt = 1, nt = 1;
@@ -1122,7 +1214,6 @@ void conv1x1_group(const Conv1x1Args* a, int count, void* stream) {
     mt = std::max(mt, (M + 63) / 64);
     nt = std::max(nt, (N + 63) / 64);
   }
-  cudaStream_t s = static_cast<cudaStream_t>(stream);
   const dim3 grid(mt, nt, count);
   cudaError_t e;
   if (a[0].p.out_f32) e = vec ? launch(wmma_gemm_group_kernel<float, true>, grid, 128, 0, s, g)
@@ -1160,13 +1251,7 @@ void dw_pw_group(const DwPwArgs* a, int count, void* stream) {
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   const size_t smem = dwpw16_smem(kmax);
   const int warps = dwpw16_warps(kmax);
-  auto run = [&](auto kernel) {
-    if (smem > 48 * 1024 &&
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) != cudaSuccess)
-      throw Error("group:dw+pw16x32: cannot reserve " + std::to_string(smem) + " bytes of shared memory on this GPU");
-    const cudaError_t e = launch(kernel, dim3(mt, nt, count), warps * 32, smem, s, g);
-    if (e != cudaSuccess) throw Error(std::string("CUDA kernel group:dw+pw16x32 failed to launch: ") + cudaGetErrorString(e));
-  };
+  auto run = [&](auto kernel) { launch16("group:dw+pw16x32", kernel, dim3(mt, nt, count), warps, smem, s, g); };
   if (a[0].p.out_f32) warps == 16 ? run(dwpw16_group_kernel<float, 16>) : run(dwpw16_group_kernel<float, 4>);
   else warps == 16 ? run(dwpw16_group_kernel<__half, 16>) : run(dwpw16_group_kernel<__half, 4>);
   check_launch("dw_pw_group");

@@ -58,9 +58,11 @@ inline int grid_for(int64_t total, int threads) {
 // first statement of every kernel launched through launch()) until that kernel has completed and
 // its memory is visible. This hides the launch gap between the many small kernels of a batch-1
 // forward pass. Kernels launched otherwise (cuDNN's, the pipeline's) keep full serialization.
-// Every kernel launched through launch() must call pdl_wait() before it touches global memory,
-// and unconditionally (no thread may exit before it): a kernel that completes without waiting
-// would let the kernel after it run before the one before it.
+// Every kernel launched through launch() must call pdl_wait() before it touches memory that an
+// earlier kernel may write (activations), and unconditionally (no thread may exit before it): a
+// kernel that completes without waiting would let the kernel after it run before the one before
+// it. Weights, written before the graph runs, may be read before it (the tile16 kernels in conv.cu
+// load their filter panel first, overlapping the end of the kernel before them).
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");

@@ -54,7 +54,11 @@ enum ConvTactic : int {
                                // the input of the elementwise chain right before it (tactic kChainFused
                                // there), each value put through the chain once (chain_conv2d; chosen per
                                // pair by the tuner, never alone)
-  kConvTacticCount = 13,
+  kConvPw16 = 13,        // 1x1 stride 1, half, c % 8 == 0, c <= 1024: the tiles of dw+pw16x32 (16 pixels x 32
+                         // output channels, all of K staged at once and split over warps) on the input
+                         // itself; any o (o % 8 != 0 loads the filter and stores one value at a time)
+  kConvGroupPw16 = 14,   // horizontal group of 1x1 convolutions (as kConvGroupWmma), each as pw16x32
+  kConvTacticCount = 15,
   // cuDNN (src/engine/cuda/cudnn_conv.h), one tactic per forward algorithm (cudnnConvolutionFwdAlgo_t
   // 0..7) and epilogue. Base + algo: cudnnConvolutionForward, then PoseRT's epilogue kernel;
   // fused base + algo: cudnnConvolutionBiasActivationForward (bias, residual and ReLU in cuDNN).
@@ -66,9 +70,10 @@ constexpr int kCudnnAlgoCount = 8;
 inline constexpr const char* kConvTacticNames[kConvTacticCount] = {"direct",    "gemm64x64", "gemm32x64",
                                                                    "wmma64x64", "wmma32x64", "direct8",
                                                                    "direct8smem", "dw+pw64x64", "dw+pw16x32", "group:wmma64x64",
-                                                                   "group:dw+pw16x32", "grouped", "chain+direct8smem"};
+                                                                   "group:dw+pw16x32", "grouped", "chain+direct8smem",
+                                                                   "pw16x32", "group:pw16x32"};
 constexpr bool is_dwpw_tactic(int t) { return t == kConvDwPw64 || t == kConvDwPw16; }
-constexpr bool is_group_leader_tactic(int t) { return t == kConvGroupWmma || t == kConvGroupDwPw16; }
+constexpr bool is_group_leader_tactic(int t) { return t == kConvGroupWmma || t == kConvGroupDwPw16 || t == kConvGroupPw16; }
 constexpr int kMaxConvGroup = 4;
 inline constexpr const char* kCudnnAlgoNames[kCudnnAlgoCount] = {
     "IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
@@ -129,8 +134,8 @@ void dw_pw_conv2d(int tactic, const void* x, const void* wd, const float* bd, co
 
 // Horizontal groups: 2..kMaxConvGroup independent layers of one kind in one launch (blockIdx.z
 // picks the layer); each computes exactly what its single-layer kernel computes.
-// conv1x1_group: 1x1 stride-1 half convolutions (wmma64x64 each), all with half or all with float
-// output. dw_pw_group: fused depthwise + pointwise pairs (dw+pw16x32 each), as dw_pw_conv2d.
+// conv1x1_group: 1x1 stride-1 half convolutions, all with half or all with float output: tactic
+// kConvGroupWmma runs each as wmma64x64, kConvGroupPw16 each as pw16x32. dw_pw_group: fused depthwise + pointwise pairs (dw+pw16x32 each), as dw_pw_conv2d.
 struct Conv1x1Args {
   const void* x;
   const void* w;
@@ -150,9 +155,9 @@ struct DwPwArgs {
   void* y;
   ConvParams p;
 };
-bool conv1x1_group_applies(const ConvParams* p, int count);
+bool conv1x1_group_applies(int tactic, const ConvParams* p, int count);
 bool dw_pw_group_applies(const ConvParams* d, const ConvParams* p, int count);
-void conv1x1_group(const Conv1x1Args* a, int count, void* stream);
+void conv1x1_group(int tactic, const Conv1x1Args* a, int count, void* stream);
 void dw_pw_group(const DwPwArgs* a, int count, void* stream);
 
 // The epilogue of a convolution computed by someone else (cuDNN): y = act(conv + bias + residual)
