@@ -244,6 +244,7 @@ std::vector<OpCase> dense_conv_cases() {
     // over 48 KiB of shared memory) with a residual
     r.push_back(conv_case("pw_12x12_c96_o17_sigmoid", false, 12, 12, 96, 17, 1, 1, "SAME", "sigmoid", false, mid));
     r.push_back(conv_case("pw_6x5_c576_o96_res", false, 6, 5, 576, 96, 1, 1, "SAME", "relu6", true, mid));
+    r.push_back(conv_case("pw_3x4_c1280_o64", false, 3, 4, 1280, 64, 1, 1, "SAME", "none", false, mid));  // MoveNet's last 1x1
     r.push_back(conv_case("k3_s2_same_odd_9x7_c3_o16", false, 9, 7, 3, 16, 3, 2, "SAME", "relu6", false, mid));
     r.push_back(conv_case("k3_s1_same_10x9_c3_o8_res", false, 10, 9, 3, 8, 3, 1, "SAME", "relu", true, mid));
     r.push_back(conv_case("k3_s2_same_even_8x8_c5_o7", false, 8, 8, 5, 7, 3, 2, "SAME", "none", false, mid));

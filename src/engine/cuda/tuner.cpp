@@ -415,10 +415,10 @@ std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, b
                        cp.c, cp.o, cp.kh, cp.kw, cp.sh, p.max_batch, line.c_str(),
                        l.op == OpKind::Conv2D ? conv_tactic_label(l.tactic).c_str() : dw_tactic_name(l.tactic));
         }
-        if (verbose) std::fprintf(stderr, "\rtuning layer %zu/%zu", done, convs);
+        if (verbose && !log_timings) std::fprintf(stderr, "\rtuning layer %zu/%zu", done, convs);  // the log is progress enough
         report.push_back(lt);
       }
-      if (verbose && convs) std::fprintf(stderr, "\n");
+      if (verbose && !log_timings && convs) std::fprintf(stderr, "\n");
       tune_dwpw_pairs(p, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_groups(p, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_chain_convs(p, ctx, cache, target, driver, e0, e1, report, log_timings);

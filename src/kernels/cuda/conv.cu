@@ -6,6 +6,7 @@
 #include <mma.h>
 
 #include <algorithm>
+#include <atomic>
 #include <type_traits>
 #include <vector>
 
@@ -85,15 +86,31 @@ __device__ __forceinline__ void epilogue_pixel8(TO* y, const T* res, int i, int 
 
 // Calls fn(xp, tap) for every filter tap (ky, kx) of output pixel (n, oy, ox) that lands inside
 // the input, in (ky, kx) order: xp points at the input pixel's channels, tap = ky * kw + kx.
-template <class T, class Fn>
+// KS > 0: the filter is KS x KS (p.kh == p.kw == KS), and the loops unroll, so the compiler can
+// issue every tap's loads before the first multiply-add (at batch 1 a depthwise layer is a few
+// load round trips; with run-time loops they came one after the other).
+template <int KS = 0, class T, class Fn>
 __device__ __forceinline__ void for_each_tap(const T* x, const ConvParams& p, int n, int oy, int ox, Fn&& fn) {
-  for (int ky = 0; ky < p.kh; ++ky) {
-    const int iy = oy * p.sh - p.pad_top + ky * p.dh;
-    if (iy < 0 || iy >= p.h) continue;
-    for (int kx = 0; kx < p.kw; ++kx) {
-      const int ix = ox * p.sw - p.pad_left + kx * p.dw;
-      if (ix < 0 || ix >= p.w) continue;
-      fn(x + ((n * p.h + iy) * p.w + ix) * p.c, ky * p.kw + kx);
+  if constexpr (KS > 0) {
+#pragma unroll
+    for (int ky = 0; ky < KS; ++ky) {
+      const int iy = oy * p.sh - p.pad_top + ky * p.dh;
+      const bool row_in = iy >= 0 && iy < p.h;
+#pragma unroll
+      for (int kx = 0; kx < KS; ++kx) {
+        const int ix = ox * p.sw - p.pad_left + kx * p.dw;
+        if (row_in && ix >= 0 && ix < p.w) fn(x + ((n * p.h + iy) * p.w + ix) * p.c, ky * KS + kx);
+      }
+    }
+  } else {
+    for (int ky = 0; ky < p.kh; ++ky) {
+      const int iy = oy * p.sh - p.pad_top + ky * p.dh;
+      if (iy < 0 || iy >= p.h) continue;
+      for (int kx = 0; kx < p.kw; ++kx) {
+        const int ix = ox * p.sw - p.pad_left + kx * p.dw;
+        if (ix < 0 || ix >= p.w) continue;
+        fn(x + ((n * p.h + iy) * p.w + ix) * p.c, ky * p.kw + kx);
+      }
     }
   }
 }
@@ -620,12 +637,33 @@ __global__ void dwpw_kernel(const __half* __restrict__ x, const __half* __restri
 // The filter panel is loaded before pdl_wait(): the weights were written before the graph ran, so
 // the loads may overlap the end of the kernel before this one. N % 8 != 0 (kConvPw16 only: heads
 // of 17 or 34 channels) loads the panel and stores the outputs one value at a time.
-constexpr int kDwPw16MaxK = 1024;
+constexpr int kDwPw16MaxK = 2048;  // and the tile must fit the device's shared memory (tile16_fits)
 inline int dwpw16_warps(int k) { return k >= 128 ? 16 : 4; }
 size_t dwpw16_smem(int k) {
   const size_t kc = (static_cast<size_t>(k) + 15) / 16 * 16;
   return sizeof(__half) * (16 * (kc + 8) + kc * (32 + 8)) + sizeof(float) * dwpw16_warps(k) * 16 * (32 + 4);
 }
+// The shared memory one block may opt in to on the current device (227 KiB on sm_90, 163 KiB on
+// sm_80, 99 KiB on sm_86/89), asked once per device; 48 KiB when there is no device to ask.
+size_t max_smem_optin() {
+  constexpr int kDevices = 64;
+  static std::atomic<int> asked[kDevices] = {};  // 0: not asked yet
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 48 * 1024;
+  }
+  int v = dev >= 0 && dev < kDevices ? asked[dev].load(std::memory_order_relaxed) : 0;
+  if (v > 0) return static_cast<size_t>(v);
+  if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess || v <= 0) {
+    cudaGetLastError();
+    v = 48 * 1024;
+  }
+  if (dev >= 0 && dev < kDevices) asked[dev].store(v, std::memory_order_relaxed);
+  return static_cast<size_t>(v);
+}
+// Whether a tile16 kernel over k input channels fits this device.
+bool tile16_fits(int k) { return k > 0 && k <= kDwPw16MaxK && dwpw16_smem(k) <= max_smem_optin(); }
 // d: the depthwise layer (DW), or the 1x1 convolution itself (its n, oh, ow and c give M and K).
 template <class TO, int WARPS, bool DW>
 __device__ __forceinline__ void tile16(const __half* __restrict__ x, const __half* __restrict__ wd,
@@ -764,7 +802,7 @@ __global__ void __launch_bounds__(WARPS * 32) pw16_group_kernel(Pw16Group g) {
                            blockIdx.x, blockIdx.y);
 }
 
-template <class T, class TO>
+template <class T, class TO, int KS>
 __global__ void depthwise_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
                                  const T* __restrict__ res, TO* __restrict__ y, ConvParams p) {
   pdl_wait();
@@ -778,14 +816,14 @@ __global__ void depthwise_kernel(const T* __restrict__ x, const T* __restrict__ 
     const int n = t / p.oh;
     const int c = oc / p.multiplier;
     float acc = 0.0f;
-    for_each_tap(x, p, n, oy, ox, [&](const T* xp, int tap) { acc += ldf(xp + c) * ldf(w + tap * p.o + oc); });
+    for_each_tap<KS>(x, p, n, oy, ox, [&](const T* xp, int tap) { acc += ldf(xp + c) * ldf(w + tap * p.o + oc); });
     epilogue(y, res, i, oc, acc, bias, static_cast<int>(p.act));
   }
 }
 
 // V adjacent channels per thread (multiplier 1): V = 2 with half2/float2 loads, V = 8 with 16-byte
-// loads of half.
-template <class T, class TO, int V>
+// loads of half. KS: as for_each_tap (3 for 3x3 filters, else 0).
+template <class T, class TO, int V, int KS>
 __global__ void depthwise_vec_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
                                      const T* __restrict__ res, TO* __restrict__ y, ConvParams p) {
   pdl_wait();
@@ -804,7 +842,7 @@ __global__ void depthwise_vec_kernel(const T* __restrict__ x, const T* __restric
     float acc[V];
 #pragma unroll
     for (int j = 0; j < V; ++j) acc[j] = 0.0f;
-    for_each_tap(x, p, n, oy, ox, [&](const T* xp, int tap) {
+    for_each_tap<KS>(x, p, n, oy, ox, [&](const T* xp, int tap) {
       const Pack xv = reinterpret_cast<const Pack*>(xp)[cg];
       const Pack wv = reinterpret_cast<const Pack*>(w + tap * p.o)[cg];
 #pragma unroll
@@ -1020,12 +1058,16 @@ void launch_dw(int tactic, const T* x, const T* w, const float* bias, const T* r
     }
     return;
   }
+  // 3x3 filters (every depthwise layer of the MoveNet and PoseNet models) with unrolled taps.
+  const bool k3 = p.kh == 3 && p.kw == 3;
   if (tactic == kDwVec2)
-    launch(depthwise_vec_kernel<T, TO, 2>, grid_for(total / 2, 256), 256, 0, s, x, w, bias, r, y, p);
+    launch(k3 ? depthwise_vec_kernel<T, TO, 2, 3> : depthwise_vec_kernel<T, TO, 2, 0>, grid_for(total / 2, 256), 256, 0, s, x, w,
+           bias, r, y, p);
   else if (tactic == kDwVec8)
-    launch(depthwise_vec_kernel<T, TO, 8>, grid_for(total / 8, 128), 128, 0, s, x, w, bias, r, y, p);
+    launch(k3 ? depthwise_vec_kernel<T, TO, 8, 3> : depthwise_vec_kernel<T, TO, 8, 0>, grid_for(total / 8, 128), 128, 0, s, x, w,
+           bias, r, y, p);
   else
-    launch(depthwise_kernel<T, TO>, grid_for(total, 256), 256, 0, s, x, w, bias, r, y, p);
+    launch(k3 ? depthwise_kernel<T, TO, 3> : depthwise_kernel<T, TO, 0>, grid_for(total, 256), 256, 0, s, x, w, bias, r, y, p);
 }
 
 // Calls fn(x, w, r, y) with the buffers cast to the layer's input and output types.
@@ -1052,7 +1094,7 @@ bool conv_tactic_applies(int tactic, const ConvParams& p, bool half) {
     case kConvGemm32: return is_pointwise(p);
     case kConvWmma64:
     case kConvWmma32: return half && is_pointwise(p);
-    case kConvPw16: return half && is_pointwise(p) && p.c % 8 == 0 && p.c <= kDwPw16MaxK;
+    case kConvPw16: return half && is_pointwise(p) && p.c % 8 == 0 && tile16_fits(p.c);
     default: return false;
   }
 }
@@ -1129,7 +1171,7 @@ void depthwise_conv2d(int tactic, bool half, const void* x, const void* w, const
 
 bool dwpw_applies(int tactic, const ConvParams& d, const ConvParams& p, bool half) {
   if (tactic != kConvDwPw64 && tactic != kConvDwPw16) return false;
-  if (tactic == kConvDwPw16 && d.c > kDwPw16MaxK) return false;
+  if (tactic == kConvDwPw16 && !tile16_fits(d.c)) return false;
   return half && fits_int32(d) && fits_int32(p) && d.multiplier == 1 && d.kh == 3 && d.kw == 3 && d.dh == 1 &&
          d.dw == 1 && d.sh == d.sw && (d.sh == 1 || d.sh == 2) && d.c % 8 == 0 && d.o == d.c && !d.out_f32 &&
          is_pointwise(p) && p.c == d.c && p.n == d.n && p.h == d.oh && p.w == d.ow && p.o % 8 == 0;

@@ -54,7 +54,8 @@ enum ConvTactic : int {
                                // the input of the elementwise chain right before it (tactic kChainFused
                                // there), each value put through the chain once (chain_conv2d; chosen per
                                // pair by the tuner, never alone)
-  kConvPw16 = 13,        // 1x1 stride 1, half, c % 8 == 0, c <= 1024: the tiles of dw+pw16x32 (16 pixels x 32
+  kConvPw16 = 13,        // 1x1 stride 1, half, c % 8 == 0, the c-channel tile fits the GPU's shared memory
+                         // (c up to 560 on sm_86/89, 1152 on sm_80, 1744 on sm_90): the tiles of dw+pw16x32 (16 pixels x 32
                          // output channels, all of K staged at once and split over warps) on the input
                          // itself; any o (o % 8 != 0 loads the filter and stores one value at a time)
   kConvGroupPw16 = 14,   // horizontal group of 1x1 convolutions (as kConvGroupWmma), each as pw16x32
