@@ -769,37 +769,32 @@ __global__ void __launch_bounds__(WARPS * 32) pw16_kernel(const __half* __restri
   tile16<TO, WARPS, false>(x, nullptr, nullptr, p, B, bias, R, Y, p.o, act, blockIdx.x, blockIdx.y);  // pdl_wait() inside
 }
 
-// Up to kMaxConvGroup independent depthwise + pointwise pairs in one launch (kConvGroupDwPw16):
-// blockIdx.z picks the pair, which runs the tile of dwpw16_kernel.
-struct DwPwGroup {
-  DwPwArgs p[kMaxConvGroup];
+// Up to kMaxConvGroup independent layers in one launch, blockIdx.z picking the member: depthwise +
+// pointwise pairs (Args = DwPwArgs, kConvGroupDwPw16), each the tile of dwpw16_kernel, or 1x1
+// convolutions (Args = Conv1x1Args, kConvGroupPw16), each the tile of pw16_kernel. Blocks past a
+// smaller member's tiles only wait (pdl_wait) and return.
+template <class Args>
+struct Group16 {
+  Args p[kMaxConvGroup];
 };
-template <class TO, int WARPS>
-__global__ void __launch_bounds__(WARPS * 32) dwpw16_group_kernel(DwPwGroup g) {
-  const DwPwArgs& q = g.p[blockIdx.z];
-  if (static_cast<int>(blockIdx.x) * 16 >= q.d.n * q.d.oh * q.d.ow || static_cast<int>(blockIdx.y) * 32 >= q.p.o) {
+template <class TO, int WARPS, class Args>
+__global__ void __launch_bounds__(WARPS * 32) tile16_group_kernel(Group16<Args> g) {
+  constexpr bool DW = std::is_same_v<Args, DwPwArgs>;
+  const Args& q = g.p[blockIdx.z];
+  const ConvParams* tp;  // the tile's M and K: the depthwise layer, or the 1x1 convolution itself
+  const void* w;         // the 1x1 filter
+  if constexpr (DW) tp = &q.d, w = q.wp;
+  else tp = &q.p, w = q.w;
+  if (static_cast<int>(blockIdx.x) * 16 >= tp->n * tp->oh * tp->ow || static_cast<int>(blockIdx.y) * 32 >= q.p.o) {
     pdl_wait();
     return;
   }
-  tile16<TO, WARPS, true>(static_cast<const __half*>(q.x), static_cast<const __half*>(q.wd), q.bd, q.d,
-                          static_cast<const __half*>(q.wp), q.bias, static_cast<const __half*>(q.res), static_cast<TO*>(q.y),
-                          q.p.o, static_cast<int>(q.p.act), blockIdx.x, blockIdx.y);
-}
-
-// Up to kMaxConvGroup independent 1x1 convolutions in one launch on pw16's tiles (kConvGroupPw16).
-struct Pw16Group {
-  Conv1x1Args p[kMaxConvGroup];
-};
-template <class TO, int WARPS>
-__global__ void __launch_bounds__(WARPS * 32) pw16_group_kernel(Pw16Group g) {
-  const Conv1x1Args& q = g.p[blockIdx.z];
-  if (static_cast<int>(blockIdx.x) * 16 >= q.p.n * q.p.h * q.p.w || static_cast<int>(blockIdx.y) * 32 >= q.p.o) {
-    pdl_wait();
-    return;
-  }
-  tile16<TO, WARPS, false>(static_cast<const __half*>(q.x), nullptr, nullptr, q.p, static_cast<const __half*>(q.w), q.bias,
-                           static_cast<const __half*>(q.res), static_cast<TO*>(q.y), q.p.o, static_cast<int>(q.p.act),
-                           blockIdx.x, blockIdx.y);
+  const __half* wd = nullptr;
+  const float* bd = nullptr;
+  if constexpr (DW) wd = static_cast<const __half*>(q.wd), bd = q.bd;
+  tile16<TO, WARPS, DW>(static_cast<const __half*>(q.x), wd, bd, *tp, static_cast<const __half*>(w), q.bias,
+                        static_cast<const __half*>(q.res), static_cast<TO*>(q.y), q.p.o, static_cast<int>(q.p.act), blockIdx.x,
+                        blockIdx.y);
 }
 
 template <class T, class TO, int KS>
@@ -1222,7 +1217,7 @@ void conv1x1_group(int tactic, const Conv1x1Args* a, int count, void* stream) {
     throw Error("conv tactic " + conv_tactic_label(tactic) + " does not apply to these layers");
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (tactic == kConvGroupPw16) {
-    Pw16Group g{};
+    Group16<Conv1x1Args> g{};
     int mt = 1, nt = 1, kmax = 0;
     for (int i = 0; i < count; ++i) {
       const ConvParams& p = a[i].p;
@@ -1239,9 +1234,12 @@ void conv1x1_group(int tactic, const Conv1x1Args* a, int count, void* stream) {
     const dim3 grid(mt, nt, count);
     const size_t smem = dwpw16_smem(kmax);
     if (a[0].p.out_f32)
-      launch16("group:pw16x32", warps == 16 ? pw16_group_kernel<float, 16> : pw16_group_kernel<float, 4>, grid, warps, smem, s, g);
+      launch16("group:pw16x32", warps == 16 ? tile16_group_kernel<float, 16, Conv1x1Args> : tile16_group_kernel<float, 4, Conv1x1Args>,
+               grid, warps, smem, s, g);
     else
-      launch16("group:pw16x32", warps == 16 ? pw16_group_kernel<__half, 16> : pw16_group_kernel<__half, 4>, grid, warps, smem, s, g);
+      launch16("group:pw16x32",
+               warps == 16 ? tile16_group_kernel<__half, 16, Conv1x1Args> : tile16_group_kernel<__half, 4, Conv1x1Args>, grid,
+               warps, smem, s, g);
     check_launch("conv1x1_group");
     return;
   }
@@ -1279,7 +1277,7 @@ void dw_pw_group(const DwPwArgs* a, int count, void* stream) {
   std::vector<ConvParams> ds, ps;
   for (int i = 0; i < count; ++i) ds.push_back(a[i].d), ps.push_back(a[i].p);
   if (!dw_pw_group_applies(ds.data(), ps.data(), count)) throw Error("conv tactic group:dw+pw16x32 does not apply to these layers");
-  DwPwGroup g{};
+  Group16<DwPwArgs> g{};
   int mt = 1, nt = 1, kmax = 0;
   for (int i = 0; i < count; ++i) {
     const DwPwArgs& q = a[i];
@@ -1294,8 +1292,8 @@ void dw_pw_group(const DwPwArgs* a, int count, void* stream) {
   const size_t smem = dwpw16_smem(kmax);
   const int warps = dwpw16_warps(kmax);
   auto run = [&](auto kernel) { launch16("group:dw+pw16x32", kernel, dim3(mt, nt, count), warps, smem, s, g); };
-  if (a[0].p.out_f32) warps == 16 ? run(dwpw16_group_kernel<float, 16>) : run(dwpw16_group_kernel<float, 4>);
-  else warps == 16 ? run(dwpw16_group_kernel<__half, 16>) : run(dwpw16_group_kernel<__half, 4>);
+  if (a[0].p.out_f32) warps == 16 ? run(tile16_group_kernel<float, 16, DwPwArgs>) : run(tile16_group_kernel<float, 4, DwPwArgs>);
+  else warps == 16 ? run(tile16_group_kernel<__half, 16, DwPwArgs>) : run(tile16_group_kernel<__half, 4, DwPwArgs>);
   check_launch("dw_pw_group");
 }
 
