@@ -169,9 +169,25 @@ void Context::download_output(int i, void* host, size_t bytes) {
 std::vector<std::pair<std::string, double>> Context::profile_layers(int batch) {
   const auto& p = impl_->engine->impl->plan();
   std::vector<std::pair<std::string, double>> r;
-  cudaEvent_t e0, e1;
-  cuda::check(cudaEventCreate(&e0), "cudaEventCreate");
-  cuda::check(cudaEventCreate(&e1), "cudaEventCreate");
+  // Two events, destroyed however this returns.
+  struct Events {
+    cudaEvent_t e[2] = {nullptr, nullptr};
+    Events() {
+      try {
+        for (auto& x : e) cuda::check(cudaEventCreate(&x), "cudaEventCreate");
+      } catch (...) {
+        release();
+        throw;
+      }
+    }
+    ~Events() { release(); }
+    void release() {
+      for (auto& x : e)
+        if (x) cudaEventDestroy(x), x = nullptr;
+    }
+  };
+  Events ev;
+  cudaEvent_t e0 = ev.e[0], e1 = ev.e[1];
   // Each layer alone in a CUDA graph of repeated launches, as the tuner times it (time_tactic):
   // launched directly, cuDNN's host-side work per call (tens of microseconds) would hide the GPU time.
   // A depthwise layer fused into the pointwise layer after it launches nothing: the pair is one
@@ -195,8 +211,6 @@ std::vector<std::pair<std::string, double>> Context::profile_layers(int batch) {
     else
       r.emplace_back(std::string(op_name(p.layers[i].op)) + " " + p.layers[i].name, *us);
   }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
   return r;
 }
 

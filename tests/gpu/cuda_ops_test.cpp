@@ -600,6 +600,20 @@ TEST(CudaOps, HorizontalGroups) {
     }
   }
   EXPECT_EQ(ran, 16);
+  // pw16x32 members split K over 4 warps below 128 channels and 16 from 128: a group of both would
+  // run one of them with the other's count, adding its partial sums in another order than alone,
+  // so such a group is refused (the wmma64x64 group has no such split).
+  cuda::ConvParams a{}, b{};
+  a.n = b.n = 1;
+  a.h = a.w = a.oh = a.ow = b.h = b.w = b.oh = b.ow = 12;
+  a.kh = a.kw = a.sh = a.sw = a.dh = a.dw = b.kh = b.kw = b.sh = b.sw = b.dh = b.dw = 1;
+  a.o = b.o = 32;
+  a.c = 96;
+  b.c = 256;
+  const cuda::ConvParams mixed[2] = {a, b}, same[2] = {a, a};
+  EXPECT_FALSE(cuda::conv1x1_group_applies(cuda::kConvGroupPw16, mixed, 2));
+  EXPECT_TRUE(cuda::conv1x1_group_applies(cuda::kConvGroupPw16, same, 2));
+  EXPECT_TRUE(cuda::conv1x1_group_applies(cuda::kConvGroupWmma, mixed, 2));
 }
 
 // An elementwise chain and the convolution that reads it, as one kernel (kChainFused +

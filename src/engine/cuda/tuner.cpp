@@ -84,15 +84,22 @@ std::optional<double> time_tactic(DeviceContext& ctx, size_t i, int batch, int t
     cudaGraph_t graph = nullptr;
     check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture (tuning)");
     std::string failed;
+    auto abandon = [&] {
+      cudaStreamEndCapture(s, &graph);
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+    };
     try {
       for (int r = 0; r < reps; ++r) ctx.launch_layer(i, batch, t);
     } catch (const Error& e) {
       if (!lib) {
-        cudaStreamEndCapture(s, &graph);
-        if (graph) cudaGraphDestroy(graph);
+        abandon();
         throw;
       }
       failed = e.what();
+    } catch (...) {  // anything else: the stream must not stay in capture mode
+      abandon();
+      throw;
     }
     const cudaError_t ec = cudaStreamEndCapture(s, &graph);
     if (ec != cudaSuccess && failed.empty()) failed = std::string("stream capture failed: ") + cudaGetErrorString(ec);

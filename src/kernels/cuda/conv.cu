@@ -1205,8 +1205,12 @@ void dw_pw_conv2d(int tactic, const void* x, const void* wd, const float* bd, co
 bool conv1x1_group_applies(int tactic, const ConvParams* p, int count) {
   if (count < 2 || count > kMaxConvGroup || (tactic != kConvGroupWmma && tactic != kConvGroupPw16)) return false;
   const int each = tactic == kConvGroupWmma ? kConvWmma64 : kConvPw16;
-  for (int i = 0; i < count; ++i)
+  for (int i = 0; i < count; ++i) {
     if (!conv_tactic_applies(each, p[i], true) || p[i].out_f32 != p[0].out_f32) return false;
+    // pw16x32 splits K over dwpw16_warps(K) warps: a member run with another count would add its
+    // partial sums in another order than alone.
+    if (tactic == kConvGroupPw16 && dwpw16_warps(p[i].c) != dwpw16_warps(p[0].c)) return false;
+  }
   return true;
 }
 
@@ -1228,8 +1232,8 @@ void conv1x1_group(int tactic, const Conv1x1Args* a, int count, void* stream) {
       nt = std::max(nt, (p.o + 31) / 32);
       kmax = std::max(kmax, p.c);
     }
-    // Every member runs with the widest member's warps and shared memory (tile16 lays out its
-    // own K inside).
+    // Every member has the same warp count (conv1x1_group_applies) and runs with the widest
+    // member's shared memory (tile16 lays out its own K inside).
     const int warps = dwpw16_warps(kmax);
     const dim3 grid(mt, nt, count);
     const size_t smem = dwpw16_smem(kmax);
