@@ -214,12 +214,10 @@ __device__ __forceinline__ void direct8_taps(const T* __restrict__ x, const T* _
 template <class T, class TO, bool VEC, bool SMEM>
 __global__ void conv_direct8_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
                                     const T* __restrict__ res, TO* __restrict__ y, ConvParams p) {
-  pdl_wait();
   __shared__ __align__(16) float ws[SMEM ? kSmemFilterFloats : 4];
-  if constexpr (SMEM) {
-    stage_filter(w, p, ws);
-    __syncthreads();
-  }
+  if constexpr (SMEM) stage_filter(w, p, ws);  // weights: before the wait (see pdl_wait)
+  pdl_wait();
+  if constexpr (SMEM) __syncthreads();
   const bool k3c3 = p.kh == 3 && p.kw == 3 && p.c == 3;
   const int groups = p.o / 8;
   const int total = p.n * p.oh * p.ow * groups;
@@ -289,10 +287,10 @@ __global__ void __launch_bounds__(128) chain_conv_kernel(const X* __restrict__ x
                                                          const float* __restrict__ bias, const T* __restrict__ res,
                                                          TO* __restrict__ y, ConvParams p,
                                                          const __grid_constant__ ChainProgram prog) {
-  pdl_wait();
   __shared__ __align__(16) float ws[kSmemFilterFloats];
   __shared__ float xs[kChainTileFloats];
-  stage_filter(w, p, ws);
+  stage_filter(w, p, ws);  // weights: before the wait (see pdl_wait)
+  pdl_wait();
   const int tiles_x = (p.ow + kChainTile - 1) / kChainTile, tiles_y = (p.oh + kChainTile - 1) / kChainTile;
   const int tx = blockIdx.x % tiles_x, ty = (blockIdx.x / tiles_x) % tiles_y, n = blockIdx.x / (tiles_x * tiles_y);
   const int oy0 = ty * kChainTile, ox0 = tx * kChainTile;

@@ -61,8 +61,8 @@ inline int grid_for(int64_t total, int threads) {
 // Every kernel launched through launch() must call pdl_wait() before it touches memory that an
 // earlier kernel may write (activations), and unconditionally (no thread may exit before it): a
 // kernel that completes without waiting would let the kernel after it run before the one before
-// it. Weights, written before the graph runs, may be read before it (the tile16 kernels in conv.cu
-// load their filter panel first, overlapping the end of the kernel before them).
+// it. Weights, written before the graph runs, may be read before it (the tile16 and direct8smem
+// kernels in conv.cu load their filters first, overlapping the end of the kernel before them).
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
