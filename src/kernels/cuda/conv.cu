@@ -977,6 +977,21 @@ void launch16(const std::string& what, void (*kernel)(P...), dim3 grid, int warp
                 cudaGetErrorString(e));
 }
 
+// Launches a horizontal group of tile16 members (g: count members; mt x nt tiles of the largest;
+// kmax: the widest member's K, whose warps and shared memory every member runs with).
+template <class Args>
+void launch_group16(const std::string& what, const Group16<Args>& g, int count, int mt, int nt, int kmax, bool out_f32,
+                    cudaStream_t s) {
+  const int warps = dwpw16_warps(kmax);
+  const size_t smem = dwpw16_smem(kmax);
+  const dim3 grid(mt, nt, count);
+  if (out_f32)
+    launch16(what, warps == 16 ? tile16_group_kernel<float, 16, Args> : tile16_group_kernel<float, 4, Args>, grid, warps, smem, s, g);
+  else
+    launch16(what, warps == 16 ? tile16_group_kernel<__half, 16, Args> : tile16_group_kernel<__half, 4, Args>, grid, warps, smem, s,
+             g);
+}
+
 template <class T, class TO>
 void launch_conv(int tactic, const T* x, const T* w, const float* bias, const T* r, TO* y, const ConvParams& p,
                  cudaStream_t s) {
@@ -1232,16 +1247,7 @@ void conv1x1_group(int tactic, const Conv1x1Args* a, int count, void* stream) {
     }
     // Every member has the same warp count (conv1x1_group_applies) and runs with the widest
     // member's shared memory (tile16 lays out its own K inside).
-    const int warps = dwpw16_warps(kmax);
-    const dim3 grid(mt, nt, count);
-    const size_t smem = dwpw16_smem(kmax);
-    if (a[0].p.out_f32)
-      launch16("group:pw16x32", warps == 16 ? tile16_group_kernel<float, 16, Conv1x1Args> : tile16_group_kernel<float, 4, Conv1x1Args>,
-               grid, warps, smem, s, g);
-    else
-      launch16("group:pw16x32",
-               warps == 16 ? tile16_group_kernel<__half, 16, Conv1x1Args> : tile16_group_kernel<__half, 4, Conv1x1Args>, grid,
-               warps, smem, s, g);
+    launch_group16("group:pw16x32", g, count, mt, nt, kmax, a[0].p.out_f32, s);
     check_launch("conv1x1_group");
     return;
   }
@@ -1290,12 +1296,7 @@ void dw_pw_group(const DwPwArgs* a, int count, void* stream) {
     nt = std::max(nt, (q.p.o + 31) / 32);
     kmax = std::max(kmax, q.d.c);
   }
-  cudaStream_t s = static_cast<cudaStream_t>(stream);
-  const size_t smem = dwpw16_smem(kmax);
-  const int warps = dwpw16_warps(kmax);
-  auto run = [&](auto kernel) { launch16("group:dw+pw16x32", kernel, dim3(mt, nt, count), warps, smem, s, g); };
-  if (a[0].p.out_f32) warps == 16 ? run(tile16_group_kernel<float, 16, DwPwArgs>) : run(tile16_group_kernel<float, 4, DwPwArgs>);
-  else warps == 16 ? run(tile16_group_kernel<__half, 16, DwPwArgs>) : run(tile16_group_kernel<__half, 4, DwPwArgs>);
+  launch_group16("group:dw+pw16x32", g, count, mt, nt, kmax, a[0].p.out_f32, static_cast<cudaStream_t>(stream));
   check_launch("dw_pw_group");
 }
 
