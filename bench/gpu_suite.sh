@@ -2,7 +2,8 @@
 # gpu_suite.sh BUILD_DIR OUT_DIR [step...]: the GPU check-and-measure sequence for one call of the
 # GPU machine. Steps: info, tests (GPU tests + CLI on the GPU vs CPU), bench (PoseRT fp16+fp32,
 # with per-layer profile), compare (PoseRT and PyTorch side by side in the same run), pipeline
-# (end-to-end GPU pipeline breakdown and CPU-vs-CUDA decode for every decoder). Default: all. Every log goes to OUT_DIR/logs/ and is packed into OUT_DIR/logs.tgz at the end.
+# (end-to-end GPU pipeline breakdown and CPU-vs-CUDA decode for every decoder), e2e (the
+# end-to-end part of pipeline alone). Default: all. Every log goes to OUT_DIR/logs/ and is packed into OUT_DIR/logs.tgz at the end.
 set -uo pipefail
 build=${1:?usage: gpu_suite.sh BUILD_DIR OUT_DIR [step...]}
 out=${2:?usage: gpu_suite.sh BUILD_DIR OUT_DIR [step...]}
@@ -52,12 +53,18 @@ if has compare; then
     tail -n 8 "$logs/compare_${m}_torch.log"
   done
 fi
-if has pipeline; then
+if has pipeline || has e2e; then
   for m in movenet-lightning movenet-thunder; do
     "$posert" bench --stage e2e --model "$m" --precision fp16 --batch 1,64 \
       --timing-cache /tmp/posert-cache/timing.cache > "$logs/e2e_${m}.log" 2>&1
-    grep -v '^building' "$logs/e2e_${m}.log"
+    grep -v '^building' "$logs/e2e_${m}.log" | head -n 8
   done
+  # Full-HD frames: the mapped transfer modes read only the rows the resize samples.
+  "$posert" bench --stage e2e --model movenet-lightning --precision fp16 --batch 1,8 --width 1920 --height 1080 \
+    --timing-cache /tmp/posert-cache/timing.cache > "$logs/e2e_movenet-lightning_1080p.log" 2>&1
+  grep -v '^building' "$logs/e2e_movenet-lightning_1080p.log" | head -n 8
+fi
+if has pipeline; then
   for m in movenet-lightning movenet-thunder movenet-multipose posenet heatmap; do
     "$posert" bench --stage decode --model "$m" --batch 1,16,64,256 > "$logs/decode_${m}.log" 2>&1
     cat "$logs/decode_${m}.log"

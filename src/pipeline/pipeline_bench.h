@@ -18,15 +18,22 @@ struct E2eBenchOptions {
   int iters = 0;  // 0: 300 for batch <= 8, else 100
   int warmup = 30;
   int width = 640, height = 480;  // random frames
+  // GPU pipeline transfer modes to measure ("copy", "mapped-in", "mapped"; see
+  // cuda::Transfer), alternated run by run on one pipeline.
+  std::vector<std::string> transfers{"copy", "mapped-in", "mapped"};
 };
 
 struct E2eBenchRow {
   int batch = 0;
+  std::string transfer;
   double gpu_p50_ms = 0, gpu_p99_ms = 0;    // CUDA events around the pipeline graph (upload .. download)
   double wall_p50_ms = 0, wall_p99_ms = 0;  // host: staging copy + launch + sync + reading the poses
   // The same with the frames already in the pinned upload buffer (GpuPipeline::frame_slot, as a
   // capture or decode stage writing there would leave them): launch + sync + reading the poses.
   double pinned_wall_p50_ms = 0, pinned_wall_p99_ms = 0;
+  double pinned_gpu_p50_ms = 0;  // CUDA events around the pipeline graph in those runs
+  // Their host side, medians: staging (checks, mode), queueing the graph, waiting, reading the poses.
+  double pinned_stage_ms = 0, pinned_launch_ms = 0, pinned_wait_ms = 0, pinned_results_ms = 0;
   double images_per_s = 0;                  // batch / wall p50
   // Medians of the stage-by-stage run (events between stages, no pipeline graph).
   double upload_ms = 0, preprocess_ms = 0, inference_ms = 0, decode_ms = 0, download_ms = 0, staged_total_ms = 0;

@@ -25,20 +25,38 @@ struct Tap {
   float w;
 };
 
+Tap tap_at(int i, float scale, int in_size) {
+  const float in = (static_cast<float>(i) + 0.5f) * scale - 0.5f;
+  const float f = std::floor(in);
+  return {std::max(static_cast<int>(f), 0), std::min(static_cast<int>(std::ceil(in)), in_size - 1), in - f};
+}
+
+float tap_scale(int out_size, int in_size) { return static_cast<float>(in_size) / static_cast<float>(out_size); }
+
 std::vector<Tap> taps(int out_size, int in_size) {
   std::vector<Tap> t(static_cast<size_t>(out_size));
-  const float scale = static_cast<float>(in_size) / static_cast<float>(out_size);
-  for (int i = 0; i < out_size; ++i) {
-    const float in = (static_cast<float>(i) + 0.5f) * scale - 0.5f;
-    const float f = std::floor(in);
-    t[i].lo = std::max(static_cast<int>(f), 0);
-    t[i].hi = std::min(static_cast<int>(std::ceil(in)), in_size - 1);
-    t[i].w = in - f;
-  }
+  const float scale = tap_scale(out_size, in_size);
+  for (int i = 0; i < out_size; ++i) t[i] = tap_at(i, scale, in_size);
   return t;
 }
 
 }  // namespace
+
+std::vector<int> sampled_indices(int out_size, int in_size) {
+  if (out_size <= 0 || in_size <= 0) return {};
+  std::vector<char> used(static_cast<size_t>(in_size), 0);
+  for (const Tap& t : taps(out_size, in_size)) used[t.lo] = used[t.hi] = 1;
+  std::vector<int> r;
+  for (int i = 0; i < in_size; ++i)
+    if (used[i]) r.push_back(i);
+  return r;
+}
+
+std::pair<int, int> sampled_span(int out_size, int in_size) {
+  if (out_size <= 0 || in_size <= 0) return {0, -1};
+  const float scale = tap_scale(out_size, in_size);
+  return {tap_at(0, scale, in_size).lo, tap_at(out_size - 1, scale, in_size).hi};
+}
 
 CropRect letterbox_crop(const Letterbox& lb) { return {-lb.pad_x, -lb.pad_y, lb.side, lb.side}; }
 

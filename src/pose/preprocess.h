@@ -2,6 +2,7 @@
 // top/left), bilinear resize with half-pixel centres to the model size, then the model's input
 // encoding. Letterbox maps coordinates between the model input and the original image.
 #pragma once
+#include <utility>
 #include "core/tensor.h"
 #include "io/image.h"
 #include "pose/model_spec.h"
@@ -39,6 +40,12 @@ CropTransform crop_transform(const CropRect& crop, int out_w, int out_h);
 // `input` ([N, out_h, out_w, 3], int32 or float32 per the encoding). All arithmetic in float32.
 void preprocess_crop_into(const uint8_t* rgb, int width, int height, const CropRect& crop, InputEncoding enc,
                           Tensor& input, int b);
+// The crop indices (0..in_size-1, ascending, each once) that this resize of in_size to out_size
+// samples along one axis: which rows (or columns) of a crop preprocess_crop_into reads. The GPU
+// pipeline's mapped transfer copies and reads only these rows.
+std::vector<int> sampled_indices(int out_size, int in_size);
+// The first and last of those (the taps are monotone), without the list.
+std::pair<int, int> sampled_span(int out_size, int in_size);
 // Writes batch item b of `input` ([N, S, S, 3], dtype per spec.encoding).
 void preprocess_into(const Image& img, const ModelSpec& spec, Tensor& input, int b, Letterbox* lb);
 // Convenience: a [1, S, S, 3] tensor for one image.

@@ -64,6 +64,10 @@ TEST(CudaPipeline, PreprocessKernelMatchesCpuBitForBit) {
   items.push_back({random_frame(64, 64, 0, true, rng), {-10, -20, 100, 90}});   // beyond every edge
   items.push_back({random_frame(1, 1, 0, false, rng), {0, 0, 1, 1}});           // one pixel
   items.push_back({random_frame(500, 40, 1, false, rng), {450, 30, 300, 500}}); // mostly outside
+  // Rows wider than the mapped kernel stages (kMappedRowBytes): it reads those pixel by pixel.
+  items.push_back({random_frame(6000, 5, 0, true, rng), {-100, -3, 6300, 11}});
+  ASSERT_FALSE(cuda::mapped_preprocess_fits(6000));
+  items.push_back({random_frame(333, 250, 7, false, rng), {300, 200, 40, 30}});  // upscaled corner crop
   const int n = static_cast<int>(items.size());
   std::vector<uint8_t> packed;
   std::vector<cuda::FrameDesc> desc(n);
@@ -80,7 +84,16 @@ TEST(CudaPipeline, PreprocessKernelMatchesCpuBitForBit) {
     desc[b].crop_h = items[b].crop.h;
     packed.insert(packed.end(), items[b].f.bytes.begin(), items[b].f.bytes.end());
   }
+  packed.resize((packed.size() + 15) / 16 * 16);  // the mapped kernel's slots end on 16 bytes
   void *d_frames = nullptr, *d_desc = nullptr, *d_out = nullptr;
+  // The same frames and descriptors in mapped pinned host memory, for the mapped kernel.
+  void *h_frames = nullptr, *h_desc = nullptr, *m_frames = nullptr, *m_desc = nullptr;
+  cuda::check(cudaHostAlloc(&h_frames, packed.size(), cudaHostAllocMapped), "host alloc");
+  cuda::check(cudaHostAlloc(&h_desc, n * sizeof(cuda::FrameDesc), cudaHostAllocMapped), "host alloc");
+  cuda::check(cudaHostGetDevicePointer(&m_frames, h_frames, 0), "mapped pointer");
+  cuda::check(cudaHostGetDevicePointer(&m_desc, h_desc, 0), "mapped pointer");
+  std::memcpy(h_frames, packed.data(), packed.size());
+  std::memcpy(h_desc, desc.data(), n * sizeof(cuda::FrameDesc));
   cuda::check(cudaMalloc(&d_frames, packed.size()), "malloc");
   cuda::check(cudaMalloc(&d_desc, n * sizeof(cuda::FrameDesc)), "malloc");
   cuda::check(cudaMemcpy(d_frames, packed.data(), packed.size(), cudaMemcpyHostToDevice), "upload");
@@ -93,28 +106,53 @@ TEST(CudaPipeline, PreprocessKernelMatchesCpuBitForBit) {
       Tensor want(dt, {n, oh, ow, 3});
       for (int b = 0; b < n; ++b)
         preprocess_crop_into(items[b].f.rgb.data(), items[b].f.w, items[b].f.h, items[b].crop, enc, want, b);
-      cuda::check(cudaMalloc(&d_out, want.nbytes()), "malloc");
-      cuda::check(cudaMemset(d_out, 0xFF, want.nbytes()), "memset");
-      cuda::preprocess_frames(static_cast<const uint8_t*>(d_frames), static_cast<const cuda::FrameDesc*>(d_desc), n, ow, oh,
-                              enc == InputEncoding::RoundedInt32 ? cuda::PreprocessOut::RoundedInt32
-                                                                 : cuda::PreprocessOut::FloatMinus1To1,
-                              d_out, nullptr);
-      Tensor got(dt, {n, oh, ow, 3});
-      cuda::check(cudaMemcpy(got.raw(), d_out, got.nbytes(), cudaMemcpyDeviceToHost), "download");
-      cudaFree(d_out);
-      for (int b = 0; b < n; ++b) {
-        const size_t per = got.nbytes() / n;
-        EXPECT_EQ(0, std::memcmp(got.raw() + b * per, want.raw() + b * per, per))
-            << "item " << b << " (" << items[b].f.w << "x" << items[b].f.h << ", crop " << items[b].crop.x << ","
-            << items[b].crop.y << " " << items[b].crop.w << "x" << items[b].crop.h << ") output " << ow << "x" << oh
-            << (enc == InputEncoding::RoundedInt32 ? " int32" : " float");
-        ++compared;
+      for (bool mapped : {false, true}) {
+        cuda::check(cudaMalloc(&d_out, want.nbytes()), "malloc");
+        cuda::check(cudaMemset(d_out, 0xFF, want.nbytes()), "memset");
+        const auto pe = enc == InputEncoding::RoundedInt32 ? cuda::PreprocessOut::RoundedInt32 : cuda::PreprocessOut::FloatMinus1To1;
+        if (mapped)
+          cuda::preprocess_frames_mapped(static_cast<const uint8_t*>(m_frames), static_cast<const cuda::FrameDesc*>(m_desc), n, ow,
+                                         oh, pe, d_out, nullptr);
+        else
+          cuda::preprocess_frames(static_cast<const uint8_t*>(d_frames), static_cast<const cuda::FrameDesc*>(d_desc), n, ow, oh,
+                                  pe, d_out, nullptr);
+        Tensor got(dt, {n, oh, ow, 3});
+        cuda::check(cudaMemcpy(got.raw(), d_out, got.nbytes(), cudaMemcpyDeviceToHost), "download");
+        cudaFree(d_out);
+        for (int b = 0; b < n; ++b) {
+          const size_t per = got.nbytes() / n;
+          EXPECT_EQ(0, std::memcmp(got.raw() + b * per, want.raw() + b * per, per))
+              << (mapped ? "mapped kernel" : "kernel") << ", item " << b << " (" << items[b].f.w << "x" << items[b].f.h
+              << ", crop " << items[b].crop.x << "," << items[b].crop.y << " " << items[b].crop.w << "x" << items[b].crop.h
+              << ") output " << ow << "x" << oh << (enc == InputEncoding::RoundedInt32 ? " int32" : " float");
+          ++compared;
+        }
       }
     }
   }
-  EXPECT_EQ(compared, n * 6);
+  EXPECT_EQ(compared, n * 12);
+  // What the mapped kernel reads for a 640x480 letterbox at 192x192: about 2 * 144 rows of 1920
+  // bytes, not the 921,600-byte frame.
+  cuda::FrameDesc lb;
+  lb.width = 640;
+  lb.height = 480;
+  lb.pitch = 1920;
+  const CropRect c = letterbox_crop(make_letterbox(640, 480, 192));
+  lb.crop_x = c.x;
+  lb.crop_y = c.y;
+  lb.crop_w = c.w;
+  lb.crop_h = c.h;
+  const cuda::MappedRows read = cuda::mapped_rows(lb, 192, 192);
+  EXPECT_GE(read.rows.size(), 280u);
+  EXPECT_LE(read.rows.size(), 292u);
+  // Columns 1 (centre 0.5 * 640/192 - 0.5 = 1.17) to 638 (191.5 * 640/192 - 0.5 = 637.8, up).
+  EXPECT_EQ(read.first, 3);
+  EXPECT_EQ(read.last, 639 * 3);
+  EXPECT_EQ(read.bytes, static_cast<int64_t>(read.rows.size()) * 1920) << "rows of 1920 bytes start 16-byte aligned";
   cudaFree(d_frames);
   cudaFree(d_desc);
+  cudaFreeHost(h_frames);
+  cudaFreeHost(h_desc);
 }
 
 std::vector<Image> photos() {
@@ -235,6 +273,28 @@ void check_pipeline(const char* model, const char* precision) {
   const auto pinned_again = pipe.run({in_place});  // graph replay
   expect_same_poses(pinned[0], single[0], 0.0, std::string(model) + " frame in the pinned slot");
   expect_same_poses(pinned_again[0], single[0], 0.0, std::string(model) + " frame in the pinned slot, replay");
+  // Every transfer mode gives the same poses bit for bit (batched ran in the default mode).
+  EXPECT_EQ(pipe.transfer(), cuda::Transfer::Mapped) << "the default transfer mode";
+  int64_t copy_bytes = 0;
+  for (cuda::Transfer t : {cuda::Transfer::Copy, cuda::Transfer::MappedIn, cuda::Transfer::Mapped}) {
+    pipe.set_transfer(t);
+    const std::string what = std::string(model) + " " + precision + " transfer " + cuda::transfer_name(t);
+    const auto r = pipe.run(frames);
+    const auto r_replay = pipe.run(frames);
+    const auto r_crop = pipe.run(frames, &crops);
+    cuda::StageTimes ts;
+    const auto r_staged = pipe.run_profiled(frames, &ts);
+    for (int b = 0; b < n; ++b) {
+      expect_same_poses(r[b], batched[b], 0.0, what + " image " + std::to_string(b));
+      expect_same_poses(r_replay[b], batched[b], 0.0, what + " replay, image " + std::to_string(b));
+      expect_same_poses(r_crop[b], cropped[b], 0.0, what + " crop, image " + std::to_string(b));
+      expect_same_poses(r_staged[b], batched[b], 0.0, what + " staged, image " + std::to_string(b));
+    }
+    // Copy runs first: the mapped modes never read more than it uploads (they run as Copy
+    // where they would).
+    if (t == cuda::Transfer::Copy) copy_bytes = ts.upload_bytes;
+    else EXPECT_LE(ts.upload_bytes, copy_bytes) << what;
+  }
   std::printf("[pipeline] %s %s batch %d: upload %.3f preprocess %.3f inference %.3f decode %.3f download %.3f total %.3f ms\n",
               model, precision, n, st.upload, st.preprocess, st.inference, st.decode, st.download, st.total);
 }
@@ -243,6 +303,53 @@ TEST(CudaPipeline, LightningFp32) { POSERT_REQUIRE_GPU(); check_pipeline("movene
 TEST(CudaPipeline, ThunderFp16) { POSERT_REQUIRE_GPU(); check_pipeline("movenet-thunder", "fp16"); }
 TEST(CudaPipeline, MultiPoseFp16) { POSERT_REQUIRE_GPU(); check_pipeline("movenet-multipose", "fp16"); }
 TEST(CudaPipeline, PoseNetFp16) { POSERT_REQUIRE_GPU(); check_pipeline("posenet", "fp16"); }
+
+// Which batches the mapped modes take: Full-HD frames, reading about a fifth of each frame's bytes;
+// not frames wider than the mapped kernel stages, nor small frames that the resize enlarges (the
+// kernel would read more than the frame holds). Every mode gives the same poses.
+TEST(CudaPipeline, TransferModeChoice) {
+  POSERT_REQUIRE_GPU();
+  if (!test::have_model("movenet-lightning")) GTEST_SKIP() << "model movenet-lightning not installed";
+  const ModelSpec& spec = find_model_spec("movenet-lightning");
+  BuildOptions bo;
+  bo.precision = "fp16";
+  bo.max_batch = 2;
+  auto engine = Engine::build(spec.name, test::models_dir(), bo);
+  cuda::GpuPipeline pipe(engine, spec, DecodeOptions{});
+  std::mt19937 rng(3);
+  const Frame wide = random_frame(6000, 700, 0, false, rng), vga = random_frame(640, 480, 0, false, rng);
+  const Frame hd1 = random_frame(1920, 1080, 0, true, rng), hd2 = random_frame(1920, 1080, 0, false, rng);
+  const Frame tiny = random_frame(120, 90, 0, false, rng);
+  ASSERT_FALSE(cuda::mapped_preprocess_fits(wide.w));
+  ASSERT_TRUE(cuda::mapped_preprocess_fits(hd1.w));
+  auto view = [](const Frame& f) { return cuda::FrameView{f.bytes.data(), f.w, f.h, 0, f.bgr}; };
+  struct Case {
+    const char* name;
+    std::vector<cuda::FrameView> batch;
+    bool mapped;  // whether the mapped modes should run it mapped
+  };
+  const Case cases[] = {{"wide + VGA", {view(vga), view(wide)}, false},
+                        {"two Full-HD", {view(hd1), view(hd2)}, true},
+                        {"tiny", {view(tiny)}, false}};
+  for (const Case& c : cases) {
+    int64_t frame_bytes = 0;
+    for (const auto& f : c.batch) frame_bytes += static_cast<int64_t>(f.width) * f.height * 3;
+    pipe.set_transfer(cuda::Transfer::Copy);
+    const auto want = pipe.run(c.batch);
+    for (cuda::Transfer t : {cuda::Transfer::MappedIn, cuda::Transfer::Mapped}) {
+      pipe.set_transfer(t);
+      cuda::StageTimes ts;
+      const auto got = pipe.run(c.batch), staged = pipe.run_profiled(c.batch, &ts);
+      const std::string what = std::string(c.name) + ", " + cuda::transfer_name(t);
+      for (size_t b = 0; b < c.batch.size(); ++b) {
+        expect_same_poses(got[b], want[b], 0.0, what + " item " + std::to_string(b));
+        expect_same_poses(staged[b], want[b], 0.0, what + " staged, item " + std::to_string(b));
+      }
+      if (c.mapped) EXPECT_LT(ts.upload_bytes, frame_bytes / 4) << what << ": only the sampled rows cross PCIe";
+      else EXPECT_GE(ts.upload_bytes, frame_bytes) << what << ": ran with Copy";
+    }
+  }
+}
 
 // The CUDA detector (what `posert run --backend cuda` uses) against the CPU detector on real
 // photos, through detect() and through detect_batch() with a BGR pitched frame and a crop: fp32

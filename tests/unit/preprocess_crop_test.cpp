@@ -3,6 +3,8 @@
 // outside the frame, a hand-computed 2x -> 1x downscale), and crop_transform.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <random>
 
 #include "pose/preprocess.h"
@@ -86,6 +88,48 @@ TEST(PreprocessCrop, LetterboxCropEqualsPreprocessInto) {
     EXPECT_NEAR(m * tf.scale_x + tf.offset_x, lb.to_image_x(m), 1e-4);
     EXPECT_NEAR(m * tf.scale_y + tf.offset_y, lb.to_image_y(m), 1e-4);
   }
+}
+
+// sampled_indices names the rows and columns the resize reads: scrambling every other row and
+// column leaves the output unchanged; the known counts for a 2x halving and a 1:1 copy.
+TEST(PreprocessCrop, SampledIndicesAreWhatTheResizeReads) {
+  EXPECT_EQ(sampled_indices(4, 4), (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_EQ(sampled_indices(2, 4), (std::vector<int>{0, 1, 2, 3}));  // centres 0.5 and 2.5
+  EXPECT_EQ(sampled_indices(1, 3), (std::vector<int>{1}));            // centre 1.0 exactly
+  EXPECT_EQ(sampled_indices(3, 1), (std::vector<int>{0}));
+  struct Case {
+    int w, h;
+    CropRect crop;
+    int ow, oh;
+  };
+  const Case cases[] = {{640, 480, {0, -80, 640, 640}, 192, 192},  // letterbox, 3.3x down
+                        {200, 150, {20, 10, 37, 29}, 96, 80},      // enlarged crop
+                        {300, 200, {-50, 30, 400, 100}, 33, 17}};  // past the left edge
+  for (const Case& c : cases) {
+    const auto rows = sampled_indices(c.oh, c.crop.h), cols = sampled_indices(c.ow, c.crop.w);
+    ASSERT_FALSE(rows.empty());
+    ASSERT_TRUE(std::is_sorted(rows.begin(), rows.end()) && std::adjacent_find(rows.begin(), rows.end()) == rows.end());
+    ASSERT_TRUE(std::is_sorted(cols.begin(), cols.end()) && std::adjacent_find(cols.begin(), cols.end()) == cols.end());
+    EXPECT_LE(rows.size(), std::min<size_t>(2 * c.oh, c.crop.h));
+    EXPECT_EQ(sampled_span(c.ow, c.crop.w), std::make_pair(cols.front(), cols.back()));
+    std::vector<uint8_t> rgb = random_rgb(c.w, c.h, 9);
+    Tensor want(DType::I32, {1, c.oh, c.ow, 3}), got(DType::I32, {1, c.oh, c.ow, 3});
+    preprocess_crop_into(rgb.data(), c.w, c.h, c.crop, InputEncoding::RoundedInt32, want, 0);
+    std::mt19937 rng(4);
+    size_t changed = 0;
+    for (int y = 0; y < c.h; ++y)
+      for (int x = 0; x < c.w; ++x) {
+        const bool row = std::binary_search(rows.begin(), rows.end(), y - c.crop.y);
+        const bool col = std::binary_search(cols.begin(), cols.end(), x - c.crop.x);
+        if (row && col) continue;
+        for (int k = 0; k < 3; ++k) rgb[(static_cast<size_t>(y) * c.w + x) * 3 + k] = static_cast<uint8_t>(rng());
+        ++changed;
+      }
+    EXPECT_GT(changed, 0u);
+    preprocess_crop_into(rgb.data(), c.w, c.h, c.crop, InputEncoding::RoundedInt32, got, 0);
+    EXPECT_EQ(0, std::memcmp(want.raw(), got.raw(), want.nbytes())) << c.w << "x" << c.h << " -> " << c.ow << "x" << c.oh;
+  }
+  EXPECT_EQ(sampled_indices(192, 640).size(), 384u);  // 3.33x: two distinct rows per output row
 }
 
 TEST(PreprocessCrop, RejectsEmptyCropAndWrongTarget) {

@@ -54,6 +54,22 @@ std::vector<int> parse_batches(const std::string& s) {
   return r;
 }
 
+// --transfer: a list of the GPU pipeline's transfer modes, each once.
+std::vector<std::string> parse_transfers(const std::string& s) {
+  std::vector<std::string> r;
+  size_t pos = 0;
+  while (true) {
+    const size_t c = s.find(',', pos);
+    const std::string tok = s.substr(pos, c == std::string::npos ? std::string::npos : c - pos);
+    if ((tok != "copy" && tok != "mapped-in" && tok != "mapped") || std::find(r.begin(), r.end(), tok) != r.end())
+      throw Error("--transfer needs a list of distinct modes from copy, mapped-in, mapped, got '" + s + "'", ErrorKind::Usage);
+    r.push_back(tok);
+    if (c == std::string::npos) break;
+    pos = c + 1;
+  }
+  return r;
+}
+
 int bench_cuda(const Args& a) {
   GpuBenchOptions o;
   o.model = a.get_or("--model", "movenet-lightning");
@@ -116,22 +132,31 @@ int bench_e2e(const Args& a) {
   o.width = a.get_int("--width", 640, 1, 16384);
   o.height = a.get_int("--height", 480, 1, 16384);
   o.timing_cache = a.get_or("--timing-cache", "");
+  if (a.has("--transfer")) o.transfers = parse_transfers(a.get_or("--transfer", ""));
   const E2eBenchReport r = run_e2e_bench(o);
   std::printf("model %s, end to end on the GPU (host %dx%d uint8 frames in, host poses out), %s, GPU %s\n", o.model.c_str(),
               o.width, o.height, o.precision.c_str(), r.gpu.c_str());
-  std::printf("%6s %9s %9s %9s %9s %10s %9s %9s | %8s %8s %8s %8s %8s %8s | %11s %9s\n", "batch", "gpu p50", "gpu p99",
-              "wall p50", "wall p99", "images/s", "pinned50", "pinned99", "upload", "preproc", "infer", "decode", "download",
+  std::printf("%6s %-9s %9s %9s %9s %9s %10s %9s %9s %9s | %8s %8s %8s %8s %8s %8s | %11s %9s\n", "batch", "transfer", "gpu p50",
+              "gpu p99", "wall p50", "wall p99", "images/s", "pinned50", "pinned99", "pin gpu50", "upload", "preproc", "infer", "decode", "download",
               "staged", "up bytes", "down B");
   for (const auto& w : r.rows)
-    std::printf("%6d %9.4f %9.4f %9.4f %9.4f %10.0f %9.4f %9.4f | %8.4f %8.4f %8.4f %8.4f %8.4f %8.4f | %11lld %9lld\n",
-                w.batch, w.gpu_p50_ms, w.gpu_p99_ms, w.wall_p50_ms, w.wall_p99_ms, w.images_per_s, w.pinned_wall_p50_ms,
-                w.pinned_wall_p99_ms, w.upload_ms, w.preprocess_ms, w.inference_ms, w.decode_ms, w.download_ms,
+    std::printf("%6d %-9s %9.4f %9.4f %9.4f %9.4f %10.0f %9.4f %9.4f %9.4f | %8.4f %8.4f %8.4f %8.4f %8.4f %8.4f | %11lld %9lld\n",
+                w.batch, w.transfer.c_str(), w.gpu_p50_ms, w.gpu_p99_ms, w.wall_p50_ms, w.wall_p99_ms, w.images_per_s, w.pinned_wall_p50_ms,
+                w.pinned_wall_p99_ms, w.pinned_gpu_p50_ms, w.upload_ms, w.preprocess_ms, w.inference_ms, w.decode_ms, w.download_ms,
                 w.staged_total_ms, static_cast<long long>(w.upload_bytes), static_cast<long long>(w.download_bytes));
+  std::printf("host side of the pinned calls (medians, ms): stage / launch / wait / read poses\n");
+  for (const auto& w : r.rows)
+    std::printf("%6d %-9s %9.4f %9.4f %9.4f %9.4f\n", w.batch, w.transfer.c_str(), w.pinned_stage_ms, w.pinned_launch_ms,
+                w.pinned_wait_ms, w.pinned_results_ms);
   std::printf("times in ms; gpu: CUDA events around the pipeline graph (upload .. download); wall: host time of the call\n"
               "from frames in ordinary (pageable) memory (copy into the pinned buffer, launch, wait, reading the poses);\n"
-              "pinned: host time of the call with the frames already in the pinned upload buffer (launch, async upload,\n"
-              "wait, reading the poses); the stage columns come from separate stage-by-stage runs (events between\n"
-              "stages, no pipeline graph), medians.\n");
+              "pinned: host time of the call with the frames already in the pinned upload buffer (launch, upload, wait,\n"
+              "reading the poses), 'pin gpu50' the GPU time of those calls; the stage columns come from separate\n"
+              "stage-by-stage runs (events between stages, all queued behind a spin kernel, no pipeline graph), medians.\n"
+              "transfer: copy = async copies of the whole frames up and the poses down; mapped-in = the preprocessing\n"
+              "kernel reads only the rows it samples from pinned host memory in place (up bytes: what it reads);\n"
+              "mapped = that, and the decoder writes the poses straight into pinned host memory. The modes\n"
+              "alternate run by run on one pipeline.\n");
   return 0;
 }
 
@@ -173,7 +198,7 @@ int bench_decode(const Args& a) {
 int cmd_bench(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--model", "--backend", "--runs", "--warmup", "--models-dir", "--width", "--height", "--precision", "--batch",
-          "--engine", "--timing-cache", "--stage", "--threads", "--heatmap", "--input", "--keypoints", "--top-k"},
+          "--engine", "--timing-cache", "--stage", "--threads", "--transfer", "--heatmap", "--input", "--keypoints", "--top-k"},
          {"--help", "-h", "--profile", "--no-graphs", "--one-engine"});
   if (a.has("--help") || a.has("-h")) {
     std::puts("usage: posert bench --model NAME [--backend cpu] [--runs N] [--warmup N]\n"
@@ -183,6 +208,7 @@ int cmd_bench(int argc, char** argv) {
               "                    [--no-graphs] [--one-engine] [--engine X.engine]\n"
               "       posert bench --stage e2e --model NAME [--precision P] [--batch LIST]\n"
               "                    [--width W --height H] [--runs N] [--warmup N]\n"
+              "                    [--transfer copy,mapped-in,mapped]\n"
               "       posert bench --stage decode --model NAME|heatmap [--batch 1,16,64,256]\n"
               "                    [--threads N] [--heatmap 64x48] [--input 256x192]\n"
               "                    [--keypoints 17] [--top-k 1] [--runs N]\n\n"
@@ -199,7 +225,8 @@ int cmd_bench(int argc, char** argv) {
               "--stage e2e: the GPU pipeline from host uint8 frames (random W x H) to host poses, one\n"
               "CUDA graph per batch: GPU time (events) and host wall time, median and p99, with the\n"
               "upload / preprocess / inference / decode / download breakdown and the PCIe bytes, and\n"
-              "the host time with the frames already in the pinned upload buffer.\n"
+              "the host time with the frames already in the pinned upload buffer, for each transfer mode\n"
+              "(default all three, alternated run by run).\n"
               "--stage decode: the optimized CPU decoder (N threads, default all cores) against the\n"
               "CUDA decoder on the same random heads per batch size (its kernels as one CUDA graph queued\n"
               "behind other work, as the pipeline runs them; the same graph from an idle stream; the\n"
@@ -215,7 +242,7 @@ int cmd_bench(int argc, char** argv) {
     if (backend != "cuda") throw Error("--stage " + stage + " runs on the GPU: --backend cpu does not apply", ErrorKind::Usage);
     if (stage == "e2e") {
       a.allow_only({"--stage", "--backend", "--model", "--models-dir", "--precision", "--batch", "--runs", "--warmup", "--width",
-                    "--height", "--timing-cache"},
+                    "--height", "--timing-cache", "--transfer"},
                    "posert bench --stage e2e");
       return bench_e2e(a);
     }

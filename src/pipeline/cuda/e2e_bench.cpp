@@ -53,6 +53,9 @@ E2eBenchReport run_e2e_bench(const E2eBenchOptions& opt) {
     auto engine = Engine::build(spec.name, opt.models_dir, bo);
     cuda::GpuPipeline pipe(engine, spec, DecodeOptions{});
     pipe.set_timing(true);
+    std::vector<cuda::Transfer> modes;
+    for (const auto& t : opt.transfers) modes.push_back(cuda::parse_transfer(t, "transfer mode"));
+    const size_t M = modes.size();
     std::vector<std::vector<cuda::FrameView>> sets(kSets);
     for (int s = 0; s < kSets; ++s)
       for (int i = 0; i < b; ++i) {
@@ -63,59 +66,90 @@ E2eBenchReport run_e2e_bench(const E2eBenchOptions& opt) {
         sets[s].push_back(f);
       }
     const int iters = opt.iters > 0 ? opt.iters : (b <= 8 ? 300 : 100);
-    for (int i = 0; i < opt.warmup; ++i) pipe.run(sets[i % kSets]);
-    std::vector<double> gpu, wall;
-    for (int i = 0; i < iters; ++i) {
-      const auto t0 = std::chrono::steady_clock::now();
-      pipe.run(sets[i % kSets]);
-      wall.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-      gpu.push_back(pipe.last_gpu_ms());
-    }
-    E2eBenchRow row;
-    row.batch = b;
-    row.gpu_p50_ms = pct(gpu, 0.5);
-    row.gpu_p99_ms = pct(gpu, 0.99);
-    row.wall_p50_ms = pct(wall, 0.5);
-    row.wall_p99_ms = pct(wall, 0.99);
-    row.images_per_s = b / (row.wall_p50_ms / 1000.0);
+    for (int i = 0; i < opt.warmup; ++i)
+      for (auto t : modes) {
+        pipe.set_transfer(t);
+        pipe.run(sets[i % kSets]);
+      }
+    // The modes alternate run by run, so a drift of the machine shows in all of them alike.
+    std::vector<std::vector<double>> gpu(M), wall(M), pinned_wall(M), pinned_gpu(M);
+    std::vector<std::vector<double>> h_stage(M), h_launch(M), h_wait(M), h_results(M);
+    for (int i = 0; i < iters; ++i)
+      for (size_t m = 0; m < M; ++m) {
+        pipe.set_transfer(modes[m]);
+        const auto t0 = std::chrono::steady_clock::now();
+        pipe.run(sets[i % kSets]);
+        wall[m].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        gpu[m].push_back(pipe.last_gpu_ms());
+      }
     // Frames written into the pinned upload buffer beforehand (not timed: a capture or decode
     // stage would have put them there), then the same call.
     std::vector<cuda::FrameView> in_place(b);
-    std::vector<double> pinned_wall;
-    for (int i = 0; i < iters; ++i) {
-      for (int k = 0; k < b; ++k) {
-        uint8_t* slot = pipe.frame_slot(k, opt.width, opt.height);
-        const cuda::FrameView& src = sets[i % kSets][k];
-        std::memcpy(slot, src.pixels, static_cast<size_t>(opt.width) * opt.height * 3);
-        in_place[k] = src;
-        in_place[k].pixels = slot;
+    for (int i = 0; i < iters; ++i)
+      for (size_t m = 0; m < M; ++m) {
+        for (int k = 0; k < b; ++k) {
+          uint8_t* slot = pipe.frame_slot(k, opt.width, opt.height);
+          const cuda::FrameView& src = sets[i % kSets][k];
+          std::memcpy(slot, src.pixels, static_cast<size_t>(opt.width) * opt.height * 3);
+          in_place[k] = src;
+          in_place[k].pixels = slot;
+        }
+        pipe.set_transfer(modes[m]);
+        const auto t0 = std::chrono::steady_clock::now();
+        pipe.run(in_place);
+        pinned_wall[m].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        pinned_gpu[m].push_back(pipe.last_gpu_ms());
+        const cuda::HostTimes h = pipe.last_host_times();
+        h_stage[m].push_back(h.stage);
+        h_launch[m].push_back(h.launch);
+        h_wait[m].push_back(h.wait);
+        h_results[m].push_back(h.results);
       }
-      const auto t0 = std::chrono::steady_clock::now();
-      pipe.run(in_place);
-      pinned_wall.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    struct Stages {
+      std::vector<double> up, pre, inf, dec, down, tot;
+      int64_t up_bytes = 0, down_bytes = 0;
+    };
+    std::vector<Stages> st(M);
+    for (int i = 0; i < std::min(iters, 100); ++i)
+      for (size_t m = 0; m < M; ++m) {
+        pipe.set_transfer(modes[m]);
+        cuda::StageTimes t;
+        pipe.run_profiled(sets[i % kSets], &t);
+        st[m].up.push_back(t.upload);
+        st[m].pre.push_back(t.preprocess);
+        st[m].inf.push_back(t.inference);
+        st[m].dec.push_back(t.decode);
+        st[m].down.push_back(t.download);
+        st[m].tot.push_back(t.total);
+        st[m].up_bytes = t.upload_bytes;
+        st[m].down_bytes = t.download_bytes;
+      }
+    for (size_t m = 0; m < M; ++m) {
+      E2eBenchRow row;
+      row.batch = b;
+      row.transfer = cuda::transfer_name(modes[m]);
+      row.gpu_p50_ms = pct(gpu[m], 0.5);
+      row.gpu_p99_ms = pct(gpu[m], 0.99);
+      row.wall_p50_ms = pct(wall[m], 0.5);
+      row.wall_p99_ms = pct(wall[m], 0.99);
+      row.images_per_s = b / (row.wall_p50_ms / 1000.0);
+      row.pinned_wall_p50_ms = pct(pinned_wall[m], 0.5);
+      row.pinned_wall_p99_ms = pct(pinned_wall[m], 0.99);
+      row.pinned_gpu_p50_ms = pct(pinned_gpu[m], 0.5);
+      row.pinned_stage_ms = pct(h_stage[m], 0.5);
+      row.pinned_launch_ms = pct(h_launch[m], 0.5);
+      row.pinned_wait_ms = pct(h_wait[m], 0.5);
+      row.pinned_results_ms = pct(h_results[m], 0.5);
+      row.upload_ms = pct(st[m].up, 0.5);
+      row.preprocess_ms = pct(st[m].pre, 0.5);
+      row.inference_ms = pct(st[m].inf, 0.5);
+      row.decode_ms = pct(st[m].dec, 0.5);
+      row.download_ms = pct(st[m].down, 0.5);
+      row.staged_total_ms = pct(st[m].tot, 0.5);
+      row.upload_bytes = st[m].up_bytes;
+      row.download_bytes = st[m].down_bytes;
+      r.rows.push_back(row);
     }
-    row.pinned_wall_p50_ms = pct(pinned_wall, 0.5);
-    row.pinned_wall_p99_ms = pct(pinned_wall, 0.99);
-    std::vector<double> up, pre, inf, dec, down, tot;
-    for (int i = 0; i < std::min(iters, 100); ++i) {
-      cuda::StageTimes st;
-      pipe.run_profiled(sets[i % kSets], &st);
-      up.push_back(st.upload);
-      pre.push_back(st.preprocess);
-      inf.push_back(st.inference);
-      dec.push_back(st.decode);
-      down.push_back(st.download);
-      tot.push_back(st.total);
-      row.upload_bytes = st.upload_bytes;
-      row.download_bytes = st.download_bytes;
-    }
-    row.upload_ms = pct(up, 0.5);
-    row.preprocess_ms = pct(pre, 0.5);
-    row.inference_ms = pct(inf, 0.5);
-    row.decode_ms = pct(dec, 0.5);
-    row.download_ms = pct(down, 0.5);
-    row.staged_total_ms = pct(tot, 0.5);
-    r.rows.push_back(row);
   }
   return r;
 }

@@ -3,13 +3,16 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
+#include <tuple>
 
 #include "core/thread_pool.h"
 #include "engine/cuda/device_engine.h"
+#include "kernels/cuda/cuda_kernels.h"
 #include "pipeline/cuda/gpu_preprocess.h"
 #include "pose/cuda/gpu_decode.h"
 #include "pose/pose_record.h"
@@ -25,22 +28,26 @@ size_t packed_frame_bytes(int width, int height) {
   return (static_cast<size_t>(width) * height * 3 + 255) / 256 * 256;
 }
 
+// `mapped` is the device address of `host` (mapped pinned memory), for kernels that read or
+// write it in place.
 struct Staging {
   void* host = nullptr;
+  void* mapped = nullptr;
   void* dev = nullptr;
   size_t cap = 0;
   void reserve(size_t bytes, const char* what) {
     if (bytes <= cap) return;
     const size_t want = std::max(bytes, cap * 3 / 2);  // grow by half at least: fewer reallocations
     release();
-    check(cudaMallocHost(&host, want), what);
+    check(cudaHostAlloc(&host, want, cudaHostAllocMapped), what);
+    check(cudaHostGetDevicePointer(&mapped, host, 0), what);
     check(cudaMalloc(&dev, want), what);
     cap = want;
   }
   void release() {
     if (host) cudaFreeHost(host);
     if (dev) cudaFree(dev);
-    host = dev = nullptr;
+    host = mapped = dev = nullptr;
     cap = 0;
   }
 };
@@ -62,6 +69,46 @@ struct EventSet {
 
 }  // namespace
 
+namespace {
+// Whether two descriptors read the same rows and bytes (all but the byte order).
+bool same_geometry(const FrameDesc& a, const FrameDesc& b) {
+  return a.offset == b.offset && a.width == b.width && a.height == b.height && a.pitch == b.pitch && a.crop_x == b.crop_x &&
+         a.crop_y == b.crop_y && a.crop_w == b.crop_w && a.crop_h == b.crop_h;
+}
+}  // namespace
+
+MappedRows mapped_rows(const FrameDesc& d, int out_w, int out_h) {
+  MappedRows r;
+  const auto [c0, c1] = sampled_span(out_w, d.crop_w);
+  const int ix0 = std::max(d.crop_x + c0, 0), ix1 = std::min(d.crop_x + c1, d.width - 1);
+  if (ix0 > ix1) return r;  // the crop misses the frame's columns: nothing is read
+  r.first = ix0 * 3;
+  r.last = ix1 * 3 + 3;
+  for (int y : sampled_indices(out_h, d.crop_h)) {
+    const int iy = d.crop_y + y;
+    if (iy < 0 || iy >= d.height) continue;
+    r.rows.push_back(iy);
+    const int64_t row = d.offset + static_cast<int64_t>(iy) * d.pitch;
+    r.bytes += ((row + r.last + 15) & ~int64_t{15}) - ((row + r.first) & ~int64_t{15});
+  }
+  return r;
+}
+
+const char* transfer_name(Transfer t) {
+  switch (t) {
+    case Transfer::Copy: return "copy";
+    case Transfer::MappedIn: return "mapped-in";
+    case Transfer::Mapped: return "mapped";
+  }
+  return "?";
+}
+
+Transfer parse_transfer(const std::string& s, const std::string& what) {
+  for (Transfer t : {Transfer::Copy, Transfer::MappedIn, Transfer::Mapped})
+    if (s == transfer_name(t)) return t;
+  throw Error(what + " must be copy, mapped-in or mapped, got '" + s + "'", ErrorKind::Usage);
+}
+
 struct GpuPipeline::Impl {
   std::shared_ptr<Engine> engine;
   const ModelSpec* spec = nullptr;
@@ -76,11 +123,16 @@ struct GpuPipeline::Impl {
   Staging frames;  // packed frames
   Staging meta;    // [FrameDesc x max_batch][CropTransform x max_batch]
   Staging out;     // max_batch pose items
+  Transfer transfer = Transfer::Mapped;
+  // The last mapped_rows of each batch item and the descriptor it was computed for: steady streams
+  // (same frame size and crop) reuse it.
+  std::vector<std::pair<FrameDesc, MappedRows>> rows_memo;
   bool use_graphs = true;
   bool timing = false;
   uint64_t epoch = 0;  // the engine context's capture epoch the graphs were captured in
   double last_gpu_ms = 0;
-  std::map<std::pair<int, size_t>, cudaGraphExec_t> graphs;
+  HostTimes last_host;
+  std::map<std::tuple<int, size_t, Transfer>, cudaGraphExec_t> graphs;
   std::unique_ptr<EventSet> events;
   // Copies large batches of frames into the pinned buffer in parallel (one memcpy stream from
   // pageable memory runs at only a few GB/s); created on first need.
@@ -90,9 +142,12 @@ struct GpuPipeline::Impl {
   CropTransform* tf_host() const {
     return reinterpret_cast<CropTransform*>(static_cast<char*>(meta.host) + max_batch * sizeof(FrameDesc));
   }
-  const FrameDesc* desc_dev() const { return static_cast<const FrameDesc*>(meta.dev); }
-  const CropTransform* tf_dev() const {
-    return reinterpret_cast<const CropTransform*>(static_cast<const char*>(meta.dev) + max_batch * sizeof(FrameDesc));
+  // The descriptors and transforms in device memory (Copy) or read in place (the mapped modes).
+  const FrameDesc* desc_dev(Transfer t) const {
+    return static_cast<const FrameDesc*>(t == Transfer::Copy ? meta.dev : meta.mapped);
+  }
+  const CropTransform* tf_dev(Transfer t) const {
+    return reinterpret_cast<const CropTransform*>(reinterpret_cast<const char*>(desc_dev(t)) + max_batch * sizeof(FrameDesc));
   }
   size_t meta_bytes() const { return max_batch * (sizeof(FrameDesc) + sizeof(CropTransform)); }
 
@@ -108,12 +163,25 @@ struct GpuPipeline::Impl {
     epoch = ctx->capture_epoch();
   }
 
-  // Packs the frames into the pinned staging buffer and fills the descriptors; returns the bytes.
-  size_t stage(const std::vector<FrameView>& fr, const std::vector<CropRect>* crops) {
+  // The staged batch: its total packed frame bytes, the transfer mode it runs with, and for the
+  // mapped modes what the preprocessing kernel reads over PCIe.
+  struct Staged {
+    size_t bytes = 0;
+    Transfer mode = Transfer::Copy;
+    int64_t mapped_read = 0;
+  };
+
+  // Packs the frames into the pinned staging buffer, fills the descriptors and picks the transfer
+  // mode. The mapped modes run as Copy where a frame is too wide for the mapped kernel, or where it
+  // would read more than the frames hold (crops the resize enlarges: neighbouring output rows
+  // sample the same source rows, and each block reads its own); otherwise only the rows (and
+  // columns) the kernel reads are copied into the pinned buffer.
+  Staged stage(const std::vector<FrameView>& fr, const std::vector<CropRect>* crops) {
     const int n = static_cast<int>(fr.size());
     if (n < 1 || n > max_batch)
       throw Error("batch of " + std::to_string(n) + " frames is outside the engine's range 1.." + std::to_string(max_batch));
     if (crops && crops->size() != fr.size()) throw Error("one crop rectangle per frame is needed");
+    Staged st;
     size_t total = 0;
     for (const auto& f : fr) {
       if (!f.pixels || f.width <= 0 || f.height <= 0 || f.width > 32768 || f.height > 32768)
@@ -121,6 +189,7 @@ struct GpuPipeline::Impl {
       if (f.pitch != 0 && f.pitch < f.width * 3) throw Error("frame pitch is smaller than width * 3");
       total += packed_frame_bytes(f.width, f.height);
     }
+    st.bytes = total;
     // A frame written in place (frame_slot) must sit exactly where this batch packs it; anything
     // else in the buffer would be overwritten by the packing, or freed if the buffer grows.
     const char* base = static_cast<const char*>(frames.host);
@@ -136,6 +205,9 @@ struct GpuPipeline::Impl {
     frames.reserve(total, "pinned frame buffer");
     if (frames.cap != old_cap) clear_graphs();  // captured copies point at the old buffers
     std::vector<size_t> offsets(n);
+    std::vector<const MappedRows*> reads(transfer == Transfer::Copy ? 0 : n);
+    if (rows_memo.size() < static_cast<size_t>(max_batch)) rows_memo.resize(max_batch);  // before pointers into it
+    bool mappable = transfer != Transfer::Copy;
     size_t off = 0;
     for (int b = 0; b < n; ++b) {
       const FrameView& f = fr[b];
@@ -155,45 +227,71 @@ struct GpuPipeline::Impl {
       d.crop_w = c.w;
       d.crop_h = c.h;
       tf_host()[b] = crop_transform(c, in_w, in_h);
+      if (mappable && !mapped_preprocess_fits(f.width)) mappable = false;
+      if (mappable) {
+        auto& [key, rows] = rows_memo[b];
+        if (!same_geometry(key, d)) {
+          rows = mapped_rows(d, in_w, in_h);
+          key = d;
+        }
+        reads[b] = &rows;
+        st.mapped_read += rows.bytes;
+      }
       offsets[b] = off;
       off += packed_frame_bytes(f.width, f.height);
     }
+    if (mappable && st.mapped_read > static_cast<int64_t>(total)) mappable = false;
+    st.mode = mappable ? transfer : Transfer::Copy;
     // Rows are packed (pitch = width * 3) into the pinned buffer; frames in parallel when large.
+    // Mapped: only the bytes the kernel reads.
     auto copy_frame = [&](int b, int) {
       const FrameView& f = fr[b];
       const size_t row = static_cast<size_t>(f.width) * 3;
       const size_t pitch = f.pitch ? static_cast<size_t>(f.pitch) : row;
       char* dst = static_cast<char*>(frames.host) + offsets[b];
       if (reinterpret_cast<const char*>(f.pixels) == dst && pitch == row) return;  // written in place (frame_slot)
-      if (pitch == row) std::memcpy(dst, f.pixels, row * f.height);
-      else
+      if (mappable) {
+        const MappedRows& r = *reads[b];
+        for (int y : r.rows) std::memcpy(dst + y * row + r.first, f.pixels + y * pitch + r.first, r.last - r.first);
+      } else if (pitch == row) {
+        std::memcpy(dst, f.pixels, row * f.height);
+      } else {
         for (int y = 0; y < f.height; ++y) std::memcpy(dst + y * row, f.pixels + y * pitch, row);
+      }
     };
-    if (n > 1 && total >= (size_t{8} << 20)) {
+    const size_t copied = mappable ? static_cast<size_t>(st.mapped_read) : total;
+    if (n > 1 && copied >= (size_t{8} << 20)) {
       if (!copy_pool) copy_pool = std::make_unique<ThreadPool>(std::min(8, static_cast<int>(std::thread::hardware_concurrency())));
       copy_pool->parallel_for(n, copy_frame);
     } else {
       for (int b = 0; b < n; ++b) copy_frame(b, 0);
     }
-    return total;
+    return st;
   }
 
   // The stages; `ev` records events between them (profiled runs only).
-  void launch(int n, size_t frame_bytes, const EventSet* ev) {
+  void launch(int n, size_t frame_bytes, Transfer t, const EventSet* ev) {
     auto rec = [&](int i) {
       if (ev) check(cudaEventRecord(ev->e[i], stream), "cudaEventRecord");
     };
     rec(0);
-    check(cudaMemcpyAsync(frames.dev, frames.host, frame_bytes, cudaMemcpyHostToDevice, stream), "frame upload");
-    check(cudaMemcpyAsync(meta.dev, meta.host, meta_bytes(), cudaMemcpyHostToDevice, stream), "descriptor upload");
+    if (t == Transfer::Copy) {
+      check(cudaMemcpyAsync(frames.dev, frames.host, frame_bytes, cudaMemcpyHostToDevice, stream), "frame upload");
+      check(cudaMemcpyAsync(meta.dev, meta.host, meta_bytes(), cudaMemcpyHostToDevice, stream), "descriptor upload");
+    }
     rec(1);
-    preprocess_frames(static_cast<const uint8_t*>(frames.dev), desc_dev(), n, in_w, in_h, enc, ctx->input(0), stream);
+    if (t == Transfer::Copy)
+      preprocess_frames(static_cast<const uint8_t*>(frames.dev), desc_dev(t), n, in_w, in_h, enc, ctx->input(0), stream);
+    else
+      preprocess_frames_mapped(static_cast<const uint8_t*>(frames.mapped), desc_dev(t), n, in_w, in_h, enc, ctx->input(0),
+                               stream);
     rec(2);
     ctx->enqueue(n);
     rec(3);
-    decoder->enqueue(heads, n, tf_dev(), out.dev, stream);
+    decoder->enqueue(heads, n, tf_dev(t), t == Transfer::Mapped ? out.mapped : out.dev, stream);
     rec(4);
-    check(cudaMemcpyAsync(out.host, out.dev, n * layout.item_bytes(), cudaMemcpyDeviceToHost, stream), "pose download");
+    if (t != Transfer::Mapped)
+      check(cudaMemcpyAsync(out.host, out.dev, n * layout.item_bytes(), cudaMemcpyDeviceToHost, stream), "pose download");
     rec(5);
   }
 
@@ -265,19 +363,27 @@ uint8_t* GpuPipeline::frame_slot(int item, int width, int height) {
 }
 void* GpuPipeline::stream() const { return impl_->stream; }
 void GpuPipeline::set_use_graphs(bool on) { impl_->use_graphs = on; }
+void GpuPipeline::set_transfer(Transfer t) { impl_->transfer = t; }
+Transfer GpuPipeline::transfer() const { return impl_->transfer; }
 void GpuPipeline::set_timing(bool on) { impl_->timing = on; }
 double GpuPipeline::last_gpu_ms() const { return impl_->last_gpu_ms; }
+HostTimes GpuPipeline::last_host_times() const { return impl_->last_host; }
 
 std::vector<std::vector<Pose>> GpuPipeline::run(const std::vector<FrameView>& fr, const std::vector<CropRect>* crops) {
   Impl& m = *impl_;
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
   const int n = static_cast<int>(fr.size());
-  const size_t bytes = m.stage(fr, crops);
+  const Impl::Staged st = m.stage(fr, crops);
+  const size_t bytes = st.bytes;
+  const Transfer t = st.mode;
+  const auto t1 = Clock::now();
   if (m.timing) check(cudaEventRecord(m.events->e[0], m.stream), "cudaEventRecord");
   if (!m.use_graphs) {
     m.ctx->set_use_graphs(true);
-    m.launch(n, bytes, nullptr);
+    m.launch(n, bytes, t, nullptr);
   } else {
-    const auto key = std::make_pair(n, bytes);
+    const auto key = std::make_tuple(n, bytes, t);
     m.check_epoch();
     auto it = m.graphs.find(key);
     if (it != m.graphs.end()) {
@@ -288,12 +394,12 @@ std::vector<std::vector<Pose>> GpuPipeline::run(const std::vector<FrameView>& fr
       // the next run replays the graph.
       if (m.graphs.size() >= 16) m.clear_graphs();  // many frame sizes: keep the cache bounded
       m.ctx->set_use_graphs(false);  // the engine's layers go into this graph directly
-      m.launch(n, bytes, nullptr);
+      m.launch(n, bytes, t, nullptr);
       m.check_epoch();  // a new batch size may have grown the engine's workspace
       cudaGraph_t g = nullptr;
       check(cudaStreamBeginCapture(m.stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
       try {
-        m.launch(n, bytes, nullptr);
+        m.launch(n, bytes, t, nullptr);
       } catch (...) {
         cudaStreamEndCapture(m.stream, &g);
         if (g) cudaGraphDestroy(g);
@@ -308,18 +414,31 @@ std::vector<std::vector<Pose>> GpuPipeline::run(const std::vector<FrameView>& fr
     }
   }
   if (m.timing) check(cudaEventRecord(m.events->e[5], m.stream), "cudaEventRecord");
+  const auto t2 = Clock::now();
   check(cudaStreamSynchronize(m.stream), "pipeline");
-  if (m.timing) m.last_gpu_ms = m.events->ms(0, 5);
-  return m.results(n);
+  const auto t3 = Clock::now();
+  auto r = m.results(n);
+  if (m.timing) {
+    m.last_gpu_ms = m.events->ms(0, 5);
+    auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    m.last_host = {ms(t0, t1), ms(t1, t2), ms(t2, t3), ms(t3, Clock::now())};
+  }
+  return r;
 }
 
 std::vector<std::vector<Pose>> GpuPipeline::run_profiled(const std::vector<FrameView>& fr, StageTimes* t,
                                                          const std::vector<CropRect>* crops) {
   Impl& m = *impl_;
   const int n = static_cast<int>(fr.size());
-  const size_t bytes = m.stage(fr, crops);
+  const Impl::Staged st = m.stage(fr, crops);
+  const size_t bytes = st.bytes;
+  const Transfer tr = st.mode;
   m.ctx->set_use_graphs(true);
-  m.launch(n, bytes, m.events.get());
+  // The GPU is held by a spin kernel while the host queues the stages, so each stage's events
+  // time its GPU work, not the host's launch of it (the mapped modes have no copy in front to
+  // cover that).
+  spin(200000, m.stream);
+  m.launch(n, bytes, tr, m.events.get());
   check(cudaStreamSynchronize(m.stream), "pipeline");
   if (t) {
     t->upload = m.events->ms(0, 1);
@@ -328,7 +447,11 @@ std::vector<std::vector<Pose>> GpuPipeline::run_profiled(const std::vector<Frame
     t->decode = m.events->ms(3, 4);
     t->download = m.events->ms(4, 5);
     t->total = m.events->ms(0, 5);
-    t->upload_bytes = static_cast<int64_t>(bytes + m.meta_bytes());
+    if (tr == Transfer::Copy) {
+      t->upload_bytes = static_cast<int64_t>(bytes + m.meta_bytes());
+    } else {
+      t->upload_bytes = static_cast<int64_t>(n * sizeof(FrameDesc)) + st.mapped_read;
+    }
     t->download_bytes = static_cast<int64_t>(n * m.layout.item_bytes());
   }
   return m.results(n);

@@ -1,13 +1,14 @@
 // The end-to-end GPU pipeline: host uint8 frames in, poses out, on one CUDA stream:
-//   upload (pinned -> device) -> preprocess kernel (crop/letterbox, resize, encode) -> engine ->
-//   GPU decoder (reads the heads in place) -> download of the pose records only.
-// The whole sequence is captured as one CUDA graph per (batch size, total frame bytes); the
-// per-item frame descriptors and crop transforms travel in a fixed-size pinned block that the
-// graph copies, so new frames of the same sizes replay the same graph.
+//   upload (pinned -> device; see Transfer) -> preprocess kernel (crop/letterbox, resize, encode)
+//   -> engine -> GPU decoder (reads the heads in place) -> download of the pose records only.
+// The whole sequence is captured as one CUDA graph per (batch size, total frame bytes, transfer
+// mode); the per-item frame descriptors and crop transforms live in a fixed-size pinned block that
+// the graph copies (or reads in place), so new frames of the same sizes replay the same graph.
 // Plain C++ header (no CUDA types); exists only in CUDA builds.
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "pose/model_spec.h"
@@ -23,10 +24,30 @@ struct FrameView {
   bool bgr = false;  // byte order B, G, R instead of R, G, B
 };
 
+// How the frames reach the preprocessing kernel and the poses reach the host. Every mode stages
+// the frames in the same pinned host buffer and gives the same poses bit for bit.
+enum class Transfer : int {
+  Copy = 0,      // async copies: the whole packed frames and the descriptors up, the pose records down
+  MappedIn = 1,  // the preprocessing kernel reads only the frame rows it samples, in place in pinned
+                 // memory (mapped), and the descriptors likewise; the pose records are copied down
+  Mapped = 2,    // MappedIn, and the decoder writes the pose records straight into pinned memory
+};
+const char* transfer_name(Transfer t);
+// "copy", "mapped-in" or "mapped"; throws a usage Error naming `what` otherwise.
+Transfer parse_transfer(const std::string& s, const std::string& what);
+
 // Milliseconds of each stage, measured with CUDA events between the stages (run_profiled).
 struct StageTimes {
   double upload = 0, preprocess = 0, inference = 0, decode = 0, download = 0, total = 0;
-  int64_t upload_bytes = 0, download_bytes = 0;  // what crossed PCIe
+  // What crossed PCIe: for the mapped modes, what the preprocessing kernel read (mapped_read_bytes)
+  // and the pose records it wrote.
+  int64_t upload_bytes = 0, download_bytes = 0;
+};
+
+// Host milliseconds of one run() (set_timing): packing the frames into the pinned buffer and
+// picking the mode, queueing the work (graph launch), waiting for the GPU, reading the poses.
+struct HostTimes {
+  double stage = 0, launch = 0, wait = 0, results = 0;
 };
 
 class GpuPipeline {
@@ -40,22 +61,30 @@ class GpuPipeline {
   int max_batch() const;
   // Where frame `item` of a batch of width x height frames (all that size, packed rows) goes in
   // the pinned upload buffer: a caller that writes (decodes, captures) a frame there and passes
-  // that pointer to run() saves the host copy; run() uploads it from there with an async copy.
+  // that pointer to run() saves the host copy; run() uploads it from there (Transfer).
   // Valid until a run() or frame_slot() with larger frames grows the buffer.
   uint8_t* frame_slot(int item, int width, int height);
   // Poses per frame, in frame pixels. crops: one CropRect per frame, or null for the letterbox of
   // each frame (the CPU path's preprocessing). Synchronous.
   std::vector<std::vector<Pose>> run(const std::vector<FrameView>& frames, const std::vector<CropRect>* crops = nullptr);
   // The same, launched stage by stage (no pipeline graph; the engine still replays its own) with
-  // CUDA events between the stages; fills *times.
+  // CUDA events between the stages, all queued behind a spin kernel so that the events time the
+  // GPU's work rather than the host's launches; fills *times.
   std::vector<std::vector<Pose>> run_profiled(const std::vector<FrameView>& frames, StageTimes* times,
                                               const std::vector<CropRect>* crops = nullptr);
+  // The transfer mode (default Transfer::Mapped). A batch runs with Copy instead where a frame is
+  // wider than the mapped kernel takes (mapped_preprocess_fits) or where the mapped kernel would
+  // read more bytes than the frames hold (small frames or crops that the resize enlarges).
+  void set_transfer(Transfer t);
+  Transfer transfer() const;
   // Off: launch the stages one by one in run() too (for comparisons).
   void set_use_graphs(bool on);
   // On: run() records CUDA events around its launch; last_gpu_ms() is then the GPU time from the
-  // start of the upload to the end of the download of the last run().
+  // start of the upload to the end of the download of the last run(), and last_host_times() its
+  // host side.
   void set_timing(bool on);
   double last_gpu_ms() const;
+  HostTimes last_host_times() const;
   void* stream() const;
 
   struct Impl;
