@@ -177,14 +177,16 @@ struct Grouping {
     const double c = floor(__dadd_rn(__dmul_rn(v, kInvStride), 0.5));
     return c >= G - 1 ? G - 1 : c >= 0 ? static_cast<int>(c) : 0;
   }
-  __device__ float traverse(int edge, Point source, int target, bool forward, int refine_steps, Point* pos) const {
+  // Where keypoint `target` lies reached from `source` along `edge`: the displacement, then
+  // refine_steps offset refinements. Its score (score_at) is left off this dependent chain.
+  __device__ Point traverse(int edge, Point source, int target, bool forward, int refine_steps) const {
     const int sy = nearest_index(source.y), sx = nearest_index(source.x);
     const float* d = (forward ? fwd : bwd) + (sy * G + sx) * 2 * kEdges;
     Point t{__dadd_rn(source.y, static_cast<double>(d[edge])), __dadd_rn(source.x, static_cast<double>(d[kEdges + edge]))};
     for (int i = 0; i < refine_steps; ++i) t = image_coords(nearest_index(t.y), nearest_index(t.x), target);
-    *pos = t;
-    return score(nearest_index(t.y), nearest_index(t.x), target);
+    return t;
   }
+  __device__ float score_at(Point t, int k) const { return score(nearest_index(t.y), nearest_index(t.x), k); }
 };
 
 struct RawPose {
@@ -212,8 +214,10 @@ __device__ void grow_pose(const Grouping& g, Key key, int refine_steps, RawPose*
   const int depth = c_depth[rk];
   for (int level = 1; level <= depth; ++level) {
     const double sy = __shfl_sync(0xffffffffu, p.y, st.src), sx = __shfl_sync(0xffffffffu, p.x, st.src);
-    if (st.level == level) ks = g.traverse(st.edge, {sy, sx}, lane, st.forward != 0, refine_steps, &p);
+    if (st.level == level) p = g.traverse(st.edge, {sy, sx}, lane, st.forward != 0, refine_steps);
   }
+  // Every reached keypoint's score at once, after the positions.
+  if (lane < kK && st.level > 0) ks = g.score_at(p, lane);
   if (lane < kK) {
     out->pos[lane] = p;
     out->kscore[lane] = ks;
@@ -262,12 +266,21 @@ __global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArg
             dst.pos[lane] = c.pos[lane];
             dst.kscore[lane] = c.kscore[lane];
           }
-          if (lane == 0) {
-            double sum = 0;
+          // The CPU adds the unclaimed scores one after the other in double. Where every score
+          // is 0 or in [2^-24, 1], all of them and every partial sum are multiples of 2^-47 below
+          // 2^6: exact, so a warp tree gives the same sum (0 + ... restores the CPU's +0 start).
+          const float fv = lane < kK && !claimed ? c.kscore[lane] : 0.0f;
+          double sum = static_cast<double>(fv);
+          if (__all_sync(0xffffffffu, fv == 0.0f || (fv >= 0x1p-24f && fv <= 1.0f))) {
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) sum = __dadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, o));
+            sum = __dadd_rn(0.0, sum);
+          } else if (lane == 0) {
+            sum = 0;
             for (int k = 0; k < kK; ++k)
               if (!((claimed_mask >> k) & 1u)) sum = __dadd_rn(sum, static_cast<double>(c.kscore[k]));
-            dst.score = __double2float_rn(__ddiv_rn(sum, static_cast<double>(kK)));
           }
+          if (lane == 0) dst.score = __double2float_rn(__ddiv_rn(sum, static_cast<double>(kK)));
           __syncwarp();
           ++np;
         }
@@ -299,21 +312,44 @@ __global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArg
       const RawPose& rp = s_poses[p];
       PoseRecord& r = recs[slot];
       // PoseNet puts pixel centres on integers; model-input pixels put them at i + 0.5.
+      float kx = 0, ky = 0;
       if (lane < kK) {
-        r.kpt[lane][0] = frame_x(t, __double2float_rn(__dadd_rn(rp.pos[lane].x, 0.5)));
-        r.kpt[lane][1] = frame_y(t, __double2float_rn(__dadd_rn(rp.pos[lane].y, 0.5)));
+        kx = __double2float_rn(__dadd_rn(rp.pos[lane].x, 0.5));
+        ky = __double2float_rn(__dadd_rn(rp.pos[lane].y, 0.5));
+        r.kpt[lane][0] = frame_x(t, kx);
+        r.kpt[lane][1] = frame_y(t, ky);
         r.kpt[lane][2] = rp.kscore[lane];
       }
-      if (lane == 0) {
-        float x0 = 0, y0 = 0, x1 = 0, y1 = 0;
-        for (int k = 0; k < kK; ++k) {
-          const float kx = __double2float_rn(__dadd_rn(rp.pos[k].x, 0.5));
-          const float ky = __double2float_rn(__dadd_rn(rp.pos[k].y, 0.5));
-          x0 = k == 0 ? kx : std_min(x0, kx);
-          y0 = k == 0 ? ky : std_min(y0, ky);
-          x1 = k == 0 ? kx : std_max(x1, kx);
-          y1 = k == 0 ? ky : std_max(y1, ky);
+      // The box: the CPU's running std_min / std_max over the keypoints in order, which keeps the
+      // first of equal values. Without NaN that is the first index holding the extreme value, which
+      // a warp tree over (value, index) finds too; with a NaN, lane 0 walks them as the CPU.
+      float x0 = kx, y0 = ky, x1 = kx, y1 = ky;
+      if (!__any_sync(0xffffffffu, lane < kK && (isnan(kx) || isnan(ky)))) {
+        int ix0 = lane, iy0 = lane, ix1 = lane, iy1 = lane;
+        if (lane >= kK) x0 = y0 = HUGE_VALF, x1 = y1 = -HUGE_VALF;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+          auto take = [&](float& v, int& i, bool smaller) {
+            const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+            const int oi = __shfl_xor_sync(0xffffffffu, i, o);
+            if ((smaller ? ov < v : ov > v) || (ov == v && oi < i)) v = ov, i = oi;
+          };
+          take(x0, ix0, true);
+          take(y0, iy0, true);
+          take(x1, ix1, false);
+          take(y1, iy1, false);
         }
+      } else if (lane == 0) {
+        for (int k = 0; k < kK; ++k) {
+          const float px = __double2float_rn(__dadd_rn(rp.pos[k].x, 0.5));
+          const float py = __double2float_rn(__dadd_rn(rp.pos[k].y, 0.5));
+          x0 = k == 0 ? px : std_min(x0, px);
+          y0 = k == 0 ? py : std_min(y0, py);
+          x1 = k == 0 ? px : std_max(x1, px);
+          y1 = k == 0 ? py : std_max(y1, py);
+        }
+      }
+      if (lane == 0) {
         r.score = rp.score;
         r.bbox[0] = frame_x(t, x0);
         r.bbox[1] = frame_y(t, y0);
