@@ -21,6 +21,11 @@ struct DetectorOptions {
   std::string engine_cache_dir;
   std::string precision = "fp16";
   int max_batch = 1;  // CUDA backend: the most frames one detect_batch call may pass
+  // CUDA backend: how frames reach the GPU and poses come back. "mapped" (default): the
+  // preprocessing kernel reads only the frame rows it samples from pinned host memory and the
+  // poses are written straight back; "mapped-in": the poses are copied back; "copy": async copies
+  // of the whole frames (src/pipeline/cuda/gpu_pipeline.h, cuda::Transfer).
+  std::string transfer = "mapped";
   bool verbose = false;
 };
 

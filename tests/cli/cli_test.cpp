@@ -75,6 +75,16 @@ TEST(Cli, UsageErrorsExitTwo) {
   EXPECT_EQ(r.code, 2);
   r = run("run --model movenet-thunder --backend tpu x.jpg -o out.json");
   EXPECT_NE(r.code, 0);
+  // --transfer: CUDA only, and one of the three modes; refused before any GPU or file is touched.
+  for (const char* args : {"run --model movenet-thunder --transfer mapped x.jpg -o out.json",
+                           "run --model movenet-thunder --backend cuda --transfer zero-copy x.jpg -o out.json",
+                           "bench --stage e2e --model movenet-lightning --transfer bogus",
+                           "bench --stage e2e --model movenet-lightning --transfer copy,copy",
+                           "bench --stage decode --model movenet-lightning --transfer copy"}) {
+    r = run(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find("--transfer"), std::string::npos) << args << "\n" << r.output;
+  }
 }
 
 // Each bench mode refuses the options it would ignore (exit 2, naming the option), before it

@@ -37,6 +37,10 @@ const char* kHelp =
     "                     takes N frames at once (one CUDA graph: upload, preprocessing,\n"
     "                     network, decoding, download of the poses); an --engine file must\n"
     "                     have been built with --max-batch >= N\n"
+    "  --transfer T       with --backend cuda: mapped (default: the preprocessing kernel reads\n"
+    "                     only the frame rows it samples from pinned host memory, the poses are\n"
+    "                     written straight back), mapped-in (poses copied back) or copy (async\n"
+    "                     copies of whole frames)\n"
     "  -o, --output FILE  where to write the results JSON (required)\n"
     "  --format F         posert (default) or coco (COCO keypoint results list)\n"
     "  --overlay DIR      also draw skeletons on each image and save DIR/<name>.png\n"
@@ -49,7 +53,7 @@ const char* kHelp =
 
 int cmd_run(int argc, char** argv) {
   Args a(argc, argv, 2, {"--model", "--backend", "-o", "--output", "--format", "--overlay", "--threshold", "--models-dir",
-          "--engine", "--precision", "--batch"},
+          "--engine", "--precision", "--batch", "--transfer"},
          {"--help", "-h", "-q", "--quiet"});
   if (a.has("--help") || a.has("-h")) {
     std::fputs(kHelp, stdout);
@@ -75,6 +79,12 @@ int cmd_run(int argc, char** argv) {
   opt.min_pose_score = threshold;
   const int batch = a.get_int("--batch", 1, 1, 4096);
   opt.max_batch = batch;
+  if (a.has("--transfer")) {
+    if (opt.backend != "cuda") throw Error("--transfer applies to --backend cuda only", ErrorKind::Usage);
+    opt.transfer = a.get_or("--transfer", "");
+    if (opt.transfer != "mapped" && opt.transfer != "mapped-in" && opt.transfer != "copy")
+      throw Error("--transfer must be copy, mapped-in or mapped, got '" + opt.transfer + "'", ErrorKind::Usage);
+  }
 
   if (!opt.model.empty()) find_model_spec(opt.model);  // an unknown name is a usage error, before any file check
   // Check every input exists before the (slow) model load, so a typo fails fast.
