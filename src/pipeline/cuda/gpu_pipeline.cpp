@@ -40,7 +40,11 @@ struct Staging {
     const size_t want = std::max(bytes, cap * 3 / 2);  // grow by half at least: fewer reallocations
     release();
     check(cudaHostAlloc(&host, want, cudaHostAllocMapped), what);
-    check(cudaHostGetDevicePointer(&mapped, host, 0), what);
+    // No device address where the device cannot map host memory: the pipeline then copies.
+    if (cudaHostGetDevicePointer(&mapped, host, 0) != cudaSuccess) {
+      mapped = nullptr;
+      cudaGetLastError();  // not sticky; clear it
+    }
     check(cudaMalloc(&dev, want), what);
     cap = want;
   }
@@ -124,6 +128,7 @@ struct GpuPipeline::Impl {
   Staging meta;    // [FrameDesc x max_batch][CropTransform x max_batch]
   Staging out;     // max_batch pose items
   Transfer transfer = Transfer::Mapped;
+  bool can_map = true;  // the device reads and writes mapped pinned host memory (cudaDevAttrCanMapHostMemory)
   // The last mapped_rows of each batch item and the descriptor it was computed for: steady streams
   // (same frame size and crop) reuse it.
   std::vector<std::pair<FrameDesc, MappedRows>> rows_memo;
@@ -207,7 +212,7 @@ struct GpuPipeline::Impl {
     std::vector<size_t> offsets(n);
     std::vector<const MappedRows*> reads(transfer == Transfer::Copy ? 0 : n);
     if (rows_memo.size() < static_cast<size_t>(max_batch)) rows_memo.resize(max_batch);  // before pointers into it
-    bool mappable = transfer != Transfer::Copy;
+    bool mappable = transfer != Transfer::Copy && can_map && frames.mapped && meta.mapped && out.mapped;
     size_t off = 0;
     for (int b = 0; b < n; ++b) {
       const FrameView& f = fr[b];
@@ -322,6 +327,10 @@ GpuPipeline::GpuPipeline(std::shared_ptr<Engine> engine, const ModelSpec& spec, 
     throw Error("the engine's input type " + ins[0].dtype + " does not match the " + spec.name + " input encoding");
   m.enc = want_int ? PreprocessOut::RoundedInt32 : PreprocessOut::FloatMinus1To1;
   m.ctx = std::make_unique<Context>(m.engine);
+  int dev = 0, can_map = 0;
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&can_map, cudaDevAttrCanMapHostMemory, dev), "cudaDeviceGetAttribute");
+  m.can_map = can_map != 0;
   m.stream = static_cast<cudaStream_t>(m.ctx->stream());
   const auto outs = m.engine->outputs();
   for (const auto& h : spec.head_values) {

@@ -73,8 +73,9 @@ class GpuPipeline {
   std::vector<std::vector<Pose>> run_profiled(const std::vector<FrameView>& frames, StageTimes* times,
                                               const std::vector<CropRect>* crops = nullptr);
   // The transfer mode (default Transfer::Mapped). A batch runs with Copy instead where a frame is
-  // wider than the mapped kernel takes (mapped_preprocess_fits) or where the mapped kernel would
-  // read more bytes than the frames hold (small frames or crops that the resize enlarges).
+  // wider than the mapped kernel takes (mapped_preprocess_fits), where the mapped kernel would
+  // read more bytes than the frames hold (small frames or crops that the resize enlarges), or on a
+  // device that cannot map host memory.
   void set_transfer(Transfer t);
   Transfer transfer() const;
   // Off: launch the stages one by one in run() too (for comparisons).
