@@ -4,6 +4,9 @@
 // 1e-2. Runs on the GPU machine; skips with the reason elsewhere.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "gpu/gpu_test_util.h"
 
 #if POSERT_HAVE_CUDA
@@ -252,6 +255,9 @@ std::vector<OpCase> dense_conv_cases() {
     r.push_back(conv_case("k3_s1_same_11x11_c17_o9", false, 11, 11, 17, 9, 3, 1, "SAME", "sigmoid", false, mid));
     r.push_back(conv_case("k3_s1_same_16x16_c32_o32_relu_res", false, 16, 16, 32, 32, 3, 1, "SAME", "relu", true, mid));
     r.push_back(conv_case("k3_s1_same_10x10_c16_o24_none", false, 10, 10, 16, 24, 3, 1, "SAME", "none", false, mid));
+    // direct8pix's 1x1 cases: a first expansion (16 -> 96) and 40 channels with a residual
+    r.push_back(conv_case("pw_9x7_c16_o96_relu6", false, 9, 7, 16, 96, 1, 1, "SAME", "relu6", false, mid));
+    r.push_back(conv_case("pw_5x6_c40_o48_res", false, 5, 6, 40, 48, 1, 1, "SAME", "none", true, mid));
   }
   return r;
 }
@@ -259,6 +265,31 @@ std::vector<OpCase> dense_conv_cases() {
 TEST(CudaOps, Conv2D) {
   POSERT_REQUIRE_GPU();
   for (const auto& c : dense_conv_cases()) check_case(c, conv_tactics(c));
+}
+
+// direct8pix runs direct8smem's multiply-adds per output in the same order: the same bits.
+TEST(CudaOps, Direct8PixEqualsDirect8Smem) {
+  POSERT_REQUIRE_GPU();
+  int compared = 0;
+  for (const auto& c : dense_conv_cases()) {
+    const std::vector<int> ts = conv_tactics(c);
+    const bool pix = std::find(ts.begin(), ts.end(), cuda::kConvDirect8Pix) != ts.end();
+    if (!pix || std::find(ts.begin(), ts.end(), cuda::kConvDirect8Smem) == ts.end()) continue;
+    std::mt19937 rng(std::hash<std::string>{}(c.label) + 1);
+    for (int batch : {1, 5}) {
+      const Graph gb = make_graph(c, batch);
+      std::vector<Tensor> inputs;
+      for (int id : gb.inputs) inputs.push_back(test::random_tensor(gb.values[id].dtype, gb.values[id].shape, rng));
+      for (Precision prec : {Precision::FP32, Precision::FP16}) {
+        const Tensor a = run_cuda(c, batch, prec, cuda::kConvDirect8Pix, inputs);
+        const Tensor b = run_cuda(c, batch, prec, cuda::kConvDirect8Smem, inputs);
+        ASSERT_EQ(a.nbytes(), b.nbytes());
+        EXPECT_EQ(0, std::memcmp(a.raw(), b.raw(), a.nbytes())) << c.label << " batch " << batch << " " << precision_name(prec);
+        ++compared;
+      }
+    }
+  }
+  EXPECT_GE(compared, 4 * 2 * 2 * 2) << "the 3x3 / 3-channel and 1x1 cases, head and intermediate";
 }
 
 // cuDNN's tactics for the case's layer, as the tuner asks for them (empty when cuDNN cannot compute

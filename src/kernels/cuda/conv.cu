@@ -44,8 +44,10 @@ __device__ __forceinline__ void load8(const T* p, float* v) {
 
 // The epilogue of 8 consecutive outputs y[i..i+8) (channels o..o+8), i a multiple of 8 and the
 // buffers 16-byte aligned: the same arithmetic as epilogue(), with vector loads and stores.
+// yi: where the 8 outputs go in y (i itself, or a staging tile's index).
 template <class T, class TO>
-__device__ __forceinline__ void epilogue8(TO* y, const T* res, int i, int o, const float* acc, const float* bias, int act) {
+__device__ __forceinline__ void epilogue8(TO* y, const T* res, int i, int o, const float* acc, const float* bias, int act,
+                                          int yi) {
   float v[8];
 #pragma unroll
   for (int j = 0; j < 8; ++j) v[j] = acc[j];
@@ -65,11 +67,15 @@ __device__ __forceinline__ void epilogue8(TO* y, const T* res, int i, int o, con
     __half2* h2 = reinterpret_cast<__half2*>(&out);
 #pragma unroll
     for (int j = 0; j < 4; ++j) h2[j] = __floats2half2_rn(v[2 * j], v[2 * j + 1]);
-    *reinterpret_cast<uint4*>(y + i) = out;
+    *reinterpret_cast<uint4*>(y + yi) = out;
   } else {
-    *reinterpret_cast<float4*>(y + i) = make_float4(v[0], v[1], v[2], v[3]);
-    *reinterpret_cast<float4*>(y + i + 4) = make_float4(v[4], v[5], v[6], v[7]);
+    *reinterpret_cast<float4*>(y + yi) = make_float4(v[0], v[1], v[2], v[3]);
+    *reinterpret_cast<float4*>(y + yi + 4) = make_float4(v[4], v[5], v[6], v[7]);
   }
+}
+template <class T, class TO>
+__device__ __forceinline__ void epilogue8(TO* y, const T* res, int i, int o, const float* acc, const float* bias, int act) {
+  epilogue8(y, res, i, o, acc, bias, act, i);
 }
 
 // The epilogue of output channels o..o+8 of one pixel (y[i..i+8)): vectorized (VEC: 16-byte
@@ -235,6 +241,122 @@ __global__ void conv_direct8_kernel(const T* __restrict__ x, const T* __restrict
     else direct8_taps<0, 0, 0, T, SMEM>(x, w, ws, p, n, oy, ox, g, acc);
     epilogue_pixel8<VEC>(y, res, ((n * p.oh + oy) * p.ow + ox) * p.o + g * 8, g * 8, acc, bias, static_cast<int>(p.act));
   }
+}
+
+// kConvDirect8Pix: direct8smem with one thread per output pixel that computes every group of 8
+// output channels in turn. The pixel's input taps are loaded once, into registers (the filter
+// shape is a compile-time case: 3x3 on 3 channels, a network's first convolution, or 1x1 on
+// C <= 40 channels, the first expansions), where direct8smem loads them once per group; and all
+// lanes of a warp read the same filter taps together (shared-memory broadcasts), where
+// direct8smem's lanes read the taps of up to 32 different groups. A block's 128 pixels are
+// consecutive, so their outputs are one contiguous run of 128 * o values: VEC puts them in a
+// shared-memory tile and the block writes the run with coalesced 16-byte stores (one thread's
+// 8-channel stores would land 2 * o bytes apart). Per output the same multiply-adds in the same
+// order and the same epilogue as direct8 / direct8smem: bit-identical results. Dynamic shared
+// memory: the filter as float, then (VEC) the output tile; at most kPixSmemBytes.
+constexpr int kPixThreads = 128;
+constexpr size_t kPixSmemBytes = 96 * 1024;  // within every target GPU's opt-in limit (sm_86/89: 99 KiB)
+
+template <int KH, int KW, int C, class T, class TO, bool VEC>
+__global__ void __launch_bounds__(kPixThreads) conv_direct8pix_kernel(const T* __restrict__ x, const T* __restrict__ w,
+                                                                      const float* __restrict__ bias,
+                                                                      const T* __restrict__ res, TO* __restrict__ y,
+                                                                      ConvParams p, bool vec_in) {
+  extern __shared__ __align__(16) float ws_pix[];
+  stage_filter(w, p, ws_pix);  // weights: before the wait (see pdl_wait)
+  pdl_wait();
+  __syncthreads();
+  const int nw = (p.kh * p.kw * p.c * p.o + 3) / 4 * 4;  // the tile starts 16-byte aligned after the filter
+  TO* tile = reinterpret_cast<TO*>(ws_pix + nw);
+  const int groups = p.o / 8, total = p.n * p.oh * p.ow;
+  for (int base = blockIdx.x * kPixThreads; base < total; base += gridDim.x * kPixThreads) {
+    const int i = base + threadIdx.x;
+    if (i < total) {
+      const int ox = i % p.ow, oy = (i / p.ow) % p.oh, n = i / (p.ow * p.oh);
+      float xv[KH * KW * C];
+      bool ok[KH * KW];
+#pragma unroll
+      for (int ky = 0; ky < KH; ++ky)
+#pragma unroll
+        for (int kx = 0; kx < KW; ++kx) {
+          const int iy = oy * p.sh - p.pad_top + ky * p.dh, ix = ox * p.sw - p.pad_left + kx * p.dw;
+          const bool in = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
+          ok[ky * KW + kx] = in;
+          const T* xp = x + (static_cast<int64_t>(n * p.h + (in ? iy : 0)) * p.w + (in ? ix : 0)) * C;
+          float* xt = xv + (ky * KW + kx) * C;
+          if constexpr (std::is_same_v<T, __half> && C % 8 == 0) {
+            if (vec_in) {
+#pragma unroll
+              for (int c = 0; c < C; c += 8) {
+                const uint4 u = in ? *reinterpret_cast<const uint4*>(xp + c) : make_uint4(0, 0, 0, 0);
+                const __half2* h = reinterpret_cast<const __half2*>(&u);
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                  const float2 f = __half22float2(h[j]);
+                  xt[c + 2 * j] = f.x;
+                  xt[c + 2 * j + 1] = f.y;
+                }
+              }
+              continue;
+            }
+          }
+          if constexpr (std::is_same_v<T, float> && C % 4 == 0) {
+            if (vec_in) {
+#pragma unroll
+              for (int c = 0; c < C; c += 4) {
+                const float4 f = in ? *reinterpret_cast<const float4*>(xp + c) : make_float4(0, 0, 0, 0);
+                xt[c] = f.x, xt[c + 1] = f.y, xt[c + 2] = f.z, xt[c + 3] = f.w;
+              }
+              continue;
+            }
+          }
+#pragma unroll
+          for (int c = 0; c < C; ++c) xt[c] = in ? ldf(xp + c) : 0.0f;
+        }
+      for (int g = 0; g < groups; ++g) {
+        float acc[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[j] = 0.0f;
+#pragma unroll
+        for (int t = 0; t < KH * KW; ++t) {
+          if (!ok[t]) continue;
+#pragma unroll
+          for (int c = 0; c < C; ++c) {
+            float wv[8];
+            direct8_weights<T, true>(w, ws_pix, (t * C + c) * p.o + g * 8, wv);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc[j] += xv[t * C + c] * wv[j];
+          }
+        }
+        if constexpr (VEC) epilogue8(tile, res, i * p.o + g * 8, g * 8, acc, bias, static_cast<int>(p.act), threadIdx.x * p.o + g * 8);
+        else epilogue_pixel8<false>(y, res, i * p.o + g * 8, g * 8, acc, bias, static_cast<int>(p.act));
+      }
+    }
+    if constexpr (VEC) {
+      __syncthreads();
+      // The block's outputs y[base * o, (base + pixels) * o): 16-byte pieces, consecutive threads
+      // on consecutive pieces.
+      const int pixels = min(kPixThreads, total - base);
+      const int pieces = pixels * p.o * static_cast<int>(sizeof(TO)) / 16;
+      const uint4* src = reinterpret_cast<const uint4*>(tile);
+      uint4* dst = reinterpret_cast<uint4*>(y + static_cast<int64_t>(base) * p.o);
+      for (int k = threadIdx.x; k < pieces; k += kPixThreads) dst[k] = src[k];
+      __syncthreads();  // the tile is rewritten by the next round
+    }
+  }
+}
+
+// Dynamic shared memory of direct8pix: the filter (as float, rounded up to 16 bytes), then the
+// output tile of kPixThreads pixels (VEC) in the output type.
+inline size_t direct8pix_smem(const ConvParams& p, size_t out_bytes) {
+  return (static_cast<size_t>(p.kh) * p.kw * p.c * p.o + 3) / 4 * 4 * sizeof(float) +
+         static_cast<size_t>(kPixThreads) * p.o * out_bytes;
+}
+
+// Whether direct8pix has a compiled case for this filter shape (see conv_direct8pix_kernel).
+inline bool direct8pix_shape(const ConvParams& p) {
+  if (p.kh == 3 && p.kw == 3) return p.c == 3;
+  return p.kh == 1 && p.kw == 1 && (p.c == 8 || p.c == 16 || p.c == 24 || p.c == 32 || p.c == 40);
 }
 
 // kConvChainDirect8Smem: a convolution (o % 8 == 0, filter of at most kSmemFilterFloats values)
@@ -1017,6 +1139,29 @@ void launch_conv(int tactic, const T* x, const T* w, const float* bias, const T*
       }
       break;
     }
+    case kConvDirect8Pix: {
+      const int64_t work = static_cast<int64_t>(p.n) * p.oh * p.ow;
+      // Enough blocks to fill the GPU, few enough that each stages the filter for many pixels.
+      const int grid = static_cast<int>(std::min<int64_t>((work + kPixThreads - 1) / kPixThreads, 132 * 8));
+      const bool vec = aligned16(y) && aligned16(r), vec_in = aligned16(x);
+      const size_t smem = direct8pix_smem(p, vec ? sizeof(TO) : 0);
+      auto go = [&](auto kernel_vec, auto kernel_scalar) {
+        if (smem > 48 * 1024 &&
+            cudaFuncSetAttribute(vec ? kernel_vec : kernel_scalar, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(smem)) != cudaSuccess)
+          throw Error("direct8pix: cannot reserve " + std::to_string(smem) + " bytes of shared memory on this GPU");
+        const cudaError_t e = vec ? launch(kernel_vec, grid, kPixThreads, smem, s, x, w, bias, r, y, p, vec_in)
+                                  : launch(kernel_scalar, grid, kPixThreads, smem, s, x, w, bias, r, y, p, vec_in);
+        if (e != cudaSuccess) throw Error(std::string("CUDA kernel direct8pix failed to launch: ") + cudaGetErrorString(e));
+      };
+      if (p.kh == 3) go(conv_direct8pix_kernel<3, 3, 3, T, TO, true>, conv_direct8pix_kernel<3, 3, 3, T, TO, false>);
+      else if (p.c == 8) go(conv_direct8pix_kernel<1, 1, 8, T, TO, true>, conv_direct8pix_kernel<1, 1, 8, T, TO, false>);
+      else if (p.c == 16) go(conv_direct8pix_kernel<1, 1, 16, T, TO, true>, conv_direct8pix_kernel<1, 1, 16, T, TO, false>);
+      else if (p.c == 24) go(conv_direct8pix_kernel<1, 1, 24, T, TO, true>, conv_direct8pix_kernel<1, 1, 24, T, TO, false>);
+      else if (p.c == 32) go(conv_direct8pix_kernel<1, 1, 32, T, TO, true>, conv_direct8pix_kernel<1, 1, 32, T, TO, false>);
+      else go(conv_direct8pix_kernel<1, 1, 40, T, TO, true>, conv_direct8pix_kernel<1, 1, 40, T, TO, false>);
+      break;
+    }
     case kConvGemm64:
       launch(gemm_kernel<T, TO, 64, 64, 16, 4, 4>, dim3((M + 63) / 64, (N + 63) / 64), 256, 0, s, x, w, bias, r, y, M, N, K, act);
       break;
@@ -1103,6 +1248,8 @@ bool conv_tactic_applies(int tactic, const ConvParams& p, bool half) {
     case kConvWmma64:
     case kConvWmma32: return half && is_pointwise(p);
     case kConvPw16: return half && is_pointwise(p) && p.c % 8 == 0 && tile16_fits(p.c);
+    case kConvDirect8Pix:  // the filter and an output tile of float (the larger type) fit kPixSmemBytes
+      return p.o % 8 == 0 && direct8pix_shape(p) && direct8pix_smem(p, sizeof(float)) <= kPixSmemBytes;
     default: return false;
   }
 }

@@ -59,7 +59,11 @@ enum ConvTactic : int {
                          // output channels, all of K staged at once and split over warps) on the input
                          // itself; any o (o % 8 != 0 loads the filter and stores one value at a time)
   kConvGroupPw16 = 14,   // horizontal group of 1x1 convolutions (as kConvGroupWmma), each as pw16x32
-  kConvTacticCount = 15,
+  kConvDirect8Pix = 15,  // direct8smem's arithmetic with one thread per output pixel doing every group of
+                         // 8 channels (inputs loaded once, filter reads broadcast); 3x3 on 3 channels or
+                         // 1x1 on 8/16/24/32/40 channels, o % 8 == 0; the filter (float) and a
+                         // 128-pixel output tile in shared memory, at most 96 KiB
+  kConvTacticCount = 16,
   // cuDNN (src/engine/cuda/cudnn_conv.h), one tactic per forward algorithm (cudnnConvolutionFwdAlgo_t
   // 0..7) and epilogue. Base + algo: cudnnConvolutionForward, then PoseRT's epilogue kernel;
   // fused base + algo: cudnnConvolutionBiasActivationForward (bias, residual and ReLU in cuDNN).
@@ -72,7 +76,7 @@ inline constexpr const char* kConvTacticNames[kConvTacticCount] = {"direct",    
                                                                    "wmma64x64", "wmma32x64", "direct8",
                                                                    "direct8smem", "dw+pw64x64", "dw+pw16x32", "group:wmma64x64",
                                                                    "group:dw+pw16x32", "grouped", "chain+direct8smem",
-                                                                   "pw16x32", "group:pw16x32"};
+                                                                   "pw16x32", "group:pw16x32", "direct8pix"};
 constexpr bool is_dwpw_tactic(int t) { return t == kConvDwPw64 || t == kConvDwPw16; }
 constexpr bool is_group_leader_tactic(int t) { return t == kConvGroupWmma || t == kConvGroupDwPw16 || t == kConvGroupPw16; }
 constexpr int kMaxConvGroup = 4;
