@@ -52,6 +52,14 @@ std::vector<int> sampled_indices(int out_size, int in_size) {
   return r;
 }
 
+std::vector<std::pair<int, int>> sampled_pairs(int out_size, int in_size) {
+  std::vector<std::pair<int, int>> r;
+  if (out_size <= 0 || in_size <= 0) return r;
+  r.reserve(static_cast<size_t>(out_size));
+  for (const Tap& t : taps(out_size, in_size)) r.emplace_back(t.lo, t.hi);
+  return r;
+}
+
 std::pair<int, int> sampled_span(int out_size, int in_size) {
   if (out_size <= 0 || in_size <= 0) return {0, -1};
   const float scale = tap_scale(out_size, in_size);

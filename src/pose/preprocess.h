@@ -44,6 +44,8 @@ void preprocess_crop_into(const uint8_t* rgb, int width, int height, const CropR
 // samples along one axis: which rows (or columns) of a crop preprocess_crop_into reads. The GPU
 // pipeline's mapped transfer copies and reads only these rows.
 std::vector<int> sampled_indices(int out_size, int in_size);
+// Per output index, the two crop indices it interpolates (lo, hi; equal where it samples one).
+std::vector<std::pair<int, int>> sampled_pairs(int out_size, int in_size);
 // The first and last of those (the taps are monotone), without the list.
 std::pair<int, int> sampled_span(int out_size, int in_size);
 // Writes batch item b of `input` ([N, S, S, 3], dtype per spec.encoding).

@@ -320,6 +320,9 @@ TEST(CudaPipeline, TransferModeChoice) {
   const Frame wide = random_frame(6000, 700, 0, false, rng), vga = random_frame(640, 480, 0, false, rng);
   const Frame hd1 = random_frame(1920, 1080, 0, true, rng), hd2 = random_frame(1920, 1080, 0, false, rng);
   const Frame tiny = random_frame(120, 90, 0, false, rng);
+  // 256 -> 192: neighbouring output rows share source rows, each block reads its own: about 1.5x
+  // the frame's bytes, so copy.
+  const Frame square = random_frame(256, 256, 0, false, rng);
   ASSERT_FALSE(cuda::mapped_preprocess_fits(wide.w));
   ASSERT_TRUE(cuda::mapped_preprocess_fits(hd1.w));
   auto view = [](const Frame& f) { return cuda::FrameView{f.bytes.data(), f.w, f.h, 0, f.bgr}; };
@@ -330,7 +333,8 @@ TEST(CudaPipeline, TransferModeChoice) {
   };
   const Case cases[] = {{"wide + VGA", {view(vga), view(wide)}, false},
                         {"two Full-HD", {view(hd1), view(hd2)}, true},
-                        {"tiny", {view(tiny)}, false}};
+                        {"tiny", {view(tiny)}, false},
+                        {"256x256", {view(square)}, false}};
   for (const Case& c : cases) {
     int64_t frame_bytes = 0;
     for (const auto& f : c.batch) frame_bytes += static_cast<int64_t>(f.width) * f.height * 3;
@@ -345,6 +349,7 @@ TEST(CudaPipeline, TransferModeChoice) {
         expect_same_poses(got[b], want[b], 0.0, what + " item " + std::to_string(b));
         expect_same_poses(staged[b], want[b], 0.0, what + " staged, item " + std::to_string(b));
       }
+      EXPECT_EQ(pipe.last_transfer(), c.mapped ? t : cuda::Transfer::Copy) << what;
       if (c.mapped) EXPECT_LT(ts.upload_bytes, frame_bytes / 4) << what << ": only the sampled rows cross PCIe";
       else EXPECT_GE(ts.upload_bytes, frame_bytes) << what << ": ran with Copy";
     }

@@ -112,6 +112,12 @@ TEST(PreprocessCrop, SampledIndicesAreWhatTheResizeReads) {
     ASSERT_TRUE(std::is_sorted(cols.begin(), cols.end()) && std::adjacent_find(cols.begin(), cols.end()) == cols.end());
     EXPECT_LE(rows.size(), std::min<size_t>(2 * c.oh, c.crop.h));
     EXPECT_EQ(sampled_span(c.ow, c.crop.w), std::make_pair(cols.front(), cols.back()));
+    std::vector<int> from_pairs;  // the pairs name exactly the sampled rows
+    for (const auto& [lo, hi] : sampled_pairs(c.oh, c.crop.h)) from_pairs.insert(from_pairs.end(), {lo, hi});
+    std::sort(from_pairs.begin(), from_pairs.end());
+    from_pairs.erase(std::unique(from_pairs.begin(), from_pairs.end()), from_pairs.end());
+    EXPECT_EQ(from_pairs, rows);
+    EXPECT_EQ(sampled_pairs(c.oh, c.crop.h).size(), static_cast<size_t>(c.oh));
     std::vector<uint8_t> rgb = random_rgb(c.w, c.h, 9);
     Tensor want(DType::I32, {1, c.oh, c.ow, 3}), got(DType::I32, {1, c.oh, c.ow, 3});
     preprocess_crop_into(rgb.data(), c.w, c.h, c.crop, InputEncoding::RoundedInt32, want, 0);

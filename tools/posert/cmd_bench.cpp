@@ -156,7 +156,8 @@ int bench_e2e(const Args& a) {
               "transfer: copy = async copies of the whole frames up and the poses down; mapped-in = the preprocessing\n"
               "kernel reads only the rows it samples from pinned host memory in place (up bytes: what it reads);\n"
               "mapped = that, and the decoder writes the poses straight into pinned host memory. The modes\n"
-              "alternate run by run on one pipeline.\n");
+              "alternate run by run on one pipeline; 'mapped>copy' marks a mode that ran as copy (frames over\n"
+              "5,450 pixels wide, or mapped reads that would exceed the frame bytes).\n");
   return 0;
 }
 

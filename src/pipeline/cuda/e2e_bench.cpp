@@ -108,6 +108,7 @@ E2eBenchReport run_e2e_bench(const E2eBenchOptions& opt) {
     struct Stages {
       std::vector<double> up, pre, inf, dec, down, tot;
       int64_t up_bytes = 0, down_bytes = 0;
+      bool fell_back = false;  // ran as copy (frames too wide, or mapped reads over the frame bytes)
     };
     std::vector<Stages> st(M);
     for (int i = 0; i < std::min(iters, 100); ++i)
@@ -122,12 +123,13 @@ E2eBenchReport run_e2e_bench(const E2eBenchOptions& opt) {
         st[m].down.push_back(t.download);
         st[m].tot.push_back(t.total);
         st[m].up_bytes = t.upload_bytes;
+        if (pipe.last_transfer() != modes[m]) st[m].fell_back = true;
         st[m].down_bytes = t.download_bytes;
       }
     for (size_t m = 0; m < M; ++m) {
       E2eBenchRow row;
       row.batch = b;
-      row.transfer = cuda::transfer_name(modes[m]);
+      row.transfer = std::string(cuda::transfer_name(modes[m])) + (st[m].fell_back ? ">copy" : "");
       row.gpu_p50_ms = pct(gpu[m], 0.5);
       row.gpu_p99_ms = pct(gpu[m], 0.99);
       row.wall_p50_ms = pct(wall[m], 0.5);

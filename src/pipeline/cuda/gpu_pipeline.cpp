@@ -88,13 +88,15 @@ MappedRows mapped_rows(const FrameDesc& d, int out_w, int out_h) {
   if (ix0 > ix1) return r;  // the crop misses the frame's columns: nothing is read
   r.first = ix0 * 3;
   r.last = ix1 * 3 + 3;
-  for (int y : sampled_indices(out_h, d.crop_h)) {
-    const int iy = d.crop_y + y;
-    if (iy < 0 || iy >= d.height) continue;
-    r.rows.push_back(iy);
+  auto segment = [&](int iy) -> int64_t {  // bytes a block reads of frame row iy
+    if (iy < 0 || iy >= d.height) return 0;
     const int64_t row = d.offset + static_cast<int64_t>(iy) * d.pitch;
-    r.bytes += ((row + r.last + 15) & ~int64_t{15}) - ((row + r.first) & ~int64_t{15});
-  }
+    return ((row + r.last + 15) & ~int64_t{15}) - ((row + r.first) & ~int64_t{15});
+  };
+  for (const auto& [lo, hi] : sampled_pairs(out_h, d.crop_h))
+    r.bytes += segment(d.crop_y + lo) + (hi != lo ? segment(d.crop_y + hi) : 0);
+  for (int y : sampled_indices(out_h, d.crop_h))
+    if (d.crop_y + y >= 0 && d.crop_y + y < d.height) r.rows.push_back(d.crop_y + y);
   return r;
 }
 
@@ -137,6 +139,7 @@ struct GpuPipeline::Impl {
   uint64_t epoch = 0;  // the engine context's capture epoch the graphs were captured in
   double last_gpu_ms = 0;
   HostTimes last_host;
+  Transfer last_mode = Transfer::Copy;
   std::map<std::tuple<int, size_t, Transfer>, cudaGraphExec_t> graphs;
   std::unique_ptr<EventSet> events;
   // Copies large batches of frames into the pinned buffer in parallel (one memcpy stream from
@@ -374,6 +377,7 @@ void* GpuPipeline::stream() const { return impl_->stream; }
 void GpuPipeline::set_use_graphs(bool on) { impl_->use_graphs = on; }
 void GpuPipeline::set_transfer(Transfer t) { impl_->transfer = t; }
 Transfer GpuPipeline::transfer() const { return impl_->transfer; }
+Transfer GpuPipeline::last_transfer() const { return impl_->last_mode; }
 void GpuPipeline::set_timing(bool on) { impl_->timing = on; }
 double GpuPipeline::last_gpu_ms() const { return impl_->last_gpu_ms; }
 HostTimes GpuPipeline::last_host_times() const { return impl_->last_host; }
@@ -386,6 +390,7 @@ std::vector<std::vector<Pose>> GpuPipeline::run(const std::vector<FrameView>& fr
   const Impl::Staged st = m.stage(fr, crops);
   const size_t bytes = st.bytes;
   const Transfer t = st.mode;
+  m.last_mode = t;
   const auto t1 = Clock::now();
   if (m.timing) check(cudaEventRecord(m.events->e[0], m.stream), "cudaEventRecord");
   if (!m.use_graphs) {
@@ -442,6 +447,7 @@ std::vector<std::vector<Pose>> GpuPipeline::run_profiled(const std::vector<Frame
   const Impl::Staged st = m.stage(fr, crops);
   const size_t bytes = st.bytes;
   const Transfer tr = st.mode;
+  m.last_mode = tr;
   m.ctx->set_use_graphs(true);
   // The GPU is held by a spin kernel while the host queues the stages, so each stage's events
   // time its GPU work, not the host's launch of it (the mapped modes have no copy in front to
@@ -459,7 +465,9 @@ std::vector<std::vector<Pose>> GpuPipeline::run_profiled(const std::vector<Frame
     if (tr == Transfer::Copy) {
       t->upload_bytes = static_cast<int64_t>(bytes + m.meta_bytes());
     } else {
-      t->upload_bytes = static_cast<int64_t>(n * sizeof(FrameDesc)) + st.mapped_read;
+      // The rows, each block's descriptor, and the decoder's crop transforms.
+      t->upload_bytes = st.mapped_read + static_cast<int64_t>(n) * m.in_h * static_cast<int64_t>(sizeof(FrameDesc)) +
+                        static_cast<int64_t>(n) * static_cast<int64_t>(sizeof(CropTransform));
     }
     t->download_bytes = static_cast<int64_t>(n * m.layout.item_bytes());
   }

@@ -78,6 +78,8 @@ class GpuPipeline {
   // device that cannot map host memory.
   void set_transfer(Transfer t);
   Transfer transfer() const;
+  // The mode the last run() or run_profiled() actually ran with (Copy where it fell back).
+  Transfer last_transfer() const;
   // Off: launch the stages one by one in run() too (for comparisons).
   void set_use_graphs(bool on);
   // On: run() records CUDA events around its launch; last_gpu_ms() is then the GPU time from the

@@ -41,8 +41,9 @@ void preprocess_frames_mapped(const uint8_t* frames, const FrameDesc* desc, int 
 
 // Which frame rows, and which bytes of each, preprocess_frames_mapped reads for one item: the
 // frame rows the resize samples (sampled_indices, inside the frame), each from byte `first` to
-// byte `last` (exclusive) of the row, relative to the row's start; `bytes` is what crosses PCIe
-// (the 16-byte widening included). Host code (gpu_pipeline.cpp), with the CPU's float taps.
+// byte `last` (exclusive) of the row, relative to the row's start; `bytes` is what its blocks read
+// over PCIe (the 16-byte widening included; a row that several output rows sample is read by
+// each of their blocks). Host code (gpu_pipeline.cpp), with the CPU's float taps.
 struct MappedRows {
   std::vector<int> rows;
   int first = 0, last = 0;
