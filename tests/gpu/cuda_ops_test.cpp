@@ -255,9 +255,6 @@ std::vector<OpCase> dense_conv_cases() {
     r.push_back(conv_case("k3_s1_same_11x11_c17_o9", false, 11, 11, 17, 9, 3, 1, "SAME", "sigmoid", false, mid));
     r.push_back(conv_case("k3_s1_same_16x16_c32_o32_relu_res", false, 16, 16, 32, 32, 3, 1, "SAME", "relu", true, mid));
     r.push_back(conv_case("k3_s1_same_10x10_c16_o24_none", false, 10, 10, 16, 24, 3, 1, "SAME", "none", false, mid));
-    // direct8pix's 1x1 cases: a first expansion (16 -> 96) and 40 channels with a residual
-    r.push_back(conv_case("pw_9x7_c16_o96_relu6", false, 9, 7, 16, 96, 1, 1, "SAME", "relu6", false, mid));
-    r.push_back(conv_case("pw_5x6_c40_o48_res", false, 5, 6, 40, 48, 1, 1, "SAME", "none", true, mid));
   }
   return r;
 }
@@ -267,16 +264,23 @@ TEST(CudaOps, Conv2D) {
   for (const auto& c : dense_conv_cases()) check_case(c, conv_tactics(c));
 }
 
-// direct8pix runs direct8smem's multiply-adds per output in the same order: the same bits.
+// direct8pix runs direct8smem's multiply-adds per output in the same order: the same bits. It
+// applies from 65,536 output pixels (512 blocks), so its cases are that large: a network's first
+// convolution (32 and 56 channels, odd sizes: a partial last tile), a first expansion, and 40
+// channels with a residual; heads (float output) and intermediate layers.
 TEST(CudaOps, Direct8PixEqualsDirect8Smem) {
   POSERT_REQUIRE_GPU();
+  std::vector<OpCase> cases;
+  for (bool mid : {false, true}) {
+    cases.push_back(conv_case("k3_s2_512x512_c3_o32_relu6", false, 512, 512, 3, 32, 3, 2, "SAME", "relu6", false, mid));
+    cases.push_back(conv_case("k3_s2_515x513_c3_o56", false, 515, 513, 3, 56, 3, 2, "SAME", "none", false, mid));
+    cases.push_back(conv_case("pw_256x256_c16_o96_relu6", false, 256, 256, 16, 96, 1, 1, "SAME", "relu6", false, mid));
+    cases.push_back(conv_case("pw_260x253_c40_o48_res", false, 260, 253, 40, 48, 1, 1, "SAME", "none", true, mid));
+  }
   int compared = 0;
-  for (const auto& c : dense_conv_cases()) {
-    const std::vector<int> ts = conv_tactics(c);
-    const bool pix = std::find(ts.begin(), ts.end(), cuda::kConvDirect8Pix) != ts.end();
-    if (!pix || std::find(ts.begin(), ts.end(), cuda::kConvDirect8Smem) == ts.end()) continue;
+  for (const auto& c : cases) {
     std::mt19937 rng(std::hash<std::string>{}(c.label) + 1);
-    for (int batch : {1, 5}) {
+    for (int batch : {1, 3}) {
       const Graph gb = make_graph(c, batch);
       std::vector<Tensor> inputs;
       for (int id : gb.inputs) inputs.push_back(test::random_tensor(gb.values[id].dtype, gb.values[id].shape, rng));
@@ -289,7 +293,20 @@ TEST(CudaOps, Direct8PixEqualsDirect8Smem) {
       }
     }
   }
-  EXPECT_GE(compared, 4 * 2 * 2 * 2) << "the 3x3 / 3-channel and 1x1 cases, head and intermediate";
+  EXPECT_EQ(compared, 8 * 2 * 2);
+  // Below 65,536 output pixels it does not apply (the tuner never offers it there).
+  cuda::ConvParams p{};
+  p.n = 1;
+  p.h = p.w = 192;
+  p.oh = p.ow = 96;
+  p.c = 3;
+  p.kh = p.kw = 3;
+  p.sh = p.sw = 2;
+  p.dh = p.dw = 1;
+  p.o = p.multiplier = 32;
+  EXPECT_FALSE(cuda::conv_tactic_applies(cuda::kConvDirect8Pix, p, true));
+  p.n = 8;
+  EXPECT_TRUE(cuda::conv_tactic_applies(cuda::kConvDirect8Pix, p, true));
 }
 
 // cuDNN's tactics for the case's layer, as the tuner asks for them (empty when cuDNN cannot compute
