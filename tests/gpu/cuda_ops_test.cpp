@@ -255,6 +255,9 @@ std::vector<OpCase> dense_conv_cases() {
     r.push_back(conv_case("k3_s1_same_11x11_c17_o9", false, 11, 11, 17, 9, 3, 1, "SAME", "sigmoid", false, mid));
     r.push_back(conv_case("k3_s1_same_16x16_c32_o32_relu_res", false, 16, 16, 32, 32, 3, 1, "SAME", "relu", true, mid));
     r.push_back(conv_case("k3_s1_same_10x10_c16_o24_none", false, 10, 10, 16, 24, 3, 1, "SAME", "none", false, mid));
+    // direct8pix's 1x1 cases: a first expansion (16 -> 96) and 40 channels with a residual
+    r.push_back(conv_case("pw_9x7_c16_o96_relu6", false, 9, 7, 16, 96, 1, 1, "SAME", "relu6", false, mid));
+    r.push_back(conv_case("pw_5x6_c40_o48_res", false, 5, 6, 40, 48, 1, 1, "SAME", "none", true, mid));
   }
   return r;
 }
@@ -264,10 +267,11 @@ TEST(CudaOps, Conv2D) {
   for (const auto& c : dense_conv_cases()) check_case(c, conv_tactics(c));
 }
 
-// direct8pix runs direct8smem's multiply-adds per output in the same order: the same bits. It
-// applies from 65,536 output pixels (512 blocks), so its cases are that large: a network's first
-// convolution (32 and 56 channels, odd sizes: a partial last tile), a first expansion, and 40
-// channels with a residual; heads (float output) and intermediate layers.
+// direct8pix runs direct8smem's multiply-adds per output in the same order: the same bits. Cases
+// as large as the tuner offers it for (65,536 output pixels and up): a network's first convolution
+// (32 and 56 channels, odd sizes: a partial last tile), a first expansion, and 40 channels with a
+// residual; heads (float output) and intermediate layers. (CudaOps.Conv2D runs it on small shapes
+// against the reference.)
 TEST(CudaOps, Direct8PixEqualsDirect8Smem) {
   POSERT_REQUIRE_GPU();
   std::vector<OpCase> cases;
@@ -294,7 +298,8 @@ TEST(CudaOps, Direct8PixEqualsDirect8Smem) {
     }
   }
   EXPECT_EQ(compared, 8 * 2 * 2);
-  // Below 65,536 output pixels it does not apply (the tuner never offers it there).
+  // Below 65,536 output pixels the tuner does not offer it, yet it applies (an engine tuned at a
+  // larger max batch runs it at batch 1).
   cuda::ConvParams p{};
   p.n = 1;
   p.h = p.w = 192;
@@ -304,9 +309,10 @@ TEST(CudaOps, Direct8PixEqualsDirect8Smem) {
   p.sh = p.sw = 2;
   p.dh = p.dw = 1;
   p.o = p.multiplier = 32;
-  EXPECT_FALSE(cuda::conv_tactic_applies(cuda::kConvDirect8Pix, p, true));
-  p.n = 8;
+  EXPECT_FALSE(cuda::conv_tactic_offered(cuda::kConvDirect8Pix, p, true));
   EXPECT_TRUE(cuda::conv_tactic_applies(cuda::kConvDirect8Pix, p, true));
+  p.n = 8;
+  EXPECT_TRUE(cuda::conv_tactic_offered(cuda::kConvDirect8Pix, p, true));
 }
 
 // cuDNN's tactics for the case's layer, as the tuner asks for them (empty when cuDNN cannot compute

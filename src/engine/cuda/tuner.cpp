@@ -44,7 +44,7 @@ std::vector<int> candidates(const EnginePlan& p, const PlanLayer& l, DeviceConte
   const ConvParams cp = conv_params(p, l, p.max_batch);
   if (l.op == OpKind::Conv2D) {
     for (int t = 0; t < kConvTacticCount; ++t)
-      if (conv_tactic_applies(t, cp, half)) out.push_back(t);
+      if (conv_tactic_offered(t, cp, half)) out.push_back(t);
     if (cudnn_runtime_version() > 0 && cudnn_conv_eligible(cp))
       for (int t : ctx.cudnn().candidates(cp, half, l.inputs.size() > 2, l.name)) out.push_back(t);
   } else {

@@ -1248,16 +1248,20 @@ bool conv_tactic_applies(int tactic, const ConvParams& p, bool half) {
     case kConvWmma64:
     case kConvWmma32: return half && is_pointwise(p);
     case kConvPw16: return half && is_pointwise(p) && p.c % 8 == 0 && tile16_fits(p.c);
-    // The filter and an output tile of float (the larger type) fit kPixSmemBytes; and enough pixels
-    // for 512 blocks (about 4 per SM of an H100): on fewer, each thread's serial walk over the
-    // channel groups leaves the GPU idle, and in the engine's graph it measured slower than its
-    // time alone suggested (thunder batch 1, 16,384 pixels: 9.3 us alone, yet the forward pass
-    // 0.284 -> 0.293 ms with it).
-    case kConvDirect8Pix:
-      return p.o % 8 == 0 && direct8pix_shape(p) && direct8pix_smem(p, sizeof(float)) <= kPixSmemBytes &&
-             static_cast<int64_t>(p.n) * p.oh * p.ow >= int64_t{512} * kPixThreads;
+    case kConvDirect8Pix:  // the filter and an output tile of float (the larger type) fit kPixSmemBytes
+      return p.o % 8 == 0 && direct8pix_shape(p) && direct8pix_smem(p, sizeof(float)) <= kPixSmemBytes;
     default: return false;
   }
+}
+
+bool conv_tactic_offered(int tactic, const ConvParams& p, bool half) {
+  if (!conv_tactic_applies(tactic, p, half)) return false;
+  // direct8pix from 65,536 output pixels at the batch tuned for (512 blocks, about 4 per SM of an
+  // H100): on fewer, each thread's serial walk over the channel groups leaves the GPU idle, and in
+  // the engine's graph it measured slower than its time alone suggested (thunder batch 1, 16,384
+  // pixels: 9.3 us alone against direct8's 10.0, yet the forward pass 0.284 -> 0.293 ms with it).
+  if (tactic == kConvDirect8Pix) return static_cast<int64_t>(p.n) * p.oh * p.ow >= int64_t{512} * kPixThreads;
+  return true;
 }
 
 const char* conv_tactic_name(int tactic) {

@@ -98,8 +98,12 @@ inline std::string conv_tactic_label(int t) {
     return std::string("cudnn:") + kCudnnAlgoNames[cudnn_tactic_algo(t)] + (cudnn_tactic_fused(t) ? "+fused" : "+epilogue");
   return "?";
 }
-// PoseRT's own tactics only (cuDNN's are judged by cuDNN, see cudnn_conv.h).
+// PoseRT's own tactics only (cuDNN's are judged by cuDNN, see cudnn_conv.h). Whether a tactic
+// applies never depends on p.n: an engine tuned at its max batch runs every smaller batch.
 bool conv_tactic_applies(int tactic, const ConvParams& p, bool half);
+// Whether the tuner times the tactic for a layer at the batch it tunes for (p.n = max batch):
+// applies, and is not one that measures well alone but runs badly at that size in the graph.
+bool conv_tactic_offered(int tactic, const ConvParams& p, bool half);
 const char* conv_tactic_name(int tactic);
 
 // x, residual: T; y: T, or float when p.out_f32; w: T, TF HWIO [kh,kw,c,o]; bias: float [o]
