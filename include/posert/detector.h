@@ -51,15 +51,17 @@ class Detector {
   // rgb: width*height*3 bytes, row-major. Poses are in the image's pixel coordinates.
   std::vector<Pose> detect(const uint8_t* rgb, int width, int height);
   // Poses of each frame, in that frame's pixel coordinates. With the CUDA backend the batch runs
-  // as one CUDA graph (upload, preprocessing, engine, GPU decoding, download of the poses only) and
-  // may hold up to max_batch() frames; the CPU backend takes any number, one after another.
+  // as one CUDA graph (frame transfer per DetectorOptions::transfer, preprocessing, engine, GPU
+  // decoding, only the poses back) and may hold up to max_batch() frames; the CPU backend takes
+  // any number, one after another.
   std::vector<std::vector<Pose>> detect_batch(const std::vector<FrameRef>& frames);
   // Where to put frame `item` (0 <= item < max_batch(); the CPU backend takes up to 4096) of a
   // batch of width x height frames so that detect_batch reads it without a host copy: width *
   // height * 3 bytes of packed rows (RGB, or BGR with FrameRef::bgr). Capture or decode the frame
   // straight into it and pass the pointer in a FrameRef with pitch 0; every frame of that batch
   // must then be width x height. With the CUDA backend this is the pinned upload buffer, which the
-  // call's CUDA graph uploads with an async copy; with the CPU backend, ordinary memory. Valid
+  // call's CUDA graph reads in place (the rows the resize samples; transfer "copy": an async copy
+  // of the whole frame); with the CPU backend, ordinary memory. Valid
   // until the next frame_buffer or detect_batch call with larger frames.
   uint8_t* frame_buffer(int item, int width, int height);
   int max_batch() const;

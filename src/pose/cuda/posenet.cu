@@ -58,7 +58,7 @@ struct PoseNetArgs {
   double sq_radius;
   float min_pose_score;
   Key* peaks;       // [N, cap] in any order
-  int* peak_count;  // [N]; kernel 1 appends, kernel 2 reads and resets
+  int* peak_count;  // [N]; posenet_peaks_kernel appends, posenet_group_kernel reads and resets
   int cap;          // G * G * 17
   const CropTransform* tf;
   void* out;
