@@ -24,7 +24,9 @@ struct DetectorOptions {
   // CUDA backend: how frames reach the GPU and poses come back. "mapped" (default): the
   // preprocessing kernel reads only the frame rows it samples from pinned host memory and the
   // poses are written straight back; "mapped-in": the poses are copied back; "copy": async copies
-  // of the whole frames (src/pipeline/cuda/gpu_pipeline.h, cuda::Transfer).
+  // of the whole frames (src/pipeline/cuda/gpu_pipeline.h, cuda::Transfer). A batch runs as copy
+  // where a frame is over 5,450 px wide, the resize shrinks it by less than 2x (the mapped reads
+  // would exceed the frame), or the GPU cannot map host memory.
   std::string transfer = "mapped";
   bool verbose = false;
 };

@@ -32,7 +32,8 @@ inline bool pdl_allowed_by_env() {
   throw Error(std::string("POSERT_PDL='") + env + "': expected 0 (off) or 1 (on where the GPU supports it)", ErrorKind::Usage);
 }
 
-// $POSERT_TUNE_LOG: 1 makes the tuner print its fusion and grouping timings; 0, unset or empty: quiet.
+// $POSERT_TUNE_LOG: 1 makes the tuner print every convolution layer's tactic timings and its fusion
+// and grouping timings; 0, unset or empty: quiet.
 inline bool tune_log_from_env() {
   const char* env = std::getenv("POSERT_TUNE_LOG");
   if (!env || !*env || std::strcmp(env, "0") == 0) return false;

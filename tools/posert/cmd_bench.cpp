@@ -157,7 +157,8 @@ int bench_e2e(const Args& a) {
               "kernel reads only the rows it samples from pinned host memory in place (up bytes: what it reads);\n"
               "mapped = that, and the decoder writes the poses straight into pinned host memory. The modes\n"
               "alternate run by run on one pipeline; 'mapped>copy' marks a mode that ran as copy (frames over\n"
-              "5,450 pixels wide, or mapped reads that would exceed the frame bytes).\n");
+              "5,450 pixels wide, mapped reads that would exceed the frame bytes, or a GPU that cannot map\n"
+              "host memory).\n");
   return 0;
 }
 
@@ -224,8 +225,9 @@ int cmd_bench(int argc, char** argv) {
               "as the tuner times tactics). Each batch size gets its own engine\n"
               "tuned for it, unless --one-engine (one engine, max batch = the largest, tuned there).\n"
               "--stage e2e: the GPU pipeline from host uint8 frames (random W x H) to host poses, one\n"
-              "CUDA graph per batch: GPU time (events) and host wall time, median and p99, with the\n"
-              "upload / preprocess / inference / decode / download breakdown and the PCIe bytes, and\n"
+              "CUDA graph per batch size and transfer mode: GPU time (events) and host wall time,\n"
+              "median and p99, with the upload / preprocess / inference / decode / download breakdown\n"
+              "and the PCIe bytes, and\n"
               "the host time with the frames already in the pinned upload buffer, for each transfer mode\n"
               "(default all three, alternated run by run).\n"
               "--stage decode: the optimized CPU decoder (N threads, default all cores) against the\n"

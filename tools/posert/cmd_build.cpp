@@ -18,9 +18,9 @@ int cmd_build(int argc, char** argv) {
               "                    [--timing-cache FILE] [--models-dir DIR]\n\n"
               "Imports the model, cuts it at its output heads, fuses layers (residual adds and\n"
               "activations into convolutions, elementwise chains), plans tensor memory by lifetime,\n"
-              "times every kernel variant of each convolution on this GPU and keeps the fastest,\n"
-              "then fuses each 3x3 depthwise + 1x1 pair and launches independent sibling layers\n"
-              "together where that measures faster (POSERT_TUNE_LOG=1 prints those timings), and\n"
+              "times every kernel variant it offers for each convolution on this GPU and keeps the\n"
+              "fastest, then fuses each 3x3 depthwise + 1x1 pair and launches independent sibling layers\n"
+              "together where that measures faster (POSERT_TUNE_LOG=1 prints all the timings), and\n"
               "writes the engine file (docs/engine-format.md). The timing cache (default\n"
               "~/.cache/posert/timing.cache) makes rebuilds fast. Needs an NVIDIA GPU.");
     return 0;

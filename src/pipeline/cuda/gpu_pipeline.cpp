@@ -181,8 +181,8 @@ struct GpuPipeline::Impl {
 
   // Packs the frames into the pinned staging buffer, fills the descriptors and picks the transfer
   // mode. The mapped modes run as Copy where a frame is too wide for the mapped kernel, or where it
-  // would read more than the frames hold (crops the resize enlarges: neighbouring output rows
-  // sample the same source rows, and each block reads its own); otherwise only the rows (and
+  // would read more than the frames hold (a resize that shrinks by less than 2x, or enlarges:
+  // neighbouring output rows sample the same source rows, and each block reads its own); otherwise only the rows (and
   // columns) the kernel reads are copied into the pinned buffer.
   Staged stage(const std::vector<FrameView>& fr, const std::vector<CropRect>* crops) {
     const int n = static_cast<int>(fr.size());

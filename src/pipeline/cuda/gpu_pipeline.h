@@ -74,8 +74,9 @@ class GpuPipeline {
                                               const std::vector<CropRect>* crops = nullptr);
   // The transfer mode (default Transfer::Mapped). A batch runs with Copy instead where a frame is
   // wider than the mapped kernel takes (mapped_preprocess_fits), where the mapped kernel would
-  // read more bytes than the frames hold (small frames or crops that the resize enlarges), or on a
-  // device that cannot map host memory.
+  // read more bytes than the frames hold (each block reads its output row's source rows: a resize
+  // that shrinks by less than 2x, or enlarges, reads rows more than once), or on a device that
+  // cannot map host memory.
   void set_transfer(Transfer t);
   Transfer transfer() const;
   // The mode the last run() or run_profiled() actually ran with (Copy where it fell back).
