@@ -11,6 +11,7 @@
 
 #include "engine/ref_executor.h"
 #include "import/tfjs/tfjs_importer.h"
+#include "pipeline/transfer.h"
 #include "pose/cpu_decode.h"
 #include "pose/model_spec.h"
 #include "pose/preprocess.h"
@@ -66,8 +67,7 @@ Detector::Detector(const DetectorOptions& opt) : impl_(std::make_unique<Impl>())
     throw Error("backend '" + opt.backend + "' is unknown (cpu or cuda)", ErrorKind::Usage);
   if (!opt.engine_path.empty() && opt.backend != "cuda")
     throw Error("an engine file needs --backend cuda", ErrorKind::Usage);
-  if (opt.transfer != "mapped" && opt.transfer != "mapped-in" && opt.transfer != "copy")
-    throw Error("transfer mode '" + opt.transfer + "' is unknown (copy, mapped-in or mapped)", ErrorKind::Usage);
+  [[maybe_unused]] const cuda::Transfer transfer = cuda::parse_transfer(opt.transfer, "transfer mode");
   if (!opt.model.empty()) impl_->spec = &find_model_spec(opt.model);
   impl_->decode.min_pose_score = opt.min_pose_score;
   const std::string dir = opt.models_dir.empty() ? default_models_dir() : opt.models_dir;
@@ -116,7 +116,7 @@ Detector::Detector(const DetectorOptions& opt) : impl_(std::make_unique<Impl>())
     }
 #if POSERT_HAVE_CUDA
     impl_->pipeline = std::make_unique<cuda::GpuPipeline>(impl_->engine, *impl_->spec, impl_->decode);
-    impl_->pipeline->set_transfer(cuda::parse_transfer(opt.transfer, "transfer mode"));
+    impl_->pipeline->set_transfer(transfer);
 #endif
     return;
   }

@@ -12,6 +12,7 @@
 #include "engine/ref_executor.h"
 #include "import/tfjs/tfjs_importer.h"
 #include "pipeline/pipeline_bench.h"
+#include "pipeline/transfer.h"
 #include "pose/model_spec.h"
 #include "pose/preprocess.h"
 #include "posert/detector.h"
@@ -61,8 +62,9 @@ std::vector<std::string> parse_transfers(const std::string& s) {
   while (true) {
     const size_t c = s.find(',', pos);
     const std::string tok = s.substr(pos, c == std::string::npos ? std::string::npos : c - pos);
-    if ((tok != "copy" && tok != "mapped-in" && tok != "mapped") || std::find(r.begin(), r.end(), tok) != r.end())
-      throw Error("--transfer needs a list of distinct modes from copy, mapped-in, mapped, got '" + s + "'", ErrorKind::Usage);
+    cuda::parse_transfer(tok, "each mode of --transfer");  // throws naming the modes
+    if (std::find(r.begin(), r.end(), tok) != r.end())
+      throw Error("--transfer names '" + tok + "' twice in '" + s + "'", ErrorKind::Usage);
     r.push_back(tok);
     if (c == std::string::npos) break;
     pos = c + 1;

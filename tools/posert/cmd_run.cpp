@@ -10,6 +10,7 @@
 #include "io/image.h"
 #include "io/overlay.h"
 #include "io/results_writer.h"
+#include "pipeline/transfer.h"
 #include "pose/model_spec.h"
 #include "posert/detector.h"
 
@@ -84,9 +85,7 @@ int cmd_run(int argc, char** argv) {
   opt.max_batch = batch;
   if (a.has("--transfer")) {
     if (opt.backend != "cuda") throw Error("--transfer applies to --backend cuda only", ErrorKind::Usage);
-    opt.transfer = a.get_or("--transfer", "");
-    if (opt.transfer != "mapped" && opt.transfer != "mapped-in" && opt.transfer != "copy")
-      throw Error("--transfer must be copy, mapped-in or mapped, got '" + opt.transfer + "'", ErrorKind::Usage);
+    opt.transfer = cuda::transfer_name(cuda::parse_transfer(a.get_or("--transfer", ""), "--transfer"));
   }
 
   if (!opt.model.empty()) find_model_spec(opt.model);  // an unknown name is a usage error, before any file check

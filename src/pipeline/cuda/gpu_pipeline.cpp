@@ -100,21 +100,6 @@ MappedRows mapped_rows(const FrameDesc& d, int out_w, int out_h) {
   return r;
 }
 
-const char* transfer_name(Transfer t) {
-  switch (t) {
-    case Transfer::Copy: return "copy";
-    case Transfer::MappedIn: return "mapped-in";
-    case Transfer::Mapped: return "mapped";
-  }
-  return "?";
-}
-
-Transfer parse_transfer(const std::string& s, const std::string& what) {
-  for (Transfer t : {Transfer::Copy, Transfer::MappedIn, Transfer::Mapped})
-    if (s == transfer_name(t)) return t;
-  throw Error(what + " must be copy, mapped-in or mapped, got '" + s + "'", ErrorKind::Usage);
-}
-
 struct GpuPipeline::Impl {
   std::shared_ptr<Engine> engine;
   const ModelSpec* spec = nullptr;

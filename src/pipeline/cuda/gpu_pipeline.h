@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/transfer.h"
 #include "pose/model_spec.h"
 #include "pose/preprocess.h"
 #include "posert/engine.h"
@@ -23,18 +24,6 @@ struct FrameView {
   int pitch = 0;     // 0: width * 3
   bool bgr = false;  // byte order B, G, R instead of R, G, B
 };
-
-// How the frames reach the preprocessing kernel and the poses reach the host. Every mode stages
-// the frames in the same pinned host buffer and gives the same poses bit for bit.
-enum class Transfer : int {
-  Copy = 0,      // async copies: the whole packed frames and the descriptors up, the pose records down
-  MappedIn = 1,  // the preprocessing kernel reads only the frame rows it samples, in place in pinned
-                 // memory (mapped), and the descriptors likewise; the pose records are copied down
-  Mapped = 2,    // MappedIn, and the decoder writes the pose records straight into pinned memory
-};
-const char* transfer_name(Transfer t);
-// "copy", "mapped-in" or "mapped"; throws a usage Error naming `what` otherwise.
-Transfer parse_transfer(const std::string& s, const std::string& what);
 
 // Milliseconds of each stage, measured with CUDA events between the stages (run_profiled).
 struct StageTimes {
