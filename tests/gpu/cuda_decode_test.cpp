@@ -279,8 +279,8 @@ void report(const char* what, const Diff& d) {
 }
 
 // The random-head comparison for one model: seeds x batch sizes x value kinds.
-void check_random(const char* model, bool exact, double tol_px, double tol_score, const DecodeOptions& opt = {}) {
-  const ModelSpec& spec = find_model_spec(model);
+void check_random(const ModelSpec& spec, bool exact, double tol_px, double tol_score, const DecodeOptions& opt = {}) {
+  const char* model = spec.name.c_str();
   Diff diff;
   for (Values v : {Values::Smooth, Values::Quantized})
     for (int n : {1, 7})
@@ -293,10 +293,28 @@ void check_random(const char* model, bool exact, double tol_px, double tol_score
   report(model, diff);
 }
 
+void check_random(const char* model, bool exact, double tol_px, double tol_score, const DecodeOptions& opt = {}) {
+  check_random(find_model_spec(model), exact, tol_px, tol_score, opt);
+}
+
 TEST(CudaDecode, MoveNetSingleMatchesCpuBitForBit) {
   POSERT_REQUIRE_GPU();
   check_random("movenet-lightning", true, 1e-3, 1e-5);
   check_random("movenet-thunder", true, 1e-3, 1e-5);
+}
+
+// The single-pose kernel has compiled cases for lightning's and thunder's grids (48, 64) and a
+// general one: grids of 49 (an odd cell count: no 16-byte centre loads) and 50 cells a side.
+TEST(CudaDecode, MoveNetSingleOtherGridSizes) {
+  POSERT_REQUIRE_GPU();
+  for (int input : {196, 200}) {
+    ModelSpec spec = find_model_spec("movenet-lightning");
+    spec.input_size = input;
+    spec.name += " at " + std::to_string(input);
+    check_random(spec, true, 1e-3, 1e-5);
+    const Heads h = random_heads(spec, 40, 5, Values::Smooth);
+    expect_same(run_gpu(spec, h, 40, {}).poses, run_cpu(spec, h, 40, {}), 1e-3, 1e-5, true, spec.name + " n=40");
+  }
 }
 
 // exp: the GPU's double exp rounded to float vs glibc's expf may differ by one ulp in rare

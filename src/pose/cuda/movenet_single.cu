@@ -37,54 +37,103 @@ struct SingleArgs {
   unsigned* done;            // [max_batch] blocks of the item finished; reset by the last block
 };
 
-__device__ __forceinline__ float keypoint_value(const float* heat, int i, int k, int G, float ry, float rx) {
-  const float dy = __fsub_rn(static_cast<float>(i / G), ry);
-  const float dx = __fsub_rn(static_cast<float>(i % G), rx);
+// i / G and i % G: G a compile-time constant (GT > 0: multiply and shift, no division) or a.G.
+template <int GT>
+__device__ __forceinline__ int cell_y(int i, int G) { return GT > 0 ? i / GT : i / G; }
+template <int GT>
+__device__ __forceinline__ int cell_x(int i, int G) { return GT > 0 ? i % GT : i % G; }
+
+template <int GT>
+__device__ __forceinline__ float keypoint_value(float h, int i, int G, float ry, float rx) {
+  const float dy = __fsub_rn(static_cast<float>(cell_y<GT>(i, G)), ry);
+  const float dx = __fsub_rn(static_cast<float>(cell_x<GT>(i, G)), rx);
   const float dist = __fsqrt_rn(__fadd_rn(__fmul_rn(dy, dy), __fmul_rn(dx, dx)));
-  return __fdiv_rn(heat[i * kK + k], __fadd_rn(dist, kMoveNetKeypointDistEps));
+  return __fdiv_rn(h, __fadd_rn(dist, kMoveNetKeypointDistEps));
 }
 
+// The warp's largest argmax key (argmax_key's order is the CPU scan's: value descending, NaN
+// last, then index ascending; 0 = no candidate, below every key).
+__device__ __forceinline__ unsigned long long warp_max_key(unsigned long long k) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const unsigned long long other = __shfl_xor_sync(0xffffffffu, k, o);
+    k = other > k ? other : k;
+  }
+  return k;
+}
+
+constexpr int kPrefetch = 4;  // heat values per lane loaded before the centre is known
 
 // Block (chunk, item): every block finds the item's centre (cheap), then warp k takes the
 // weighted argmax of keypoint k over the block's cells and merges it into the item's key by
 // atomicMax. The item's last block to finish writes the pose and resets the keys and counter.
+// The lane's first kPrefetch heat values do not depend on the centre: they are loaded first, so
+// their latency overlaps the centre's. Candidates are compared as argmax keys (one 64-bit max).
+// GT: the grid side as a compile-time constant (48: lightning, 64: thunder), or 0.
+template <int GT>
 __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) {
   const int b = blockIdx.y;
-  const int G = a.G, cells = G * G;
+  const int G = GT > 0 ? GT : a.G, cells = G * G;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const float* centre = a.centre + static_cast<size_t>(b) * cells;
   const float* heat = a.heat + static_cast<size_t>(b) * cells * kK;
   const float* reg = a.reg + static_cast<size_t>(b) * cells * 2 * kK;
   const float* off = a.off + static_cast<size_t>(b) * cells * 2 * kK;
 
-  __shared__ ArgMax s_part[kK];
+  __shared__ unsigned long long s_key[kK];
   __shared__ int s_centre;
   __shared__ bool s_last;
   __shared__ float s_kp[kK][3];  // x, y, score in model-input pixels
 
+  const int k = warp;
+  const int lo = blockIdx.x * a.chunk, hi = min(lo + a.chunk, cells);
+  float hv[kPrefetch];
+#pragma unroll
+  for (int u = 0; u < kPrefetch; ++u) {
+    const int i = lo + lane + 32 * u;
+    hv[u] = i < hi ? heat[i * kK + k] : 0.0f;
+  }
+
   // 1. Centre: argmax of centre * weight.
-  ArgMax c = argmax_empty();
-  for (int i = tid; i < cells; i += kThreads) argmax_take(c, __fmul_rn(centre[i], a.weight[i]), i);
-  c = warp_argmax(c);
-  if (lane == 0) s_part[warp] = c;
+  unsigned long long c = 0;
+  if (cells % 4 == 0 && reinterpret_cast<uintptr_t>(centre) % 16 == 0 && reinterpret_cast<uintptr_t>(a.weight) % 16 == 0) {
+    const float4* c4 = reinterpret_cast<const float4*>(centre);
+    const float4* w4 = reinterpret_cast<const float4*>(a.weight);
+    for (int q = tid; q < cells / 4; q += kThreads) {
+      const float4 cv = c4[q], wv = w4[q];
+      const int i = 4 * q;
+      c = max(c, argmax_key({__fmul_rn(cv.x, wv.x), i}));
+      c = max(c, argmax_key({__fmul_rn(cv.y, wv.y), i + 1}));
+      c = max(c, argmax_key({__fmul_rn(cv.z, wv.z), i + 2}));
+      c = max(c, argmax_key({__fmul_rn(cv.w, wv.w), i + 3}));
+    }
+  } else {
+    for (int i = tid; i < cells; i += kThreads) c = max(c, argmax_key({__fmul_rn(centre[i], a.weight[i]), i}));
+  }
+  c = warp_max_key(c);
+  if (lane == 0) s_key[warp] = c;
   __syncthreads();
   if (warp == 0) {  // the 17 warps' candidates merged by one warp (the order is total: any merge order)
-    ArgMax m = warp_argmax(lane < kK ? s_part[lane] : argmax_empty());
-    if (lane == 0) s_centre = isnan(__fmul_rn(centre[0], a.weight[0])) ? 0 : m.i;
+    const unsigned long long m = warp_max_key(lane < kK ? s_key[lane] : 0ull);
+    if (lane == 0) s_centre = isnan(__fmul_rn(centre[0], a.weight[0])) ? 0 : argmax_key_index(m);
   }
   __syncthreads();
   const int best = s_centre;
 
   // 2. Keypoint k = warp: the regressed position from the centre cell (grid units), then the
   // argmax of heat / (distance + eps) over this block's cells.
-  const int k = warp;
-  const float ry = __fadd_rn(static_cast<float>(best / G), reg[best * 2 * kK + 2 * k]);
-  const float rx = __fadd_rn(static_cast<float>(best % G), reg[best * 2 * kK + 2 * k + 1]);
-  const int lo = blockIdx.x * a.chunk, hi = min(lo + a.chunk, cells);
-  ArgMax m = argmax_empty();
-  for (int i = lo + lane; i < hi; i += 32) argmax_take(m, keypoint_value(heat, i, k, G, ry, rx), i);
-  m = warp_argmax(m);
-  if (lane == 0 && m.i != INT_MAX) atomicMax(&a.keys[static_cast<size_t>(b) * kK + k], argmax_key(m));
+  const float ry = __fadd_rn(static_cast<float>(cell_y<GT>(best, G)), reg[best * 2 * kK + 2 * k]);
+  const float rx = __fadd_rn(static_cast<float>(cell_x<GT>(best, G)), reg[best * 2 * kK + 2 * k + 1]);
+  unsigned long long m = 0;
+#pragma unroll
+  for (int u = 0; u < kPrefetch; ++u) {
+    const int i = lo + lane + 32 * u;
+    if (i < hi) m = max(m, argmax_key({keypoint_value<GT>(hv[u], i, G, ry, rx), i}));
+  }
+  for (int i = lo + lane + 32 * kPrefetch; i < hi; i += 32)
+    m = max(m, argmax_key({keypoint_value<GT>(heat[i * kK + k], i, G, ry, rx), i}));
+  m = warp_max_key(m);
+  if (lane == 0 && m != 0) atomicMax(&a.keys[static_cast<size_t>(b) * kK + k], m);
 
   // 3. The last block of the item (threadfence + counter) assembles the pose.
   __threadfence();
@@ -96,11 +145,11 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
   if (tid < kK) {
     const unsigned long long key = atomicExch(&a.keys[static_cast<size_t>(b) * kK + tid], 0ull);
     // The CPU's scan keeps cell 0 when its value is NaN (nothing compares greater).
-    const float ryk = __fadd_rn(static_cast<float>(best / G), reg[best * 2 * kK + 2 * tid]);
-    const float rxk = __fadd_rn(static_cast<float>(best % G), reg[best * 2 * kK + 2 * tid + 1]);
-    const int kb = isnan(keypoint_value(heat, 0, tid, G, ryk, rxk)) ? 0 : argmax_key_index(key);
-    const float y = __fadd_rn(static_cast<float>(kb / G), off[kb * 2 * kK + 2 * tid]);
-    const float x = __fadd_rn(static_cast<float>(kb % G), off[kb * 2 * kK + 2 * tid + 1]);
+    const float ryk = __fadd_rn(static_cast<float>(cell_y<GT>(best, G)), reg[best * 2 * kK + 2 * tid]);
+    const float rxk = __fadd_rn(static_cast<float>(cell_x<GT>(best, G)), reg[best * 2 * kK + 2 * tid + 1]);
+    const int kb = isnan(keypoint_value<GT>(heat[tid], 0, G, ryk, rxk)) ? 0 : argmax_key_index(key);
+    const float y = __fadd_rn(static_cast<float>(cell_y<GT>(kb, G)), off[kb * 2 * kK + 2 * tid]);
+    const float x = __fadd_rn(static_cast<float>(cell_x<GT>(kb, G)), off[kb * 2 * kK + 2 * tid + 1]);
     s_kp[tid][0] = __fmul_rn(__fmul_rn(x, a.out_scale), a.input_size);
     s_kp[tid][1] = __fmul_rn(__fmul_rn(y, a.out_scale), a.input_size);
     s_kp[tid][2] = heat[kb * kK + tid];
@@ -158,7 +207,8 @@ class MoveNetSingleDecoder : public DeviceDecoder {
                "clearing the MoveNet keypoint workspace");
     cuda_check(cudaDeviceSynchronize(), "clearing the MoveNet keypoint workspace");
     out_scale_ = movenet_output_scale(G_);
-    resident_ = resident_blocks(movenet_single_kernel, kThreads, "MoveNet decoder occupancy");
+    kernel_ = G_ == 48 ? movenet_single_kernel<48> : G_ == 64 ? movenet_single_kernel<64> : movenet_single_kernel<0>;
+    resident_ = resident_blocks(kernel_, kThreads, "MoveNet decoder occupancy");
   }
 
   void enqueue(const std::vector<const float*>& heads, int n, const CropTransform* transforms, void* out,
@@ -173,7 +223,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     SingleArgs a{heads[0],   heads[1], heads[2],    heads[3],          weight_.as<float>(),
                  G_,         chunk,    out_scale_,  input_size_,       transforms,
                  out,        max_poses_, keys_.as<unsigned long long>(), done_.as<unsigned>()};
-    movenet_single_kernel<<<dim3(blocks, n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(a);
+    kernel_<<<dim3(blocks, n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(a);
     launch_check("movenet_single_kernel");
   }
 
@@ -182,6 +232,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
   float input_size_;
   int max_poses_;
   float out_scale_ = 0;
+  void (*kernel_)(SingleArgs) = nullptr;  // movenet_single_kernel for this grid side
   int resident_ = 1;  // blocks of the kernel the GPU runs at once
   DeviceBuffer weight_, keys_, done_;
 };
