@@ -2,7 +2,7 @@
 // 1: part peaks (thread per part; the sigmoid only where the logit can reach the threshold),
 // appended to the item's list as keys whose order is the CPU's stable score order. 2 (block per
 // item): the next 32 roots by a warp bitonic top-32, every warp grows one root's pose (lane per
-// keypoint, tree level by level), then one warp accepts them in order against the earlier poses.
+// keypoint, tree level by level), then they are taken in order against the earlier poses.
 // Positions are double as on the CPU, with _rn intrinsics so nothing is contracted into FMAs.
 #include <cuda_runtime.h>
 
@@ -225,8 +225,11 @@ __device__ void grow_pose(const Grouping& g, Key key, int refine_steps, RawPose*
 }
 
 // Block per item: roots in score order, 32 at a time; each warp grows one root's pose at once
-// (speculatively: whether a root is taken depends only on the poses before it), then warp 0
-// takes the free ones in order, as the CPU's queue walk.
+// (speculatively: whether a root is taken depends only on the poses before it); then every grown
+// keypoint is checked against the earlier poses at once (bit masks), one thread walks the
+// candidates in order as the CPU's queue walk does, on the masks alone, and a warp per taken
+// candidate computes its instance score. Records: a warp per pose.
+static_assert(kMaxPosesPerItem + kGroupWarps <= 32, "the earlier-pose masks are 32-bit");
 __global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArgs a) {
   const int b = blockIdx.x, G = a.G, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const size_t cells = static_cast<size_t>(G) * G;
@@ -239,6 +242,9 @@ __global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArg
   __shared__ RawPose s_grown[kGroupWarps];
   __shared__ RawPose s_poses[kMaxPosesPerItem];
   __shared__ int s_slot[kMaxPosesPerItem];
+  __shared__ unsigned s_near[kGroupWarps][kK];  // see below
+  __shared__ int s_rank[kGroupWarps];            // a taken candidate's slot in s_poses, or -1
+  __shared__ unsigned s_taken;
   __shared__ int s_npose, s_written;
 
   int npose = 0;  // block-uniform
@@ -250,41 +256,65 @@ __global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArg
     for (int first = 0; first < nroots && npose < a.max_detections; first += kGroupWarps) {
       if (first + warp < nroots) grow_pose(g, s_list[0][first + warp], a.refine_steps, &s_grown[warp]);
       __syncthreads();
-      if (warp == 0) {
-        int np = npose;
-        for (int j = first; j < min(first + kGroupWarps, nroots) && np < a.max_detections; ++j) {
-          const RawPose& c = s_grown[j - first];
-          const int rk = key_index(s_list[0][j]) % kK;
-          if (__any_sync(0xffffffffu, lane < np && within(s_poses[lane].pos[rk], c.pos[rk], a.sq_radius))) continue;
-          // Instance score: keypoints already claimed by an earlier pose do not count.
-          bool claimed = false;
-          if (lane < kK)
-            for (int q = 0; q < np; ++q) claimed = claimed || within(s_poses[q].pos[lane], c.pos[lane], a.sq_radius);
-          const unsigned claimed_mask = __ballot_sync(0xffffffffu, claimed);
-          RawPose& dst = s_poses[np];
-          if (lane < kK) {
-            dst.pos[lane] = c.pos[lane];
-            dst.kscore[lane] = c.kscore[lane];
-          }
-          // The CPU adds the unclaimed scores one after the other in double. Where every score
-          // is 0 or in [2^-24, 1], all of them and every partial sum are multiples of 2^-47 below
-          // 2^6: exact, so a warp tree gives the same sum (0 + ... restores the CPU's +0 start).
-          const float fv = lane < kK && !claimed ? c.kscore[lane] : 0.0f;
-          double sum = static_cast<double>(fv);
-          if (__all_sync(0xffffffffu, fv == 0.0f || (fv >= 0x1p-24f && fv <= 1.0f))) {
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) sum = __dadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, o));
-            sum = __dadd_rn(0.0, sum);
-          } else if (lane == 0) {
-            sum = 0;
-            for (int k = 0; k < kK; ++k)
-              if (!((claimed_mask >> k) & 1u)) sum = __dadd_rn(sum, static_cast<double>(c.kscore[k]));
-          }
-          if (lane == 0) dst.score = __double2float_rn(__ddiv_rn(sum, static_cast<double>(kK)));
-          __syncwarp();
-          ++np;
+      // Which earlier poses each grown keypoint lies within the radius of: bits 0..P-1 the poses
+      // taken before this round, P + j' this round's candidate j' < j (taken or not: the scan
+      // below masks the ones not taken). A thread per (candidate, keypoint).
+      const int C = min(kGroupWarps, nroots - first), P = npose;
+      for (int pair = tid; pair < C * kK; pair += kGroupThreads) {
+        const int j = pair / kK, k = pair % kK;
+        const Point pj = s_grown[j].pos[k];
+        unsigned mask = 0;
+        for (int q = 0; q < P; ++q)
+          if (within(s_poses[q].pos[k], pj, a.sq_radius)) mask |= 1u << q;
+        for (int q = 0; q < j; ++q)
+          if (within(s_grown[q].pos[k], pj, a.sq_radius)) mask |= 1u << (P + q);
+        s_near[j][k] = mask;
+      }
+      __syncthreads();
+      // The CPU's queue walk: a candidate is taken unless its root lies within the radius of the
+      // same keypoint of a pose taken before it.
+      if (tid == 0) {
+        unsigned taken = (1u << P) - 1;
+        int np = P;
+        for (int j = 0; j < C; ++j) {
+          const int rk = key_index(s_list[0][first + j]) % kK;
+          s_rank[j] = -1;
+          if (np >= a.max_detections || (s_near[j][rk] & taken)) continue;
+          s_rank[j] = np++;
+          taken |= 1u << (P + j);
         }
-        if (lane == 0) s_npose = np;
+        s_taken = taken;
+        s_npose = np;
+      }
+      __syncthreads();
+      // Warp j: candidate j, if taken, into its slot with its instance score.
+      if (warp < C && s_rank[warp] >= 0) {
+        const int j = warp;
+        const RawPose& c = s_grown[j];
+        // Instance score: keypoints already claimed by a pose taken before this one do not count.
+        const unsigned before = s_taken & ((1u << (P + j)) - 1);
+        const bool claimed = lane < kK && (s_near[j][lane] & before) != 0;
+        const unsigned claimed_mask = __ballot_sync(0xffffffffu, claimed);
+        RawPose& dst = s_poses[s_rank[j]];
+        if (lane < kK) {
+          dst.pos[lane] = c.pos[lane];
+          dst.kscore[lane] = c.kscore[lane];
+        }
+        // The CPU adds the unclaimed scores one after the other in double. Where every score
+        // is 0 or in [2^-24, 1], all of them and every partial sum are multiples of 2^-47 below
+        // 2^6: exact, so a warp tree gives the same sum (0 + ... restores the CPU's +0 start).
+        const float fv = lane < kK && !claimed ? c.kscore[lane] : 0.0f;
+        double sum = static_cast<double>(fv);
+        if (__all_sync(0xffffffffu, fv == 0.0f || (fv >= 0x1p-24f && fv <= 1.0f))) {
+#pragma unroll
+          for (int o = 16; o > 0; o >>= 1) sum = __dadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, o));
+          sum = __dadd_rn(0.0, sum);
+        } else if (lane == 0) {
+          sum = 0;
+          for (int k = 0; k < kK; ++k)
+            if (!((claimed_mask >> k) & 1u)) sum = __dadd_rn(sum, static_cast<double>(c.kscore[k]));
+        }
+        if (lane == 0) dst.score = __double2float_rn(__ddiv_rn(sum, static_cast<double>(kK)));
       }
       __syncthreads();
       npose = s_npose;
@@ -295,18 +325,18 @@ __global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArg
   }
   if (tid == 0) a.peak_count[b] = 0;  // for the next launch; everyone has read it
 
-  // Poses scoring at least min_pose_score -> records in frame pixels (warp 0).
-  if (warp == 0) {
-    if (lane == 0) {
-      int n = 0;
-      for (int p = 0; p < npose; ++p) s_slot[p] = s_poses[p].score < a.min_pose_score ? -1 : n++;
-      write_item_header(a.out, b, a.max_poses, n);
-      s_written = n;
-    }
-    __syncwarp();
+  // Poses scoring at least min_pose_score -> records in frame pixels, a warp per pose.
+  if (tid == 0) {
+    int n = 0;
+    for (int p = 0; p < npose; ++p) s_slot[p] = s_poses[p].score < a.min_pose_score ? -1 : n++;
+    write_item_header(a.out, b, a.max_poses, n);
+    s_written = n;
+  }
+  __syncthreads();
+  {
     const CropTransform t = a.tf[b];
     PoseRecord* recs = item_records(a.out, b, a.max_poses);
-    for (int p = 0; p < npose; ++p) {
+    for (int p = warp; p < npose; p += kGroupWarps) {
       const int slot = s_slot[p];
       if (slot < 0) continue;
       const RawPose& rp = s_poses[p];
