@@ -63,6 +63,7 @@ struct PoseNetArgs {
   const CropTransform* tf;
   void* out;
   int max_poses;
+  bool stage_offsets;  // posenet_group_kernel copies the item's offsets into shared memory first
 };
 
 constexpr int kPeakThreads = 256;
@@ -162,6 +163,13 @@ struct Point {
   double y, x;
 };
 
+// 8 bytes global -> shared (cp.async, sm_80+; L1-allocating, 8-byte granule).
+__device__ __forceinline__ void cp_async8(void* smem, const void* gmem) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(dst), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
 struct Grouping {
   const float *logits, *offsets, *fwd, *bwd;
   int G;
@@ -233,7 +241,18 @@ static_assert(kMaxPosesPerItem + kGroupWarps <= 32, "the earlier-pose masks are 
 __global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArgs a) {
   const int b = blockIdx.x, G = a.G, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const size_t cells = static_cast<size_t>(G) * G;
-  const Grouping g{a.logits + static_cast<size_t>(b) * cells * kK, a.offsets + static_cast<size_t>(b) * cells * 2 * kK,
+  // The item's offsets (read by every refinement step of the tree walk, a chain of dependent
+  // loads) go to shared memory while the first roots are chosen, where they fit (stage_offsets:
+  // PoseNet's 25 x 25 grid, 85 KB); 8-byte copies, as an item's offsets start 8-byte aligned.
+  extern __shared__ float2 s_off[];
+  const float* offsets = a.offsets + static_cast<size_t>(b) * cells * 2 * kK;
+  if (a.stage_offsets) {
+    const float2* src = reinterpret_cast<const float2*>(offsets);
+    const int pairs = static_cast<int>(cells) * kK;  // cells * 2 * kK floats
+    for (int i = tid; i < pairs; i += kGroupThreads) cp_async8(&s_off[i], &src[i]);
+  }
+  const Grouping g{a.logits + static_cast<size_t>(b) * cells * kK,
+                   a.stage_offsets ? reinterpret_cast<const float*>(s_off) : offsets,
                    a.fwd + static_cast<size_t>(b) * cells * 2 * kEdges,
                    a.bwd + static_cast<size_t>(b) * cells * 2 * kEdges, G};
   const Key* keys = a.peaks + static_cast<size_t>(b) * a.cap;
@@ -251,6 +270,10 @@ __global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArg
   Key below = ~0ull;
   while (npose < a.max_detections) {
     block_top32(keys, count, below, s_list);  // ends with __syncthreads
+    if (a.stage_offsets && below == ~0ull) {   // the first round: the offsets are needed from here
+      cp_async_wait_all();
+      __syncthreads();
+    }
     const int nroots = __syncthreads_count(lane < 32 && warp == 0 && s_list[0][lane] != 0);
     if (nroots == 0) break;
     for (int first = 0; first < nroots && npose < a.max_detections; first += kGroupWarps) {
@@ -323,6 +346,7 @@ __global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArg
     below = s_list[0][31];
     __syncthreads();  // s_list is rebuilt by the next round
   }
+  if (a.stage_offsets) cp_async_wait_all();  // no copy may outlive the block (max_detections 0: no round ran)
   if (tid == 0) a.peak_count[b] = 0;  // for the next launch; everyone has read it
 
   // Poses scoring at least min_pose_score -> records in frame pixels, a warp per pose.
@@ -429,6 +453,21 @@ class PoseNetDecoder : public DeviceDecoder {
     // Kernel 2 leaves the peak counts at zero for the next launch; start them so.
     cuda_check(cudaMemset(count_.as<void>(), 0, static_cast<size_t>(max_batch) * sizeof(int)), "clearing the PoseNet peak counts");
     cuda_check(cudaDeviceSynchronize(), "clearing the PoseNet peak counts");
+    // Stage the offsets in shared memory where they fit next to the kernel's own (the opt-in
+    // limit: 227 KiB on sm_90, 163 on sm_80, 99 on sm_86/89).
+    {
+      int dev = 0, optin = 0;
+      cudaFuncAttributes attr{};
+      cuda_check(cudaGetDevice(&dev), "PoseNet decoder setup");
+      cuda_check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), "PoseNet decoder setup");
+      cuda_check(cudaFuncGetAttributes(&attr, posenet_group_kernel), "PoseNet decoder setup");
+      const size_t bytes = static_cast<size_t>(G_) * G_ * 2 * kK * sizeof(float);
+      if (bytes + attr.sharedSizeBytes <= static_cast<size_t>(optin) &&
+          cudaFuncSetAttribute(posenet_group_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)) ==
+              cudaSuccess)
+        stage_bytes_ = bytes;
+      cudaGetLastError();  // a refused attribute leaves the kernel reading the offsets in place
+    }
     // As the CPU decoder: a logit 0.01 below logit(threshold) scores below the threshold.
     const float thr = params.part_threshold;
     cut_ = -HUGE_VALF;
@@ -460,12 +499,14 @@ class PoseNetDecoder : public DeviceDecoder {
     const auto s = static_cast<cudaStream_t>(stream);
     posenet_peaks_kernel<<<dim3((cap_ + kPeakThreads - 1) / kPeakThreads, n), kPeakThreads, 0, s>>>(a);
     launch_check("posenet_peaks_kernel");
-    posenet_group_kernel<<<n, kGroupThreads, 0, s>>>(a);
+    a.stage_offsets = stage_bytes_ > 0;
+    posenet_group_kernel<<<n, kGroupThreads, stage_bytes_, s>>>(a);
     launch_check("posenet_group_kernel");
   }
 
  private:
   int G_, cap_;
+  size_t stage_bytes_ = 0;  // dynamic shared memory of posenet_group_kernel: the staged offsets, or 0
   PoseNetParams params_;
   int max_poses_;
   float cut_ = 0;
