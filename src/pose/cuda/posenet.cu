@@ -288,6 +288,7 @@ __global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArg
   __shared__ int s_slot[kMaxPosesPerItem];
   __shared__ unsigned s_near[kGroupWarps][kK];  // see below
   __shared__ int s_rank[kGroupWarps];            // a taken candidate's slot in s_poses, or -1
+  __shared__ int s_root_kp[kGroupWarps];         // the keypoint of each candidate's root
   __shared__ unsigned s_taken;
   __shared__ int s_npose, s_written;
 
@@ -314,22 +315,30 @@ __global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArg
         unsigned mask = 0;
         for (int q = 0; q < P; ++q)
           if (within(s_poses[q].pos[k], pj, a.sq_radius)) mask |= 1u << q;
+#pragma unroll 4
         for (int q = 0; q < j; ++q)
           if (within(s_grown[q].pos[k], pj, a.sq_radius)) mask |= 1u << (P + q);
         s_near[j][k] = mask;
       }
+      if (tid < C) s_root_kp[tid] = key_index(s_list[0][first + tid]) % kK;
       __syncthreads();
       // The CPU's queue walk: a candidate is taken unless its root lies within the radius of the
-      // same keypoint of a pose taken before it.
+      // same keypoint of a pose taken before it. Every candidate's root mask is loaded first; the
+      // walk itself is bit operations on registers.
       if (tid == 0) {
+        unsigned root_near[kGroupWarps];
+#pragma unroll
+        for (int j = 0; j < kGroupWarps; ++j) root_near[j] = j < C ? s_near[j][s_root_kp[j]] : 0u;
         unsigned taken = (1u << P) - 1;
         int np = P;
-        for (int j = 0; j < C; ++j) {
-          const int rk = key_index(s_list[0][first + j]) % kK;
-          s_rank[j] = -1;
-          if (np >= a.max_detections || (s_near[j][rk] & taken)) continue;
-          s_rank[j] = np++;
-          taken |= 1u << (P + j);
+#pragma unroll
+        for (int j = 0; j < kGroupWarps; ++j) {
+          int rank = -1;
+          if (j < C && np < a.max_detections && !(root_near[j] & taken)) {
+            rank = np++;
+            taken |= 1u << (P + j);
+          }
+          s_rank[j] = rank;
         }
         s_taken = taken;
         s_npose = np;
