@@ -336,6 +336,16 @@ TEST(CudaDecode, PoseNetMatchesCpu) {
   check_random("posenet", false, 1e-3, 1e-5, opt);
 }
 
+// The grouping kernel copies an item's offsets into shared memory where they fit (PoseNet's 25 x 25
+// grid, 85 KB) and reads them in place where they do not: a 51 x 51 grid (input 801, 354 KB).
+TEST(CudaDecode, PoseNetLargeGridReadsOffsetsInPlace) {
+  POSERT_REQUIRE_GPU();
+  ModelSpec spec = find_model_spec("posenet");
+  spec.input_size = 801;
+  spec.name += " at 801";
+  check_random(spec, false, 1e-3, 1e-5);
+}
+
 // NaN in the heads (a broken engine): the CPU's argmax and min/max rules, value for value.
 TEST(CudaDecode, NaNHeadsFollowTheCpuRules) {
   POSERT_REQUIRE_GPU();
