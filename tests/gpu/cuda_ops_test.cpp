@@ -162,7 +162,7 @@ void check_case(const OpCase& c, const std::vector<int>& tactics) {
       for (int t : tactics) {
         const bool half_only = (c.op == OpKind::Conv2D && (t == cuda::kConvWmma64 || t == cuda::kConvWmma32 || t == cuda::kConvPw16)) ||
                                (c.op == OpKind::DepthwiseConv2D &&
-                                (t == cuda::kDwVec8 || t == cuda::kDw3x3R4 || t == cuda::kDw3x3R2));
+                                (t == cuda::kDwVec8 || t == cuda::kDw3x3R4 || t == cuda::kDw3x3R2 || t == cuda::kDw3x3R1));
         if (half_only && prec != Precision::FP16) continue;
         SCOPED_TRACE(c.label + " batch " + std::to_string(batch) + " " + precision_name(prec) + " tactic " + std::to_string(t));
         const Tensor got = run_cuda(c, batch, prec, t, inputs);
@@ -459,10 +459,10 @@ TEST(CudaOps, DepthwiseConv2D) {
   int row_tactic_runs = 0;
   for (const auto& c : cases) {
     const auto tactics = conv_tactics(c);
-    for (int t : tactics) row_tactic_runs += t == cuda::kDw3x3R4 || t == cuda::kDw3x3R2;
+    for (int t : tactics) row_tactic_runs += t == cuda::kDw3x3R4 || t == cuda::kDw3x3R2 || t == cuda::kDw3x3R1;
     check_case(c, tactics);
   }
-  EXPECT_EQ(row_tactic_runs, 20) << "the 3x3 row tactics must apply to the 10 channel-multiple-of-8 cases";
+  EXPECT_EQ(row_tactic_runs, 30) << "the 3x3 row tactics must apply to the 10 channel-multiple-of-8 cases";
 }
 
 // A 3x3 depthwise layer and the 1x1 convolution after it, as one fused kernel (kDwFused +

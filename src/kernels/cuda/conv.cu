@@ -969,8 +969,8 @@ __global__ void depthwise_vec_kernel(const T* __restrict__ x, const T* __restric
   }
 }
 
-// 3x3 depthwise, half input, multiplier 1, channels % 8 == 0 (kDw3x3R4 / kDw3x3R2): thread = 8
-// channels x R outputs of one row. Per input row it loads the (R - 1) * S + 3 columns the R
+// 3x3 depthwise, half input, multiplier 1, channels % 8 == 0 (kDw3x3R4 / kDw3x3R2 / kDw3x3R1): thread
+// = 8 channels x R outputs of one row. Per input row it loads the (R - 1) * S + 3 columns the R
 // outputs need once (16 bytes each) and accumulates in float in the reference order (ky, then kx).
 template <class TO, int S, int R>
 __global__ void dw3x3_rows_kernel(const __half* __restrict__ x, const __half* __restrict__ w, const float* __restrict__ bias,
@@ -1199,15 +1199,17 @@ template <class T, class TO>
 void launch_dw(int tactic, const T* x, const T* w, const float* bias, const T* r, TO* y, const ConvParams& p,
                cudaStream_t s) {
   const int64_t total = static_cast<int64_t>(p.n) * p.oh * p.ow * p.o;
-  if (tactic == kDw3x3R4 || tactic == kDw3x3R2) {
+  if (tactic == kDw3x3R4 || tactic == kDw3x3R2 || tactic == kDw3x3R1) {
     if constexpr (std::is_same_v<T, __half>) {
-      const int R = tactic == kDw3x3R4 ? 4 : 2;
+      const int R = tactic == kDw3x3R4 ? 4 : tactic == kDw3x3R2 ? 2 : 1;
       const int64_t threads = static_cast<int64_t>(p.n) * p.oh * ((p.ow + R - 1) / R) * (p.c / 8);
       const int grid = grid_for(threads, 128);
       if (p.sh == 1 && R == 4) launch(dw3x3_rows_kernel<TO, 1, 4>, grid, 128, 0, s, x, w, bias, r, y, p);
-      else if (p.sh == 1) launch(dw3x3_rows_kernel<TO, 1, 2>, grid, 128, 0, s, x, w, bias, r, y, p);
+      else if (p.sh == 1 && R == 2) launch(dw3x3_rows_kernel<TO, 1, 2>, grid, 128, 0, s, x, w, bias, r, y, p);
+      else if (p.sh == 1) launch(dw3x3_rows_kernel<TO, 1, 1>, grid, 128, 0, s, x, w, bias, r, y, p);
       else if (R == 4) launch(dw3x3_rows_kernel<TO, 2, 4>, grid, 128, 0, s, x, w, bias, r, y, p);
-      else launch(dw3x3_rows_kernel<TO, 2, 2>, grid, 128, 0, s, x, w, bias, r, y, p);
+      else if (R == 2) launch(dw3x3_rows_kernel<TO, 2, 2>, grid, 128, 0, s, x, w, bias, r, y, p);
+      else launch(dw3x3_rows_kernel<TO, 2, 1>, grid, 128, 0, s, x, w, bias, r, y, p);
     }
     return;
   }
@@ -1316,7 +1318,7 @@ bool dw_tactic_applies(int tactic, const ConvParams& p, bool half) {
   if (tactic == kDwScalar) return true;
   if (tactic == kDwVec2) return p.multiplier == 1 && p.c % 2 == 0;
   if (tactic == kDwVec8) return half && p.multiplier == 1 && p.c % 8 == 0;
-  if (tactic == kDw3x3R4 || tactic == kDw3x3R2)
+  if (tactic == kDw3x3R4 || tactic == kDw3x3R2 || tactic == kDw3x3R1)
     return half && p.multiplier == 1 && p.c % 8 == 0 && p.kh == 3 && p.kw == 3 && p.dh == 1 && p.dw == 1 &&
            p.sh == p.sw && (p.sh == 1 || p.sh == 2);
   return false;

@@ -126,8 +126,18 @@ void chain_conv2d(DType16 xt, const void* x, const ChainProgram& prog, bool half
 // channels of 4 (or 2) neighbouring outputs of a row, reusing the input columns they share from
 // registers, with 16-byte loads and stores and the epilogue vectorized.
 // 5 (kDwFused): the layer launches nothing; the pointwise layer after it computes it (kConvDwPw*).
-enum DwTactic : int { kDwScalar = 0, kDwVec2 = 1, kDwVec8 = 2, kDw3x3R4 = 3, kDw3x3R2 = 4, kDwFused = 5, kDwTacticCount = 6 };
-inline constexpr const char* kDwTacticNames[kDwTacticCount] = {"scalar", "vec2", "vec8", "3x3r4", "3x3r2", "fused"};
+// 6 (kDw3x3R1): as 3 and 4 with one output per thread.
+enum DwTactic : int {
+  kDwScalar = 0,
+  kDwVec2 = 1,
+  kDwVec8 = 2,
+  kDw3x3R4 = 3,
+  kDw3x3R2 = 4,
+  kDwFused = 5,
+  kDw3x3R1 = 6,
+  kDwTacticCount = 7
+};
+inline constexpr const char* kDwTacticNames[kDwTacticCount] = {"scalar", "vec2", "vec8", "3x3r4", "3x3r2", "fused", "3x3r1"};
 bool dw_tactic_applies(int tactic, const ConvParams& p, bool half);
 const char* dw_tactic_name(int tactic);
 void depthwise_conv2d(int tactic, bool half, const void* x, const void* w, const float* bias, const void* residual,
