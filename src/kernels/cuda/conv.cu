@@ -634,14 +634,6 @@ __global__ void wmma_gemm_group_kernel(Pw1x1Group g) {
                                   static_cast<int>(q.p.act), blockIdx.x, blockIdx.y);
 }
 
-// 16 bytes global -> shared without passing through registers (cp.async, sm_80+); with valid
-// false the 16 bytes are zero-filled and nothing is read.
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(valid ? 16 : 0) : "memory");
-}
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
-
 // 8 channels (c0..c0+8) of one 3x3 depthwise output pixel whose window starts at (iy0, ix0) of image
 // n, as half: float accumulation in the order ky, kx, + bias, activation (the arithmetic of
 // dw3x3_rows_kernel, so the values are those the unfused layer writes).
@@ -762,25 +754,6 @@ inline int dwpw16_warps(int k) { return k >= 128 ? 16 : 4; }
 size_t dwpw16_smem(int k) {
   const size_t kc = (static_cast<size_t>(k) + 15) / 16 * 16;
   return sizeof(__half) * (16 * (kc + 8) + kc * (32 + 8)) + sizeof(float) * dwpw16_warps(k) * 16 * (32 + 4);
-}
-// The shared memory one block may opt in to on the current device (227 KiB on sm_90, 163 KiB on
-// sm_80, 99 KiB on sm_86/89), asked once per device; 48 KiB when there is no device to ask.
-size_t max_smem_optin() {
-  constexpr int kDevices = 64;
-  static std::atomic<int> asked[kDevices] = {};  // 0: not asked yet
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) {
-    cudaGetLastError();
-    return 48 * 1024;
-  }
-  int v = dev >= 0 && dev < kDevices ? asked[dev].load(std::memory_order_relaxed) : 0;
-  if (v > 0) return static_cast<size_t>(v);
-  if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess || v <= 0) {
-    cudaGetLastError();
-    v = 48 * 1024;
-  }
-  if (dev >= 0 && dev < kDevices) asked[dev].store(v, std::memory_order_relaxed);
-  return static_cast<size_t>(v);
 }
 // Whether a tile16 kernel over k input channels fits this device.
 bool tile16_fits(int k) { return k > 0 && k <= kDwPw16MaxK && dwpw16_smem(k) <= max_smem_optin(); }
@@ -1238,6 +1211,24 @@ void with_types(bool half, bool out_f32, const void* x, const void* w, const voi
 }
 
 }  // namespace
+
+size_t max_smem_optin() {
+  constexpr int kDevices = 64;
+  static std::atomic<int> asked[kDevices] = {};  // 0: not asked yet
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 48 * 1024;
+  }
+  int v = dev >= 0 && dev < kDevices ? asked[dev].load(std::memory_order_relaxed) : 0;
+  if (v > 0) return static_cast<size_t>(v);
+  if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess || v <= 0) {
+    cudaGetLastError();
+    v = 48 * 1024;
+  }
+  if (dev >= 0 && dev < kDevices) asked[dev].store(v, std::memory_order_relaxed);
+  return static_cast<size_t>(v);
+}
 
 bool conv_tactic_applies(int tactic, const ConvParams& p, bool half) {
   if (!fits_int32(p)) return false;

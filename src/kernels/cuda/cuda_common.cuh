@@ -91,6 +91,20 @@ cudaError_t launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStre
   return cudaLaunchKernelEx(&cfg, k, std::forward<A>(args)...);
 }
 
+// Global -> shared copies that bypass the registers (cp.async, sm_80+). cp_async16: 16 bytes, both
+// ends 16-byte aligned; with valid false the 16 bytes are zero-filled and nothing is read.
+// cp_async8: 8 bytes, 8-byte aligned. cp_async_wait_all: this thread's copies have landed (the
+// block still synchronizes before reading what other threads copied).
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(valid ? 16 : 0) : "memory");
+}
+__device__ __forceinline__ void cp_async8(void* smem, const void* gmem) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(dst), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
 inline void check_launch(const char* what) {
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) throw Error(std::string("CUDA kernel ") + what + " failed to launch: " + cudaGetErrorString(e));

@@ -185,6 +185,10 @@ void dw_pw_group(const DwPwArgs* a, int count, void* stream);
 void conv_epilogue(bool half, bool out_f32, const void* conv, const float* bias, const void* residual, void* y,
                    int64_t count, int channels, Act act, void* stream);
 
+// The shared memory one block may opt in to on the current device (227 KiB on sm_90, 163 KiB on
+// sm_80, 99 KiB on sm_86/89), asked once per device; 48 KiB when there is no device to ask.
+size_t max_smem_optin();
+
 // Programmatic dependent launch (process-wide): when on, PoseRT's kernels are launched so that each
 // may be scheduled while the kernel before it on the stream finishes, waiting on the device for
 // its results (hides the launch gap between the small kernels of a batch-1 pass). Supported when

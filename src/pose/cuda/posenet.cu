@@ -10,6 +10,7 @@
 #include <cmath>
 #include <string>
 
+#include "kernels/cuda/cuda_common.cuh"
 #include "pose/cuda/decode_common.cuh"
 #include "pose/cuda/device_decoders.h"
 #include "pose/posenet.h"
@@ -82,10 +83,10 @@ __global__ void __launch_bounds__(kPeakThreads) posenet_peaks_kernel(PoseNetArgs
     const float l = lg[i];
     if (!(l < a.cut)) {  // NaN goes on, and fails the threshold
       const int k = i % kK, cell = i / kK, y = cell / G, x = cell % G, r = a.local_maximum_radius;
+      // PoseNet's radius 1: the 8 neighbours' logits are loaded at once (-inf outside the grid),
+      // their latency overlapping the sigmoid, instead of one round trip per neighbour.
+      float nb[8];
       if (r == 1) {
-        // PoseNet's radius: the 8 neighbours' logits loaded at once (-inf outside the grid), their
-        // latency overlapping the sigmoid, instead of one round trip per neighbour.
-        float nb[8];
         int u = 0;
 #pragma unroll
         for (int dy = -1; dy <= 1; ++dy)
@@ -95,19 +96,16 @@ __global__ void __launch_bounds__(kPeakThreads) posenet_peaks_kernel(PoseNetArgs
             const int yy = y + dy, xx = x + dx;
             nb[u++] = yy >= 0 && yy < G && xx >= 0 && xx < G ? lg[(yy * G + xx) * kK + k] : -HUGE_VALF;
           }
-        s = sigmoid_as_cpu(l);
-        if (s >= a.part_threshold) {
-          peak = true;
-          const float near = __fsub_rn(l, 0.01f);
+      }
+      s = sigmoid_as_cpu(l);
+      if (s >= a.part_threshold) {
+        peak = true;
+        const float near = __fsub_rn(l, 0.01f);
+        if (r == 1) {
 #pragma unroll
           for (int v = 0; v < 8; ++v)
             if (peak && nb[v] >= near && sigmoid_as_cpu(nb[v]) > s) peak = false;
-        }
-      } else {
-        s = sigmoid_as_cpu(l);
-        if (s >= a.part_threshold) {
-          peak = true;
-          const float near = __fsub_rn(l, 0.01f);
+        } else {
           for (int yy = max(0, y - r); yy <= min(G - 1, y + r) && peak; ++yy)
             for (int xx = max(0, x - r); xx <= min(G - 1, x + r); ++xx) {
               if (yy == y && xx == x) continue;
@@ -187,13 +185,6 @@ __device__ void block_top32(const Key* keys, int count, Key below, Key (*s_list)
 struct Point {
   double y, x;
 };
-
-// 8 bytes global -> shared (cp.async, sm_80+; L1-allocating, 8-byte granule).
-__device__ __forceinline__ void cp_async8(void* smem, const void* gmem) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(dst), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
 struct Grouping {
   const float *logits, *offsets, *fwd, *bwd;
@@ -490,13 +481,10 @@ class PoseNetDecoder : public DeviceDecoder {
     // Stage the offsets in shared memory where they fit next to the kernel's own (the opt-in
     // limit: 227 KiB on sm_90, 163 on sm_80, 99 on sm_86/89).
     {
-      int dev = 0, optin = 0;
       cudaFuncAttributes attr{};
-      cuda_check(cudaGetDevice(&dev), "PoseNet decoder setup");
-      cuda_check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), "PoseNet decoder setup");
       cuda_check(cudaFuncGetAttributes(&attr, posenet_group_kernel), "PoseNet decoder setup");
       const size_t bytes = static_cast<size_t>(G_) * G_ * 2 * kK * sizeof(float);
-      if (bytes + attr.sharedSizeBytes <= static_cast<size_t>(optin) &&
+      if (bytes + attr.sharedSizeBytes <= max_smem_optin() &&
           cudaFuncSetAttribute(posenet_group_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)) ==
               cudaSuccess)
         stage_bytes_ = bytes;
