@@ -78,18 +78,22 @@ std::shared_ptr<Engine> Engine::build(const std::string& model, const std::strin
   cache.save();
   if (opt.verbose) {
     const EnginePlan& p = e->impl->device->plan();
-    int pairs = 0, fused = 0, groups = 0, chains = 0, chains_fused = 0;
+    int pairs = 0, fused = 0, groups = 0, chains = 0, chains_fused = 0, expansions = 0, expansions_fused = 0;
     for (size_t i = 0; i < p.layers.size(); ++i) {
       pairs += dwpw_pair_possible(p, i);
       fused += dwpw_fused(p, i);
+      expansions += pwdw_pair_possible(p, i);
+      expansions_fused += pwdw_fused(p, i);
       groups += !group_of(p, i).empty();
       chains += chain_conv_possible(p, i);
       chains_fused += chain_fused(p, i);
     }
     std::fprintf(stderr,
-                 "tuned %d layer(s), %d from the timing cache; %d of %d depthwise + pointwise pairs fused; %d of %zu "
+                 "tuned %d layer(s), %d from the timing cache; %d of %d 1x1 expansion + depthwise pairs fused; %d of %d "
+                 "depthwise + pointwise pairs fused; %d of %zu "
                  "horizontal groups launched as one; %d of %d elementwise chains computed by the convolution after them\n",
-                 cache.hits + cache.misses, cache.hits, fused, pairs, groups, candidate_groups(p).size(), chains_fused, chains);
+                 cache.hits + cache.misses, cache.hits, expansions_fused, expansions, fused, pairs, groups,
+                 candidate_groups(p).size(), chains_fused, chains);
   }
   return e;
 }
@@ -192,11 +196,13 @@ std::vector<std::pair<std::string, double>> Context::profile_layers(int batch) {
   // launched directly, cuDNN's host-side work per call (tens of microseconds) would hide the GPU time.
   // A depthwise layer fused into the pointwise layer after it launches nothing: the pair is one
   // entry, "DepthwiseConv2D+Conv2D"; a horizontal group is one entry at its leader ("...-group");
-  // so is an elementwise chain computed by the convolution after it ("ElementwiseChain+Conv2D").
+  // so is an elementwise chain computed by the convolution after it ("ElementwiseChain+Conv2D") and
+  // a 1x1 expansion computed by the depthwise layer after it ("Conv2D+DepthwiseConv2D").
   for (size_t i = 0; i < p.layers.size(); ++i) {
     if (p.layers[i].op == OpKind::DepthwiseConv2D && p.layers[i].tactic == cuda::kDwFused) continue;
     if (p.layers[i].op == OpKind::ElementwiseChain && p.layers[i].tactic == cuda::kChainFused) continue;
     if (p.layers[i].op == OpKind::Conv2D && p.layers[i].tactic == cuda::kConvGroupMember) continue;
+    if (p.layers[i].op == OpKind::Conv2D && p.layers[i].tactic == cuda::kConvPwDwMember) continue;
     std::string why;
     const auto us = cuda::time_tactic(*impl_->ctx, i, batch, p.layers[i].tactic, e0, e1, &why);
     if (!us) throw Error("profiling layer '" + p.layers[i].name + "': " + why);
@@ -206,6 +212,8 @@ std::vector<std::pair<std::string, double>> Context::profile_layers(int batch) {
                      *us);
     else if (dwpw_fused(p, i))
       r.emplace_back("DepthwiseConv2D+Conv2D " + p.layers[i - 1].name + " + " + p.layers[i].name, *us);
+    else if (pwdw_fused(p, i))
+      r.emplace_back("Conv2D+DepthwiseConv2D " + p.layers[i - 1].name + " + " + p.layers[i].name, *us);
     else if (chain_fused(p, i))
       r.emplace_back("ElementwiseChain+Conv2D " + p.layers[i - 1].name + " + " + p.layers[i].name, *us);
     else

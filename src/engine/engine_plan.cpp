@@ -185,6 +185,19 @@ void EnginePlan::validate(const std::string& what) const {
     for (int32_t w : l.outputs)
       if (overlap(x, w)) bad(ln + ": its output overlaps the fused depthwise input in the arena");
   }
+  // Fused expansion + depthwise pairs: both halves present, the pair fusable, and the expansion's
+  // input apart from the depthwise output in the arena.
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const PlanLayer& l = layers[i];
+    const std::string ln = "layer #" + std::to_string(i) + " '" + l.name + "'";
+    if (l.op == OpKind::Conv2D && l.tactic == cuda::kConvPwDwMember && !pwdw_fused(*this, i + 1))
+      bad(ln + " is marked fused but the layer after it is not a depthwise layer that computes it");
+    if (!pwdw_fused(*this, i)) continue;
+    if (!pwdw_pair_possible(*this, i) || layers[i - 1].tactic != cuda::kConvPwDwMember)
+      bad(ln + " has the tactic pw+dw without a 1x1 convolution it can fuse before it");
+    for (int32_t w : l.outputs)
+      if (overlap(layers[i - 1].inputs[0], w)) bad(ln + ": its output overlaps the fused expansion's input in the arena");
+  }
   // Fused chain + convolution pairs: both halves present, the pair fusable, and the chain's input
   // apart from the convolution's output in the arena.
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -275,6 +288,37 @@ bool dwpw_fused(const EnginePlan& p, size_t i) {
          p.layers[i - 1].tactic == cuda::kDwFused;
 }
 
+bool pwdw_pair_possible(const EnginePlan& p, size_t i) {
+  if (i == 0 || i >= p.layers.size()) return false;
+  const PlanLayer& dw = p.layers[i];
+  const PlanLayer& pw = p.layers[i - 1];
+  if (dw.op != OpKind::DepthwiseConv2D || pw.op != OpKind::Conv2D) return false;
+  if (pw.inputs.size() < 2 || pw.inputs.size() > 3 || pw.outputs.size() != 1) return false;
+  if (dw.inputs.size() < 2 || dw.inputs.size() > 3 || dw.outputs.size() != 1) return false;
+  const int32_t mid = pw.outputs[0];
+  if (!only_data_input_of(p, mid, i)) return false;
+  const PlanTensor& x = p.tensors[pw.inputs[0]];
+  const PlanTensor& we = p.tensors[pw.inputs[1]];
+  const PlanTensor& m = p.tensors[mid];
+  const PlanTensor& wd = p.tensors[dw.inputs[1]];
+  const PlanTensor& y = p.tensors[dw.outputs[0]];
+  if (x.storage != Storage::F16 || m.storage != Storage::F16 || y.storage != Storage::F16) return false;
+  if (x.shape.size() != 4 || m.shape.size() != 4 || y.shape.size() != 4 || we.shape.size() != 4 || wd.shape.size() != 4) return false;
+  const int64_t c = x.shape[3], e = m.shape[3];
+  if (c % 8 != 0 || e % 8 != 0 || we.shape[0] != 1 || we.shape[1] != 1 || we.shape[2] != c || we.shape[3] != e) return false;
+  if (wd.shape[0] != 3 || wd.shape[1] != 3 || wd.shape[2] != e || wd.shape[3] != 1 || y.shape[3] != e) return false;
+  if (m.shape[1] != x.shape[1] || m.shape[2] != x.shape[2]) return false;
+  const auto ps = pw.attrs.get_ints("strides", std::vector<int64_t>{1, 1});
+  const auto ds = dw.attrs.get_ints("strides", std::vector<int64_t>{1, 1});
+  const auto dd = dw.attrs.get_ints("dilations", std::vector<int64_t>{1, 1});
+  if (ps.size() != 2 || ds.size() != 2 || dd.size() != 2) return false;
+  return ps[0] == 1 && ps[1] == 1 && ds[0] == ds[1] && (ds[0] == 1 || ds[0] == 2) && dd[0] == 1 && dd[1] == 1;
+}
+
+bool pwdw_fused(const EnginePlan& p, size_t i) {
+  return i < p.layers.size() && p.layers[i].op == OpKind::DepthwiseConv2D && p.layers[i].tactic == cuda::kDwPwDw;
+}
+
 bool chain_conv_possible(const EnginePlan& p, size_t i) {
   if (i == 0 || i >= p.layers.size()) return false;
   const PlanLayer& cv = p.layers[i];
@@ -302,7 +346,7 @@ std::vector<int32_t> own_reads(const EnginePlan& p, size_t i) {
   std::vector<int32_t> r;
   for (int32_t t : p.layers[i].inputs)
     if (p.tensors[t].kind != TensorKind::Weight) r.push_back(t);
-  if ((dwpw_fused(p, i) || chain_fused(p, i)) && i > 0) r.push_back(p.layers[i - 1].inputs[0]);
+  if ((dwpw_fused(p, i) || pwdw_fused(p, i) || chain_fused(p, i)) && i > 0) r.push_back(p.layers[i - 1].inputs[0]);
   return r;
 }
 

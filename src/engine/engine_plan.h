@@ -80,6 +80,17 @@ bool dwpw_pair_possible(const EnginePlan& p, size_t i);
 // Whether layer i runs fused with layer i - 1 (a dw+pw tactic, or a member of a dw+pw group).
 bool dwpw_fused(const EnginePlan& p, size_t i);
 
+// Expansion + depthwise fusion. Layer i (a 3x3 depthwise layer, multiplier 1, no dilation, stride
+// 1 or 2, no residual) and layer i - 1 (a 1x1 stride-1 convolution, no residual: a MobileNetV2
+// block's expansion) can run as one kernel when the convolution's output is the depthwise layer's
+// data input and nothing else reads it (no other layer, not an engine output), all three tensors
+// are half and the channel counts are multiples of 8. The depthwise layer then computes the
+// expansion from the convolution's input (tactics kConvPwDwMember + kDwPwDw, chosen by the tuner
+// where that measures faster); the plan builder keeps that input alive through the depthwise layer.
+bool pwdw_pair_possible(const EnginePlan& p, size_t i);
+// Whether layer i is a depthwise layer that computes the 1x1 expansion before it (kDwPwDw).
+bool pwdw_fused(const EnginePlan& p, size_t i);
+
 // Elementwise chain + convolution fusion. Layer i (a Conv2D) and layer i - 1 (an ElementwiseChain
 // of at most 16 steps, such as MoveNet's input normalization) can run as one kernel when the
 // chain's output is the convolution's data input and nothing else reads it (no other layer, not
@@ -107,7 +118,8 @@ std::vector<std::pair<GroupKind, std::vector<size_t>>> candidate_groups(const En
 std::vector<size_t> group_of(const EnginePlan& p, size_t i);
 
 // The arena tensors layer i reads / writes when it runs: its own data inputs and outputs, plus
-// the depthwise input when it is fused, the chain's input when it computes the chain before it,
+// the depthwise input when it is fused, the expansion's input when a depthwise layer computes the
+// expansion before it, the chain's input when it computes the chain before it,
 // plus every member's when it leads a group.
 std::vector<int32_t> layer_reads(const EnginePlan& p, size_t i);
 std::vector<int32_t> layer_writes(const EnginePlan& p, size_t i);

@@ -206,8 +206,10 @@ EnginePlan build_plan(const Graph& g, const std::string& model, Precision precis
       if (p.tensors[t].kind != TensorKind::Weight) touch(t, s);
     for (int t : p.layers[s].outputs) touch(t, s);
     // A fused depthwise + pointwise kernel reads the depthwise input at the pointwise step; a
+    // depthwise layer computing the expansion before it reads the expansion's input; a
     // convolution computing the chain before it reads the chain's input.
-    if (dwpw_pair_possible(p, static_cast<size_t>(s)) || chain_conv_possible(p, static_cast<size_t>(s)))
+    if (dwpw_pair_possible(p, static_cast<size_t>(s)) || pwdw_pair_possible(p, static_cast<size_t>(s)) ||
+        chain_conv_possible(p, static_cast<size_t>(s)))
       touch(p.layers[s - 1].inputs[0], s);
   }
   // A group's launch at its leader's step writes every member's output there.

@@ -557,6 +557,97 @@ TEST(CudaOps, DepthwisePointwiseFused) {
   EXPECT_EQ(ran, 36);
 }
 
+// A 1x1 expansion and the 3x3 depthwise layer after it as one kernel (kConvPwDwMember + kDwPwDw),
+// against the reference, and bit for bit against the same pair unfused as wmma64x64 then 3x3r1:
+// the fused kernel runs the same MMA sequence per output (k steps of 16 in order, zero-padded past
+// c), rounds act(acc + bias) to half as wmma64x64's epilogue does, and runs 3x3r1's depthwise
+// arithmetic on those values (padding taps add 0 * w, which leaves the sum unchanged).
+struct PwDwCase {
+  int h, w, c, m, stride;
+  std::string pad, e_act, d_act;
+  bool e_bias, d_bias;
+  std::vector<int> batches;
+};
+
+Graph pwdw_graph(const PwDwCase& k, int batch) {
+  std::mt19937 rng(static_cast<uint32_t>(k.h * 37 + k.c * 5 + k.m + k.stride));
+  auto rnd = [&](Shape s, float scale) { return test::random_tensor(DType::F32, s, rng, -scale, scale); };
+  test::Builder b;
+  const int x = b.input("x", DType::F32, {batch, k.h, k.w, k.c});
+  Attrs ea;
+  ea.set("strides", std::vector<int64_t>{1, 1});
+  ea.set("dilations", std::vector<int64_t>{1, 1});
+  ea.set("padding", std::string("SAME"));
+  ea.set("activation", k.e_act);
+  std::vector<int> ein = {x, b.constant("we", rnd({1, 1, k.c, k.m}, 2.0f / std::sqrt(static_cast<float>(k.c))))};
+  if (k.e_bias) ein.push_back(b.constant("be", rnd({k.m}, 0.5f)));
+  const int e = b.node(OpKind::Conv2D, "expand", ein, ea);
+  Attrs da;
+  da.set("strides", std::vector<int64_t>{k.stride, k.stride});
+  da.set("dilations", std::vector<int64_t>{1, 1});
+  da.set("padding", k.pad);
+  da.set("activation", k.d_act);
+  std::vector<int> din = {e, b.constant("wd", rnd({3, 3, k.m, 1}, 0.4f))};
+  if (k.d_bias) din.push_back(b.constant("bd", rnd({k.m}, 0.5f)));
+  const int d = b.node(OpKind::DepthwiseConv2D, "dw", din, da);
+  const int oh = k.pad == "SAME" ? (k.h + k.stride - 1) / k.stride : (k.h - 3 + k.stride) / k.stride;
+  const int ow = k.pad == "SAME" ? (k.w + k.stride - 1) / k.stride : (k.w - 3 + k.stride) / k.stride;
+  // A reshape after the depthwise layer keeps its output half (an intermediate layer, as in the models).
+  const int y = b.node(OpKind::Reshape, "dw/reshape", {d, b.constant("shape", Tensor::from_ints({4}, {-1, oh, ow, k.m}))});
+  return b.finish({y});
+}
+
+TEST(CudaOps, PointwiseDepthwiseFused) {
+  POSERT_REQUIRE_GPU();
+  const std::vector<PwDwCase> cases = {
+      {13, 11, 16, 96, 2, "SAME", "relu6", "relu6", true, true, {1, 5}},       // a block's first expansion, odd sizes
+      {12, 12, 24, 144, 1, "SAME", "relu6", "relu6", true, true, {1, 5}},      // c % 16 == 8 (K padded), 3 chunks
+      {10, 9, 40, 240, 1, "SAME", "relu6", "none", true, false, {1, 3}},       // no depthwise bias
+      {8, 8, 32, 104, 2, "SAME", "relu", "relu6", false, true, {1, 4}},        // no expansion bias, a partial chunk
+      {7, 6, 168, 1008, 1, "SAME", "relu6", "relu6", true, true, {1, 2}},      // wide K, 21 chunks
+      {20, 17, 8, 16, 1, "VALID", "none", "sigmoid", true, true, {1, 3}},      // VALID, one partial chunk
+      {33, 35, 16, 48, 2, "VALID", "relu6", "relu6", true, true, {1, 2}},      // VALID stride 2, partial tiles
+      {32, 32, 24, 1008, 1, "SAME", "relu6", "relu6", true, true, {5}},        // chunks spread over blocks, 2 each
+      {96, 96, 16, 96, 2, "SAME", "relu6", "relu6", true, true, {16}},         // every chunk of a tile in one block
+  };
+  int ran = 0;
+  for (const auto& k : cases) {
+    for (int batch : k.batches) {
+      const Graph gb = pwdw_graph(k, batch);
+      std::mt19937 rng(static_cast<uint32_t>(29 + batch + k.c + k.m));
+      std::vector<Tensor> inputs;
+      for (int id : gb.inputs) inputs.push_back(test::random_tensor(gb.values[id].dtype, gb.values[id].shape, rng));
+      const Tensor ref = RefExecutor(gb).run(inputs)[0];
+      const Shape out_shape = gb.values[gb.outputs[0]].shape;
+      EnginePlan plan = build_plan(pwdw_graph(k, 1), "pwdw", Precision::FP16, batch);
+      plan.target = cuda::current_target();
+      size_t d = 0;
+      while (d < plan.layers.size() && plan.layers[d].op != OpKind::DepthwiseConv2D) ++d;
+      ASSERT_TRUE(pwdw_pair_possible(plan, d)) << describe_plan(plan);
+      const std::string label = "pw+dw " + std::to_string(k.h) + "x" + std::to_string(k.w) + " c" + std::to_string(k.c) + " m" +
+                                std::to_string(k.m) + " s" + std::to_string(k.stride) + " " + k.pad + " batch " +
+                                std::to_string(batch);
+      SCOPED_TRACE(label);
+      ASSERT_TRUE(cuda::pwdw_applies(cuda::conv_params(plan, plan.layers[d - 1], batch), cuda::conv_params(plan, plan.layers[d], batch),
+                                     true));
+      EnginePlan fused = plan, apart = plan;
+      fused.layers[d - 1].tactic = cuda::kConvPwDwMember;
+      fused.layers[d].tactic = cuda::kDwPwDw;
+      apart.layers[d - 1].tactic = cuda::kConvWmma64;
+      apart.layers[d].tactic = cuda::kDw3x3R1;
+      ASSERT_NO_THROW(fused.validate("fused plan"));
+      for (bool graphs : {false, true}) {
+        const Tensor got = run_plan_cuda(fused, batch, inputs, {out_shape}, graphs)[0];
+        EXPECT_LE(test::rel_l2(got, ref), 1e-2) << (graphs ? "graph" : "direct");
+        const Tensor two = run_plan_cuda(apart, batch, inputs, {out_shape}, graphs)[0];
+        EXPECT_EQ(0, std::memcmp(got.raw(), two.raw(), got.nbytes())) << "fused differs from wmma64x64 + 3x3r1";
+      }
+      ++ran;
+    }
+  }
+  EXPECT_EQ(ran, 16);
+}
+
 // Horizontal groups: three head-like branches (1x1 -> 3x3 depthwise -> 1x1 per branch, then a
 // 1x1 convolution with float output per branch) as one dw+pw launch and one 1x1 launch, bit for
 // bit equal to the same kernels launched one layer at a time, and within fp16 of the reference.

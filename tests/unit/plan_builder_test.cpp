@@ -603,6 +603,73 @@ TEST(PlanBuilder, StreamScheduleWaitsForTheGroupLeader) {
   }
 }
 
+// ---- 1x1 expansion + depthwise pairs ---------------------------------------------------------
+
+// A MobileNetV2 block: x -> 1x1 expansion "e" (relu6) -> 3x3 depthwise "d" (stride 2, relu6) ->
+// 1x1 projection "p"; with `second_reader`, another 1x1 convolution also reads the expansion.
+Graph expansion_block(bool second_reader = false) {
+  std::mt19937 rng(8);
+  Builder b;
+  const int x = b.input("x", DType::F32, {1, 9, 7, 16});
+  Attrs r6 = conv_attrs();
+  r6.set("activation", std::string("relu6"));
+  Attrs dw = conv_attrs({2, 2});
+  dw.set("activation", std::string("relu6"));
+  const int e = b.node(OpKind::Conv2D, "e", {x, b.constant("we", rand_f32({1, 1, 16, 96}, rng)),
+                                             b.constant("be", rand_f32({96}, rng))}, r6);
+  const int d = b.node(OpKind::DepthwiseConv2D, "d", {e, b.constant("wd", rand_f32({3, 3, 96, 1}, rng)),
+                                                      b.constant("bd", rand_f32({96}, rng))}, dw);
+  const int p = b.node(OpKind::Conv2D, "p", {d, b.constant("wp", rand_f32({1, 1, 96, 24}, rng))}, conv_attrs());
+  if (!second_reader) return b.finish({p});
+  const int q = b.node(OpKind::Conv2D, "q", {e, b.constant("wq", rand_f32({1, 1, 96, 8}, rng))}, conv_attrs());
+  return b.finish({p, q});
+}
+
+TEST(PlanBuilder, ExpansionDepthwisePairPlannedAndValidated) {
+  EnginePlan p = build_plan(expansion_block(), "block", Precision::FP16, 2);
+  check_plan_invariants(p);
+  const size_t e = layer_index(p, "e"), d = layer_index(p, "d"), pr = layer_index(p, "p");
+  ASSERT_EQ(d, e + 1);
+  EXPECT_TRUE(pwdw_pair_possible(p, d));
+  EXPECT_FALSE(pwdw_pair_possible(p, e));
+  EXPECT_FALSE(pwdw_pair_possible(p, pr));
+  EXPECT_TRUE(dwpw_pair_possible(p, pr));  // the depthwise layer could go either way, not both
+  // The expansion's input stays alive through the depthwise layer: its output never shares those bytes.
+  const PlanTensor& x = p.tensors[p.layers[e].inputs[0]];
+  const PlanTensor& y = p.tensors[p.layers[d].outputs[0]];
+  EXPECT_TRUE(x.offset + x.bytes <= y.offset || y.offset + y.bytes <= x.offset);
+  p.layers[e].tactic = cuda::kConvPwDwMember;
+  p.layers[d].tactic = cuda::kDwPwDw;
+  EXPECT_NO_THROW(p.validate("plan"));
+  EXPECT_TRUE(pwdw_fused(p, d));
+  EXPECT_EQ(layer_reads(p, d).back(), p.layers[e].inputs[0]);
+  EXPECT_NE(describe_plan(p).find("tactic pw+dw"), std::string::npos) << describe_plan(p);
+  EXPECT_NE(describe_plan(p).find("tactic in-pw+dw"), std::string::npos) << describe_plan(p);
+  EnginePlan q = p;
+  q.layers[d].tactic = cuda::kDw3x3R1;  // the expansion would never be computed
+  refused(q, "a fused expansion before an unfused depthwise layer");
+  q = p;
+  q.layers[e].tactic = cuda::kConvWmma64;  // both would run, the depthwise layer reading the input as well
+  refused(q, "a pw+dw depthwise layer after an unfused expansion");
+  q = p;
+  q.layers[pr].tactic = cuda::kConvDwPw64;  // the depthwise layer cannot also be computed by the projection
+  refused(q, "a depthwise layer in two fused pairs");
+  q = p;
+  q.tensors[q.layers[d].outputs[0]].offset = x.offset;
+  q.arena_bytes = std::max(q.arena_bytes, x.offset + y.bytes);
+  try {
+    q.validate("engine file 'x.engine'");
+    ADD_FAILURE() << "accepted a pw+dw output over the expansion's input";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("overlaps the fused expansion's input"), std::string::npos) << err.what();
+  }
+  // fp32 engines, and an expansion something else reads too, have no such pair.
+  const EnginePlan f32 = build_plan(expansion_block(), "block", Precision::FP32, 1);
+  const EnginePlan shared = build_plan(expansion_block(true), "block", Precision::FP16, 1);
+  for (size_t i = 0; i < f32.layers.size(); ++i) EXPECT_FALSE(pwdw_pair_possible(f32, i));
+  for (size_t i = 0; i < shared.layers.size(); ++i) EXPECT_FALSE(pwdw_pair_possible(shared, i));
+}
+
 // ---- the real models ------------------------------------------------------------------------
 
 void check_model_plan(const std::string& name) {
@@ -625,6 +692,13 @@ void check_model_plan(const std::string& name) {
     } else if (spec.name == "movenet-lightning") {
       EXPECT_EQ(pairs, 24);  // every depthwise layer
     }
+    int expansions = 0;
+    for (size_t i = 0; i < p.layers.size(); ++i) expansions += pwdw_pair_possible(p, i);
+    if (prec == Precision::FP32) {
+      EXPECT_EQ(expansions, 0);
+    } else if (spec.name == "movenet-lightning" || spec.name == "movenet-thunder") {
+      EXPECT_EQ(expansions, 16);  // blocks 1 to 16 of the MobileNetV2 backbone
+    }
     int chains = 0;
     for (size_t i = 0; i < p.layers.size(); ++i) chains += chain_conv_possible(p, i);
     // MoveNet's input normalization feeds its first convolution, in both precisions.
@@ -641,7 +715,7 @@ void check_model_plan(const std::string& name) {
       EXPECT_EQ(groups[1].second.size(), 4u);
     }
     std::cout << "[ plan     ] " << spec.name << " " << precision_name(prec) << ": " << pairs
-              << " fusable depthwise + pointwise pairs, " << groups.size() << " horizontal groups, " << chains
+              << " fusable depthwise + pointwise pairs, " << expansions << " fusable expansion + depthwise pairs, " << groups.size() << " horizontal groups, " << chains
               << " fusable chain + convolution pairs\n";
     std::cout << "[ plan     ] " << spec.name << " " << precision_name(prec) << ": " << p.layers.size() << " layers, "
               << p.tensors.size() << " tensors, arena " << p.arena_bytes << " bytes of " << p.activation_sum_bytes

@@ -441,6 +441,7 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
     case OpKind::DepthwiseConv2D: {
       if (l.op == OpKind::DepthwiseConv2D && tactic == kDwFused) break;  // the next layer computes it
       if (l.op == OpKind::Conv2D && tactic == kConvGroupMember) break;    // its group's leader computes it
+      if (l.op == OpKind::Conv2D && tactic == kConvPwDwMember) break;    // the depthwise layer after it computes it
       if (l.op == OpKind::Conv2D && is_group_leader_tactic(tactic)) {
         launch_group(i, batch, tactic, s);
         break;
@@ -488,6 +489,15 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
         const PlanLayer& c = p.layers[i - 1];
         chain_conv2d(dtype16(p.tensors[c.inputs[0]].storage), tensor(c.inputs[0]), chain_program(c), half, tensor(l.inputs[1]), bias,
                      res, tensor(l.outputs[0]), cp, s);
+        break;
+      }
+      if (l.op == OpKind::DepthwiseConv2D && tactic == kDwPwDw) {
+        if (!pwdw_pair_possible(p, i))
+          throw Error("layer '" + l.name + "': tactic pw+dw needs the 1x1 convolution it fuses right before it");
+        const PlanLayer& e = p.layers[i - 1];
+        const float* ebias = e.inputs.size() > 2 ? static_cast<const float*>(tensor(e.inputs[2])) : nullptr;
+        pw_dw_conv2d(tensor(e.inputs[0]), tensor(e.inputs[1]), ebias, conv_params(p, e, batch), tensor(l.inputs[1]), bias, cp,
+                     tensor(l.outputs[0]), s);
         break;
       }
       if (l.op == OpKind::Conv2D)

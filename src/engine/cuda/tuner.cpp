@@ -218,6 +218,68 @@ void tune_dwpw_pairs(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, cons
   }
 }
 
+// 1x1 expansion + depthwise pairs (pwdw_pair_possible), after the depthwise + pointwise pairs: the
+// depthwise layer computes the expansion (kConvPwDwMember + kDwPwDw) where that measures faster
+// than the two layers' kernels. A depthwise layer already fused into the 1x1 convolution after it
+// can be in one pair only, so there the two ways are compared whole: the expansion then the dw+pw
+// kernel, against pw+dw then that convolution with its own tactic (own: every layer's tactic
+// before any pair was fused). Cached under the pair's key (with the other pair's when there is
+// one): 1 fused, 0 not.
+void tune_pwdw_pairs(EnginePlan& p, const std::vector<int>& own, DeviceContext& ctx, TimingCache& cache,
+                     const BuildTarget& target, int driver, cudaEvent_t e0, cudaEvent_t e1, std::vector<LayerTiming>& report,
+                     bool log_timings) {
+  for (size_t i = 1; i < p.layers.size(); ++i) {
+    if (!pwdw_pair_possible(p, i)) continue;
+    PlanLayer& e = p.layers[i - 1];
+    PlanLayer& d = p.layers[i];
+    if (e.tactic != own[i - 1]) continue;  // the 1x1 layer is fused with something else already
+    const ConvParams ecp = conv_params(p, e, p.max_batch), dcp = conv_params(p, d, p.max_batch);
+    if (!pwdw_applies(ecp, dcp, true)) continue;
+    const bool in_pair = d.tactic == kDwFused;  // computed by the dw+pw kernel of layer i + 1
+    const int d_before = d.tactic, next_before = in_pair ? p.layers[i + 1].tactic : 0;
+    std::string key = "pw+dw|" + layer_key(p, e, target, driver) + "@" + std::to_string(e.tactic) + "||" +
+                      layer_key(p, d, target, driver) + "@" + std::to_string(d.tactic);
+    if (in_pair)
+      key += "||" + layer_key(p, p.layers[i + 1], target, driver) + "@" + std::to_string(next_before) + "/" +
+             std::to_string(own[i + 1]);
+    auto set_fused = [&](bool fuse) {
+      e.tactic = fuse ? kConvPwDwMember : own[i - 1];
+      d.tactic = fuse ? kDwPwDw : d_before;
+      if (in_pair) p.layers[i + 1].tactic = fuse ? own[i + 1] : next_before;
+    };
+    LayerTiming lt;
+    lt.layer = e.name + " + " + d.name;
+    int chosen = 0;
+    if (cache.lookup(key, &chosen) && (chosen == 0 || chosen == 1)) {
+      lt.from_cache = true;
+      cache.hits++;
+    } else {
+      cache.misses++;
+      std::string why;
+      auto time = [&](size_t k, int t) {
+        const auto us = time_tactic(ctx, k, p.max_batch, t, e0, e1, &why);
+        if (!us) throw Error("tuning: layer '" + p.layers[k].name + "': tactic " + std::to_string(t) + " failed: " + why);
+        return *us;
+      };
+      const double te = time(i - 1, e.tactic), td = in_pair ? time(i + 1, next_before) : time(i, d.tactic);
+      set_fused(true);
+      const double tf = time(i, kDwPwDw), tn = in_pair ? time(i + 1, own[i + 1]) : 0.0;
+      set_fused(false);
+      chosen = tf + tn < te + td;
+      lt.tactic_us = {{0, te + td}, {kDwPwDw, tf + tn}};
+      cache.store(key, chosen, std::min(te + td, tf + tn));
+      if (log_timings)
+        std::fprintf(stderr, "pw+dw pair %zu (c %d -> %d, %dx%d s%d, batch %d): apart %.2f (%.2f + %.2f%s) us, pw+dw %.2f%s us -> %s\n",
+                     i, ecp.c, ecp.o, ecp.h, ecp.w, dcp.sh, p.max_batch, te + td, te, td, in_pair ? " as dw+pw" : "", tf + tn,
+                     in_pair ? (" (" + std::to_string(tf) + " + " + std::to_string(tn) + ")").c_str() : "",
+                     chosen ? "pw+dw" : "apart");
+    }
+    set_fused(chosen != 0);
+    lt.chosen = chosen ? kDwPwDw : 0;
+    report.push_back(lt);
+  }
+}
+
 // Horizontal groups (candidate_groups): one launch for the group where it measures faster than
 // its layers' chosen kernels one after the other. A dw+pw group needs every pair fused as
 // dw+pw16x32 (the kernel it groups); a 1x1 group may run as wmma64x64 or pw16x32 tiles (the
@@ -229,14 +291,15 @@ void tune_groups(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const Bu
     std::vector<ConvParams> ds, ps;
     bool ready = true;
     for (size_t k : m) {
-      ready = ready && (!dwpw || p.layers[k].tactic == kConvDwPw16);
+      ready = ready && (!dwpw || p.layers[k].tactic == kConvDwPw16) && p.layers[k].tactic != kConvPwDwMember;
       ps.push_back(conv_params(p, p.layers[k], p.max_batch));
       if (dwpw) ds.push_back(conv_params(p, p.layers[k - 1], p.max_batch));
     }
     const int n = static_cast<int>(m.size());
     std::vector<int> leads;
+    if (!ready) continue;
     if (dwpw) {
-      if (ready && dw_pw_group_applies(ds.data(), ps.data(), n)) leads.push_back(kConvGroupDwPw16);
+      if (dw_pw_group_applies(ds.data(), ps.data(), n)) leads.push_back(kConvGroupDwPw16);
     } else {
       for (int t : {kConvGroupWmma, kConvGroupPw16})
         if (conv1x1_group_applies(t, ps.data(), n)) leads.push_back(t);
@@ -306,7 +369,9 @@ void tune_chain_convs(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, con
     PlanLayer& ch = p.layers[i - 1];
     PlanLayer& cv = p.layers[i];
     const int own = cv.tactic;
-    if (is_dwpw_tactic(own) || is_group_leader_tactic(own) || own == kConvGroupMember || ch.tactic != kChainKernel) continue;
+    if (is_dwpw_tactic(own) || is_group_leader_tactic(own) || own == kConvGroupMember || own == kConvPwDwMember ||
+        ch.tactic != kChainKernel)
+      continue;
     const ConvParams cp = conv_params(p, cv, p.max_batch);
     if (!chain_conv_applies(cp, dtype16(p.tensors[ch.inputs[0]].storage))) continue;
     LayerTiming lt;
@@ -438,7 +503,10 @@ std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, b
         report.push_back(lt);
       }
       if (verbose && !log_timings && convs) std::fprintf(stderr, "\n");
+      std::vector<int> own;  // each layer's own tactic, before any pair is fused
+      for (const auto& l : p.layers) own.push_back(l.tactic);
       tune_dwpw_pairs(p, ctx, cache, target, driver, e0, e1, report, log_timings);
+      tune_pwdw_pairs(p, own, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_groups(p, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_chain_convs(p, ctx, cache, target, driver, e0, e1, report, log_timings);
       check(cudaDeviceSynchronize(), "tuning");

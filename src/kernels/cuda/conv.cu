@@ -24,24 +24,6 @@ __device__ __forceinline__ void epilogue(TO* y, const T* res, int i, int o, floa
   stf(y + i, apply_act(acc, act));
 }
 
-// 8 loads of 16 (or 32) bytes as 8 floats.
-template <class T>
-__device__ __forceinline__ void load8(const T* p, float* v) {
-  if constexpr (std::is_same_v<T, __half>) {
-    const uint4 raw = *reinterpret_cast<const uint4*>(p);
-    const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const float2 f = __half22float2(h2[j]);
-      v[2 * j] = f.x;
-      v[2 * j + 1] = f.y;
-    }
-  } else {
-    const float4 a = *reinterpret_cast<const float4*>(p), b = *reinterpret_cast<const float4*>(p + 4);
-    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-  }
-}
-
 // The epilogue of 8 consecutive outputs y[i..i+8) (channels o..o+8), i a multiple of 8 and the
 // buffers 16-byte aligned: the same arithmetic as epilogue(), with vector loads and stores.
 // yi: where the 8 outputs go in y (i itself, or a staging tile's index).
@@ -1043,35 +1025,6 @@ __global__ void dw3x3_rows_kernel(const __half* __restrict__ x, const __half* __
   }
 }
 
-bool is_pointwise(const ConvParams& p) {
-  return p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pad_top == 0 && p.pad_left == 0 && p.oh == p.h &&
-         p.ow == p.w && p.o > 0;
-}
-
-bool fits_int32(const ConvParams& p) {
-  const int64_t in = static_cast<int64_t>(p.n) * p.h * p.w * p.c;
-  const int64_t out = static_cast<int64_t>(p.n) * p.oh * p.ow * p.o;
-  const int64_t wt = static_cast<int64_t>(p.kh) * p.kw * p.c * p.o;
-  const int64_t lim = (int64_t{1} << 31) - 1;
-  return in < lim && out < lim && wt < lim;
-}
-
-// True for null (no buffer) or a 16-byte aligned address.
-inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-// Launches a tile16 kernel (pw16x32, dw+pw16x32 and their groups) of `warps` warps and `smem` bytes
-// of dynamic shared memory (past 48 KiB a kernel must opt in, per device).
-template <class... P, class... A>
-void launch16(const std::string& what, void (*kernel)(P...), dim3 grid, int warps, size_t smem, cudaStream_t s, A&&... args) {
-  if (smem > 48 * 1024 &&
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) != cudaSuccess)
-    throw Error(what + ": cannot reserve " + std::to_string(smem) + " bytes of shared memory on this GPU");
-  const cudaError_t e = launch(kernel, grid, warps * 32, smem, s, std::forward<A>(args)...);
-  if (e != cudaSuccess)
-    throw Error("CUDA kernel " + what + " (" + std::to_string(smem) + " bytes of shared memory) failed to launch: " +
-                cudaGetErrorString(e));
-}
-
 // Launches a horizontal group of tile16 members (g: count members; mt x nt tiles of the largest;
 // kmax: the widest member's K, whose warps and shared memory every member runs with).
 template <class Args>
@@ -1081,9 +1034,10 @@ void launch_group16(const std::string& what, const Group16<Args>& g, int count, 
   const size_t smem = dwpw16_smem(kmax);
   const dim3 grid(mt, nt, count);
   if (out_f32)
-    launch16(what, warps == 16 ? tile16_group_kernel<float, 16, Args> : tile16_group_kernel<float, 4, Args>, grid, warps, smem, s, g);
+    launch_smem(what, warps == 16 ? tile16_group_kernel<float, 16, Args> : tile16_group_kernel<float, 4, Args>, grid, warps * 32, smem, s,
+                g);
   else
-    launch16(what, warps == 16 ? tile16_group_kernel<__half, 16, Args> : tile16_group_kernel<__half, 4, Args>, grid, warps, smem, s,
+    launch_smem(what, warps == 16 ? tile16_group_kernel<__half, 16, Args> : tile16_group_kernel<__half, 4, Args>, grid, warps * 32, smem, s,
              g);
 }
 
@@ -1161,8 +1115,8 @@ void launch_conv(int tactic, const T* x, const T* w, const float* bias, const T*
         if (!aligned16(x) || !aligned16(w) || (N % 8 == 0 && (!aligned16(y) || !aligned16(r))))
           throw Error("internal: pw16x32 buffers must be 16-byte aligned");
         const int warps = dwpw16_warps(K);
-        launch16("pw16x32 (" + std::to_string(K) + " channels)", warps == 16 ? pw16_kernel<TO, 16> : pw16_kernel<TO, 4>,
-                 dim3((M + 15) / 16, (N + 31) / 32), warps, dwpw16_smem(K), s, x, p, w, bias, r, y, act);
+        launch_smem("pw16x32 (" + std::to_string(K) + " channels)", warps == 16 ? pw16_kernel<TO, 16> : pw16_kernel<TO, 4>,
+                    dim3((M + 15) / 16, (N + 31) / 32), warps * 32, dwpw16_smem(K), s, x, p, w, bias, r, y, act);
       }
       break;
   }
@@ -1356,8 +1310,8 @@ void dw_pw_conv2d(int tactic, const void* x, const void* wd, const float* bd, co
         throw Error(std::string("CUDA kernel dw+pw64x64 (") + std::to_string(d.c) + " channels) failed to launch: " + cudaGetErrorString(e));
     } else {
       const int warps = dwpw16_warps(d.c);
-      launch16("dw+pw16x32 (" + std::to_string(d.c) + " channels)", warps == 16 ? dwpw16_kernel<TO, 16> : dwpw16_kernel<TO, 4>,
-               dim3((M + 15) / 16, (N + 31) / 32), warps, dwpw16_smem(d.c), s, xh, wdh, bd, d, wph, bias, rh, yy, N, act);
+      launch_smem("dw+pw16x32 (" + std::to_string(d.c) + " channels)", warps == 16 ? dwpw16_kernel<TO, 16> : dwpw16_kernel<TO, 4>,
+                  dim3((M + 15) / 16, (N + 31) / 32), warps * 32, dwpw16_smem(d.c), s, xh, wdh, bd, d, wph, bias, rh, yy, N, act);
     }
   };
   if (p.out_f32) run(static_cast<float*>(y));

@@ -47,6 +47,41 @@ __device__ __forceinline__ float apply_act(float v, int act) {
   }
 }
 
+// 8 loads of 16 (or 32) bytes as 8 floats.
+template <class T>
+__device__ __forceinline__ void load8(const T* p, float* v) {
+  if constexpr (std::is_same_v<T, __half>) {
+    const uint4 raw = *reinterpret_cast<const uint4*>(p);
+    const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float2 f = __half22float2(h2[j]);
+      v[2 * j] = f.x;
+      v[2 * j + 1] = f.y;
+    }
+  } else {
+    const float4 a = *reinterpret_cast<const float4*>(p), b = *reinterpret_cast<const float4*>(p + 4);
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+  }
+}
+
+// A 1x1 stride-1 convolution that keeps the image size.
+inline bool is_pointwise(const ConvParams& p) {
+  return p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pad_top == 0 && p.pad_left == 0 && p.oh == p.h &&
+         p.ow == p.w && p.o > 0;
+}
+
+inline bool fits_int32(const ConvParams& p) {
+  const int64_t in = static_cast<int64_t>(p.n) * p.h * p.w * p.c;
+  const int64_t out = static_cast<int64_t>(p.n) * p.oh * p.ow * p.o;
+  const int64_t wt = static_cast<int64_t>(p.kh) * p.kw * p.c * p.o;
+  const int64_t lim = (int64_t{1} << 31) - 1;
+  return in < lim && out < lim && wt < lim;
+}
+
+// True for null (no buffer) or a 16-byte aligned address.
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 inline int grid_for(int64_t total, int threads) {
   const int64_t blocks = (total + threads - 1) / threads;
   return static_cast<int>(blocks < 1 ? 1 : (blocks > (1 << 20) ? (1 << 20) : blocks));
@@ -89,6 +124,20 @@ cudaError_t launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStre
     cfg.numAttrs = 1;
   }
   return cudaLaunchKernelEx(&cfg, k, std::forward<A>(args)...);
+}
+
+// Launches `kernel` (as launch()) with `smem` bytes of dynamic shared memory, opting in past
+// 48 KiB (per device); errors name `what`.
+template <class... P, class... A>
+void launch_smem(const std::string& what, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                 A&&... args) {
+  if (smem > 48 * 1024 &&
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) != cudaSuccess)
+    throw Error(what + ": cannot reserve " + std::to_string(smem) + " bytes of shared memory on this GPU");
+  const cudaError_t e = launch(kernel, grid, block, smem, s, std::forward<A>(args)...);
+  if (e != cudaSuccess)
+    throw Error("CUDA kernel " + what + " (" + std::to_string(smem) + " bytes of shared memory) failed to launch: " +
+                cudaGetErrorString(e));
 }
 
 // Global -> shared copies that bypass the registers (cp.async, sm_80+). cp_async16: 16 bytes, both

@@ -63,7 +63,9 @@ enum ConvTactic : int {
                          // 8 channels (inputs loaded once, filter reads broadcast); 3x3 on 3 channels or
                          // 1x1 on 8/16/24/32/40 channels, o % 8 == 0; the filter (float) and a
                          // 128-pixel output tile in shared memory, at most 96 KiB
-  kConvTacticCount = 16,
+  kConvPwDwMember = 16,  // a 1x1 expansion computed by the 3x3 depthwise layer right after it (tactic kDwPwDw
+                         // there, pw_dw_conv2d); launches nothing. Chosen per pair by the tuner, never alone
+  kConvTacticCount = 17,
   // cuDNN (src/engine/cuda/cudnn_conv.h), one tactic per forward algorithm (cudnnConvolutionFwdAlgo_t
   // 0..7) and epilogue. Base + algo: cudnnConvolutionForward, then PoseRT's epilogue kernel;
   // fused base + algo: cudnnConvolutionBiasActivationForward (bias, residual and ReLU in cuDNN).
@@ -76,7 +78,7 @@ inline constexpr const char* kConvTacticNames[kConvTacticCount] = {"direct",    
                                                                    "wmma64x64", "wmma32x64", "direct8",
                                                                    "direct8smem", "dw+pw64x64", "dw+pw16x32", "group:wmma64x64",
                                                                    "group:dw+pw16x32", "grouped", "chain+direct8smem",
-                                                                   "pw16x32", "group:pw16x32", "direct8pix"};
+                                                                   "pw16x32", "group:pw16x32", "direct8pix", "in-pw+dw"};
 constexpr bool is_dwpw_tactic(int t) { return t == kConvDwPw64 || t == kConvDwPw16; }
 constexpr bool is_group_leader_tactic(int t) { return t == kConvGroupWmma || t == kConvGroupDwPw16 || t == kConvGroupPw16; }
 constexpr int kMaxConvGroup = 4;
@@ -127,6 +129,7 @@ void chain_conv2d(DType16 xt, const void* x, const ChainProgram& prog, bool half
 // registers, with 16-byte loads and stores and the epilogue vectorized.
 // 5 (kDwFused): the layer launches nothing; the pointwise layer after it computes it (kConvDwPw*).
 // 6 (kDw3x3R1): as 3 and 4 with one output per thread.
+// 7 (kDwPwDw): the layer computes the 1x1 expansion before it too (kConvPwDwMember there; pw_dw_conv2d).
 enum DwTactic : int {
   kDwScalar = 0,
   kDwVec2 = 1,
@@ -135,9 +138,10 @@ enum DwTactic : int {
   kDw3x3R2 = 4,
   kDwFused = 5,
   kDw3x3R1 = 6,
-  kDwTacticCount = 7
+  kDwPwDw = 7,
+  kDwTacticCount = 8
 };
-inline constexpr const char* kDwTacticNames[kDwTacticCount] = {"scalar", "vec2", "vec8", "3x3r4", "3x3r2", "fused", "3x3r1"};
+inline constexpr const char* kDwTacticNames[kDwTacticCount] = {"scalar", "vec2", "vec8", "3x3r4", "3x3r2", "fused", "3x3r1", "pw+dw"};
 bool dw_tactic_applies(int tactic, const ConvParams& p, bool half);
 const char* dw_tactic_name(int tactic);
 void depthwise_conv2d(int tactic, bool half, const void* x, const void* w, const float* bias, const void* residual,
@@ -150,6 +154,17 @@ void depthwise_conv2d(int tactic, bool half, const void* x, const void* w, const
 bool dwpw_applies(int tactic, const ConvParams& d, const ConvParams& p, bool half);
 void dw_pw_conv2d(int tactic, const void* x, const void* wd, const float* bd, const ConvParams& d, const void* wp,
                   const float* bias, const void* residual, void* y, const ConvParams& p, void* stream);
+
+// A 1x1 convolution (e: stride 1, half, c % 8 == 0, o % 8 == 0, bias may be null, no residual, half
+// output) and the 3x3 depthwise layer that reads it (d: multiplier 1, stride 1 or 2, no dilation, no
+// residual, half output) in one kernel (tactic kDwPwDw): y = act_d(dw(act_e(x * we + be)) + bd),
+// the expanded tensor never written: a block computes it for the input pixels its output tile
+// reaches (zero outside the image: the depthwise layer's padding), rounded to half as the 1x1 layer
+// would store it, in shared memory, chunk by chunk of channels, on the tensor cores.
+// we: half [c, o]; wd: half [3, 3, o]; be, bd: float [o] or null.
+bool pwdw_applies(const ConvParams& e, const ConvParams& d, bool half);
+void pw_dw_conv2d(const void* x, const void* we, const float* be, const ConvParams& e, const void* wd, const float* bd,
+                  const ConvParams& d, void* y, void* stream);
 
 // Horizontal groups: 2..kMaxConvGroup independent layers of one kind in one launch (blockIdx.z
 // picks the layer); each computes exactly what its single-layer kernel computes.

@@ -1,0 +1,267 @@
+// The 1x1 expansion and the 3x3 depthwise layer of a MobileNetV2 block as one kernel (tactic
+// kDwPwDw): the expanded tensor, six times wider than the block's input, stays in shared memory
+// instead of being written by one kernel and read back by the next.
+#include <algorithm>
+#include <atomic>
+
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace posert::cuda {
+
+namespace {
+
+constexpr int kPwDwThreads = 128;
+constexpr int kPwDwMC = 48;  // expanded channels per chunk (MobileNetV2's expansions are multiples of 48)
+
+// The output tile of stride S: TH x TW depthwise outputs of one image, reached from an IH x IW
+// halo of input pixels; the halo's P pixels are the GEMM's rows, in MT tiles of 16 (PR rows).
+template <int S>
+struct PwDwGeo {
+  static constexpr int TH = 8, TW = S == 1 ? 16 : 8;
+  static constexpr int IH = (TH - 1) * S + 3, IW = (TW - 1) * S + 3;
+  static constexpr int P = IH * IW, MT = (P + 15) / 16, PR = MT * 16;
+  static constexpr int ES = kPwDwMC + 8;  // row stride (halves) of the expanded tile and the filter chunk
+};
+
+struct PwDwArgs {
+  const __half* x;   // [n, h, w, c]
+  const __half* we;  // [c, m]
+  const float* be;   // [m] or null
+  const __half* wd;  // [3, 3, m]
+  const float* bd;   // [m] or null
+  __half* y;         // [n, oh, ow, m]
+  int n, h, w, c, m, oh, ow, pad_top, pad_left, act_e, act_d;
+  int tiles_x, tiles_y, chunks_per_block;
+};
+
+// The input's channels padded to the MMA's K step, and the row stride (halves) of the staged input
+// tile: 16-byte rows an odd number of 16-byte units apart, so ldmatrix reads 8 rows without bank
+// conflicts.
+__host__ __device__ inline int pwdw_kp(int c) { return (c + 15) / 16 * 16; }
+
+template <int S>
+size_t pwdw_smem(int c) {
+  using G = PwDwGeo<S>;
+  const size_t kp = static_cast<size_t>(pwdw_kp(c));
+  return sizeof(__half) * (G::PR * (kp + 8) + 2 * kp * G::ES + static_cast<size_t>(G::P) * G::ES) +
+         sizeof(float) * 2 * 11 * kPwDwMC;
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __half* p) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+__device__ __forceinline__ void ldmatrix_x2_trans(uint32_t (&r)[2], const __half* p) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
+}
+// d += a (16x16, row-major) * b (16x8, column-major), fp16 inputs, fp32 accumulation.
+__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+               "{%0, %1, %2, %3};\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// One block: a TH x TW tile of depthwise outputs of one image, for chunks_per_block chunks of
+// kPwDwMC channels (blockIdx.y picks which). The block stages the input pixels of the tile's halo
+// once (all c channels, zero outside the image and past c), then per chunk: the expansion on the
+// tensor cores (halo pixels x chunk, K = c), act_e(acc + be) rounded to half into shared memory
+// (zero for halo pixels outside the image: the depthwise layer's padding), then the depthwise
+// layer from there with dw3x3_rows_kernel's arithmetic (float accumulation in the order ky, kx;
+// + bd; act_d; rounded to half). The next chunk's filters are fetched while the depthwise part runs
+// (two buffers). Filters go in before pdl_wait(): they were written before the graph ran.
+template <int S>
+__global__ void __launch_bounds__(kPwDwThreads) pw_dw_kernel(const PwDwArgs a) {
+  using G = PwDwGeo<S>;
+  constexpr int MC = kPwDwMC, NT = MC / 8, ES = G::ES;
+  extern __shared__ __align__(16) unsigned char dyn[];
+  const int Kp = pwdw_kp(a.c), XS = Kp + 8;
+  __half* xs = reinterpret_cast<__half*>(dyn);  // [PR][XS] the halo's input pixels
+  __half* ws0 = xs + G::PR * XS;                // 2 x [Kp][ES] the expansion filter's chunk (k-major)
+  __half* es = ws0 + 2 * Kp * ES;               // [P][ES] the expanded chunk
+  float* fs0 = reinterpret_cast<float*>(es + G::P * ES);  // 2 x { wd [9][MC], be [MC], bd [MC] } as float
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int tiles = a.tiles_x * a.tiles_y;
+  const int n = blockIdx.x / tiles, t = blockIdx.x % tiles;
+  const int oy0 = t / a.tiles_x * G::TH, ox0 = t % a.tiles_x * G::TW;
+  const int iy0 = oy0 * S - a.pad_top, ix0 = ox0 * S - a.pad_left;
+  const int chunks = (a.m + MC - 1) / MC;
+  const int c_first = blockIdx.y * a.chunks_per_block, c_end = min(chunks, c_first + a.chunks_per_block);
+
+  auto stage_filters = [&](int chunk, int buf) {
+    const int m0 = chunk * MC;
+    __half* ws = ws0 + buf * Kp * ES;
+    for (int i = tid; i < Kp * NT; i += kPwDwThreads) {
+      const int k = i / NT, g = i % NT * 8;
+      const bool in = k < a.c && m0 + g < a.m;
+      cp_async16(ws + k * ES + g, in ? a.we + k * a.m + m0 + g : a.we, in);
+    }
+    float* fs = fs0 + buf * 11 * MC;
+    for (int i = tid; i < 9 * MC; i += kPwDwThreads) {
+      const int tap = i / MC, m = m0 + i % MC;
+      fs[i] = m < a.m ? __half2float(a.wd[tap * a.m + m]) : 0.0f;
+    }
+    for (int i = tid; i < MC; i += kPwDwThreads) {
+      const int m = m0 + i;
+      fs[9 * MC + i] = m < a.m && a.be ? a.be[m] : 0.0f;
+      fs[10 * MC + i] = m < a.m && a.bd ? a.bd[m] : 0.0f;
+    }
+  };
+  if (c_first < c_end) stage_filters(c_first, 0);
+  pdl_wait();
+  if (c_first >= c_end) return;
+  const int groups = Kp / 8;
+  for (int i = tid; i < G::PR * groups; i += kPwDwThreads) {
+    const int r = i / groups, g = i % groups * 8;
+    const int iy = iy0 + r / G::IW, ix = ix0 + r % G::IW;
+    const bool in = r < G::P && g < a.c && iy >= 0 && iy < a.h && ix >= 0 && ix < a.w;
+    cp_async16(xs + r * XS + g, in ? a.x + ((n * a.h + iy) * a.w + ix) * a.c + g : a.x, in);
+  }
+  cp_async_wait_all();
+  __syncthreads();
+
+  for (int chunk = c_first; chunk < c_end; ++chunk) {
+    const int buf = (chunk - c_first) & 1;
+    const __half* ws = ws0 + buf * Kp * ES;
+    const float* fs = fs0 + buf * 11 * MC;
+    // The expansion: warp w computes the halo rows of m-tiles w, w + 4, ... for the whole chunk.
+    for (int mt = warp; mt < G::MT; mt += kPwDwThreads / 32) {
+      float acc[NT][4];
+#pragma unroll
+      for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+      const __half* arow = xs + (mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * XS + (lane >> 4) * 8;
+      const __half* brow = ws + (lane & 15) * ES;
+      for (int k0 = 0; k0 < Kp; k0 += 16) {
+        uint32_t af[4];
+        ldmatrix_x4(af, arow + k0);
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          uint32_t bf[2];
+          ldmatrix_x2_trans(bf, brow + k0 * ES + j * 8);
+          mma_16816(acc[j], af, bf);
+        }
+      }
+      // Rows r0 and r0 + 8 of the tile, columns 2 * (lane % 4) + {0, 1} of each 8-column slice.
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int r = mt * 16 + (lane >> 2) + h * 8;
+        if (r >= G::P) continue;
+        const int iy = iy0 + r / G::IW, ix = ix0 + r % G::IW;
+        const bool inside = iy >= 0 && iy < a.h && ix >= 0 && ix < a.w;
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          const int col = j * 8 + (lane & 3) * 2;
+          __half2 v = __floats2half2_rn(0.0f, 0.0f);
+          if (inside)
+            v = __floats2half2_rn(apply_act(acc[j][2 * h] + fs[9 * MC + col], a.act_e),
+                                  apply_act(acc[j][2 * h + 1] + fs[9 * MC + col + 1], a.act_e));
+          *reinterpret_cast<__half2*>(es + r * ES + col) = v;
+        }
+      }
+    }
+    __syncthreads();
+    if (chunk + 1 < c_end) stage_filters(chunk + 1, buf ^ 1);  // lands while the depthwise part runs
+    // The depthwise layer: one (output pixel, 8 channels) per step, channels fastest (contiguous stores).
+    for (int i = tid; i < G::TH * G::TW * NT; i += kPwDwThreads) {
+      const int g = i % NT, pix = i / NT;
+      const int ty = pix / G::TW, tx = pix % G::TW;
+      const int oy = oy0 + ty, ox = ox0 + tx, m = chunk * MC + g * 8;
+      if (oy >= a.oh || ox >= a.ow || m >= a.m) continue;
+      float acc[8];
+#pragma unroll
+      for (int c = 0; c < 8; ++c) acc[c] = 0.0f;
+#pragma unroll
+      for (int ky = 0; ky < 3; ++ky)
+#pragma unroll
+        for (int kx = 0; kx < 3; ++kx) {
+          float ev[8];
+          load8(es + ((ty * S + ky) * G::IW + tx * S + kx) * ES + g * 8, ev);
+          const float4 w0 = *reinterpret_cast<const float4*>(fs + (ky * 3 + kx) * MC + g * 8);
+          const float4 w1 = *reinterpret_cast<const float4*>(fs + (ky * 3 + kx) * MC + g * 8 + 4);
+          const float wv[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
+#pragma unroll
+          for (int c = 0; c < 8; ++c) acc[c] += ev[c] * wv[c];
+        }
+      uint4 out;
+      __half2* h2 = reinterpret_cast<__half2*>(&out);
+#pragma unroll
+      for (int c = 0; c < 4; ++c)
+        h2[c] = __floats2half2_rn(apply_act(acc[2 * c] + fs[10 * MC + g * 8 + 2 * c], a.act_d),
+                                  apply_act(acc[2 * c + 1] + fs[10 * MC + g * 8 + 2 * c + 1], a.act_d));
+      *reinterpret_cast<uint4*>(a.y + ((n * a.oh + oy) * a.ow + ox) * a.m + m) = out;
+    }
+    cp_async_wait_all();
+    __syncthreads();
+  }
+}
+
+int sm_count() {
+  static std::atomic<int> cached{0};
+  int v = cached.load(std::memory_order_relaxed);
+  if (v > 0) return v;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+      v <= 0) {
+    cudaGetLastError();
+    v = 132;
+  }
+  cached.store(v, std::memory_order_relaxed);
+  return v;
+}
+
+template <int S>
+void launch_pw_dw(PwDwArgs a, cudaStream_t s) {
+  using G = PwDwGeo<S>;
+  a.tiles_x = (a.ow + G::TW - 1) / G::TW;
+  a.tiles_y = (a.oh + G::TH - 1) / G::TH;
+  const int64_t tiles = static_cast<int64_t>(a.n) * a.tiles_x * a.tiles_y;
+  if (tiles > (int64_t{1} << 31) - 1) throw Error("pw+dw: too many tiles");
+  // All chunks of a tile in one block (its input staged once) unless that leaves the GPU with
+  // fewer than about 4 blocks per SM (small images, small batches): then the chunks are spread.
+  const int chunks = (a.m + kPwDwMC - 1) / kPwDwMC;
+  const int64_t want = int64_t{4} * sm_count();
+  const int spread = static_cast<int>(std::min<int64_t>(chunks, std::max<int64_t>(1, (want + tiles - 1) / tiles)));
+  a.chunks_per_block = (chunks + spread - 1) / spread;
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>((chunks + a.chunks_per_block - 1) / a.chunks_per_block));
+  launch_smem("pw+dw (" + std::to_string(a.c) + " -> " + std::to_string(a.m) + " channels, stride " + std::to_string(S) + ")",
+              pw_dw_kernel<S>, grid, kPwDwThreads, pwdw_smem<S>(a.c), s, a);
+}
+
+}  // namespace
+
+bool pwdw_applies(const ConvParams& e, const ConvParams& d, bool half) {
+  if (!half || !fits_int32(e) || !fits_int32(d) || !is_pointwise(e) || e.c % 8 != 0 || e.o % 8 != 0 || e.out_f32) return false;
+  if (d.multiplier != 1 || d.kh != 3 || d.kw != 3 || d.dh != 1 || d.dw != 1 || d.sh != d.sw || (d.sh != 1 && d.sh != 2) ||
+      d.out_f32)
+    return false;
+  if (d.c != e.o || d.o != d.c || d.n != e.n || d.h != e.oh || d.w != e.ow || d.oh <= 0 || d.ow <= 0) return false;
+  return (d.sh == 1 ? pwdw_smem<1>(e.c) : pwdw_smem<2>(e.c)) <= max_smem_optin();
+}
+
+void pw_dw_conv2d(const void* x, const void* we, const float* be, const ConvParams& e, const void* wd, const float* bd,
+                  const ConvParams& d, void* y, void* stream) {
+  if (!pwdw_applies(e, d, true)) throw Error("depthwise tactic pw+dw does not apply to this 1x1 + depthwise pair");
+  if (!aligned16(x) || !aligned16(we) || !aligned16(y)) throw Error("internal: pw+dw buffers must be 16-byte aligned");
+  PwDwArgs a{};
+  a.x = static_cast<const __half*>(x);
+  a.we = static_cast<const __half*>(we);
+  a.be = be;
+  a.wd = static_cast<const __half*>(wd);
+  a.bd = bd;
+  a.y = static_cast<__half*>(y);
+  a.n = e.n, a.h = e.h, a.w = e.w, a.c = e.c, a.m = e.o;
+  a.oh = d.oh, a.ow = d.ow, a.pad_top = d.pad_top, a.pad_left = d.pad_left;
+  a.act_e = static_cast<int>(e.act), a.act_d = static_cast<int>(d.act);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (d.sh == 1) launch_pw_dw<1>(a, s);
+  else launch_pw_dw<2>(a, s);
+  check_launch("pw_dw_conv2d");
+}
+
+}  // namespace posert::cuda
