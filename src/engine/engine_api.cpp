@@ -78,21 +78,24 @@ std::shared_ptr<Engine> Engine::build(const std::string& model, const std::strin
   cache.save();
   if (opt.verbose) {
     const EnginePlan& p = e->impl->device->plan();
-    int pairs = 0, fused = 0, groups = 0, chains = 0, chains_fused = 0, expansions = 0, expansions_fused = 0;
+    int pairs = 0, fused = 0, groups = 0, chains = 0, chains_fused = 0, expansions = 0, expansions_fused = 0, heads = 0,
+        heads_fused = 0;
     for (size_t i = 0; i < p.layers.size(); ++i) {
       pairs += dwpw_pair_possible(p, i);
       fused += dwpw_fused(p, i);
       expansions += pwdw_pair_possible(p, i);
       expansions_fused += pwdw_fused(p, i);
+      heads += dwpwpw_possible(p, i);
+      heads_fused += dwpwpw_fused(p, i);
       groups += !group_of(p, i).empty();
       chains += chain_conv_possible(p, i);
       chains_fused += chain_fused(p, i);
     }
     std::fprintf(stderr,
                  "tuned %d layer(s), %d from the timing cache; %d of %d 1x1 expansion + depthwise pairs fused; %d of %d "
-                 "depthwise + pointwise pairs fused; %d of %zu "
+                 "depthwise + pointwise pairs fused; %d of %d head branches (depthwise + 1x1 + 1x1) fused; %d of %zu "
                  "horizontal groups launched as one; %d of %d elementwise chains computed by the convolution after them\n",
-                 cache.hits + cache.misses, cache.hits, expansions_fused, expansions, fused, pairs, groups,
+                 cache.hits + cache.misses, cache.hits, expansions_fused, expansions, fused, pairs, heads_fused, heads, groups,
                  candidate_groups(p).size(), chains_fused, chains);
   }
   return e;
@@ -197,21 +200,28 @@ std::vector<std::pair<std::string, double>> Context::profile_layers(int batch) {
   // A depthwise layer fused into the pointwise layer after it launches nothing: the pair is one
   // entry, "DepthwiseConv2D+Conv2D"; a horizontal group is one entry at its leader ("...-group");
   // so is an elementwise chain computed by the convolution after it ("ElementwiseChain+Conv2D") and
-  // a 1x1 expansion computed by the depthwise layer after it ("Conv2D+DepthwiseConv2D").
+  // a 1x1 expansion computed by the depthwise layer after it ("Conv2D+DepthwiseConv2D"), and a
+  // head branch computed by its last layer ("DepthwiseConv2D+Conv2D+Conv2D").
   for (size_t i = 0; i < p.layers.size(); ++i) {
     if (p.layers[i].op == OpKind::DepthwiseConv2D && p.layers[i].tactic == cuda::kDwFused) continue;
     if (p.layers[i].op == OpKind::ElementwiseChain && p.layers[i].tactic == cuda::kChainFused) continue;
     if (p.layers[i].op == OpKind::Conv2D && p.layers[i].tactic == cuda::kConvGroupMember) continue;
     if (p.layers[i].op == OpKind::Conv2D && p.layers[i].tactic == cuda::kConvPwDwMember) continue;
+    if (p.layers[i].op == OpKind::Conv2D && p.layers[i].tactic == cuda::kConvPwPwMember) continue;
     std::string why;
     const auto us = cuda::time_tactic(*impl_->ctx, i, batch, p.layers[i].tactic, e0, e1, &why);
     if (!us) throw Error("profiling layer '" + p.layers[i].name + "': " + why);
     if (const auto g = group_of(p, i); !g.empty())
-      r.emplace_back(std::string(dwpw_fused(p, i) ? "DepthwiseConv2D+Conv2D" : "Conv2D") + "-group" + " x" +
+      r.emplace_back(std::string(dwpwpw_fused(p, i) ? "DepthwiseConv2D+Conv2D+Conv2D"
+                                 : dwpw_fused(p, i) ? "DepthwiseConv2D+Conv2D"
+                                                    : "Conv2D") +
+                         "-group" + " x" +
                          std::to_string(g.size()) + " " + p.layers[i].name + " ...",
                      *us);
     else if (dwpw_fused(p, i))
       r.emplace_back("DepthwiseConv2D+Conv2D " + p.layers[i - 1].name + " + " + p.layers[i].name, *us);
+    else if (dwpwpw_fused(p, i))
+      r.emplace_back("DepthwiseConv2D+Conv2D+Conv2D " + p.layers[dwpwpw_middle(p, i) - 1].name + " + ... + " + p.layers[i].name, *us);
     else if (pwdw_fused(p, i))
       r.emplace_back("Conv2D+DepthwiseConv2D " + p.layers[i - 1].name + " + " + p.layers[i].name, *us);
     else if (chain_fused(p, i))

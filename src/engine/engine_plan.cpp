@@ -177,7 +177,9 @@ void EnginePlan::validate(const std::string& what) const {
     const PlanLayer& l = layers[i];
     const std::string ln = "layer #" + std::to_string(i) + " '" + l.name + "'";
     const bool dw_fused = l.op == OpKind::DepthwiseConv2D && l.tactic == cuda::kDwFused;
-    if (dw_fused && !dwpw_fused(*this, i + 1)) bad(ln + " is marked fused but the layer after it is not a fused pointwise convolution");
+    const bool head_middle = i + 1 < layers.size() && layers[i + 1].op == OpKind::Conv2D && layers[i + 1].tactic == cuda::kConvPwPwMember;
+    if (dw_fused && !dwpw_fused(*this, i + 1) && !head_middle)
+      bad(ln + " is marked fused but the layer after it is not a fused pointwise convolution");
     if (!dwpw_fused(*this, i)) continue;
     if (!dwpw_pair_possible(*this, i) || layers[i - 1].tactic != cuda::kDwFused)
       bad(ln + " has the fused tactic " + cuda::conv_tactic_label(l.tactic) + " without a depthwise layer it can fuse before it");
@@ -198,6 +200,26 @@ void EnginePlan::validate(const std::string& what) const {
     for (int32_t w : l.outputs)
       if (overlap(layers[i - 1].inputs[0], w)) bad(ln + ": its output overlaps the fused expansion's input in the arena");
   }
+  // Fused head branches: every chain whole (a depthwise layer with tactic 5, right before a middle
+  // 1x1 layer with tactic 18 that only the computing layer reads), and the computing layer's
+  // output apart from the depthwise input in the arena. Group leaders and members are checked
+  // with the groups below.
+  std::vector<bool> middle_used(layers.size(), false);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const PlanLayer& l = layers[i];
+    if (!dwpwpw_fused(*this, i)) continue;
+    const std::string ln = "layer #" + std::to_string(i) + " '" + l.name + "'";
+    if (!dwpwpw_possible(*this, i)) bad(ln + " has the tactic " + cuda::conv_tactic_label(l.tactic) + " without a depthwise + 1x1 chain before it");
+    const size_t k = dwpwpw_middle(*this, i);
+    if (layers[k].tactic != cuda::kConvPwPwMember || layers[k - 1].tactic != cuda::kDwFused)
+      bad(ln + " computes a head branch whose depthwise and middle layers are not marked fused");
+    middle_used[k] = true;
+    for (int32_t w : l.outputs)
+      if (overlap(layers[k - 1].inputs[0], w)) bad(ln + ": its output overlaps the fused head branch's input in the arena");
+  }
+  for (size_t i = 0; i < layers.size(); ++i)
+    if (layers[i].op == OpKind::Conv2D && layers[i].tactic == cuda::kConvPwPwMember && !middle_used[i])
+      bad("layer #" + std::to_string(i) + " '" + layers[i].name + "' is marked fused but no later layer computes it");
   // Fused chain + convolution pairs: both halves present, the pair fusable, and the chain's input
   // apart from the convolution's output in the arena.
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -225,6 +247,9 @@ void EnginePlan::validate(const std::string& what) const {
           " layer(s) that cannot run as one launch");
     if (kind == GroupKind::DwPw && layers[i - 1].tactic != cuda::kDwFused)
       bad(ln + " leads a dw+pw group without its depthwise layer fused");
+    if (l.tactic == cuda::kConvGroupDwPwPw)
+      for (size_t m : g)
+        if (!dwpwpw_fused(*this, m)) bad(ln + " leads a dw+pw+pw group whose member #" + std::to_string(m) + " is not a fused head branch");
     for (size_t k = 1; k < g.size(); ++k) claimed[g[k]] = true;
     const auto reads = layer_reads(*this, i);
     const auto writes = layer_writes(*this, i);
@@ -250,6 +275,19 @@ bool only_data_input_of(const EnginePlan& p, int32_t t, size_t i) {
     for (size_t j = 0; j < p.layers[k].inputs.size(); ++j)
       if (p.layers[k].inputs[j] == t && !(k == i && j == 0)) return false;
   return true;
+}
+
+// A 1x1 stride-1 convolution on half input that keeps the image size.
+bool is_pw1x1_half(const EnginePlan& p, size_t i) {
+  const PlanLayer& l = p.layers[i];
+  if (l.op != OpKind::Conv2D || l.inputs.size() < 2 || l.outputs.size() != 1) return false;
+  const PlanTensor& x = p.tensors[l.inputs[0]];
+  const PlanTensor& w = p.tensors[l.inputs[1]];
+  const PlanTensor& y = p.tensors[l.outputs[0]];
+  if (x.storage != Storage::F16 || x.shape.size() != 4 || y.shape.size() != 4 || w.shape.size() != 4) return false;
+  const auto st = l.attrs.get_ints("strides", std::vector<int64_t>{1, 1});
+  return w.shape[0] == 1 && w.shape[1] == 1 && st.size() == 2 && st[0] == 1 && st[1] == 1 &&
+         x.shape[1] == y.shape[1] && x.shape[2] == y.shape[2];
 }
 
 }  // namespace
@@ -319,6 +357,34 @@ bool pwdw_fused(const EnginePlan& p, size_t i) {
   return i < p.layers.size() && p.layers[i].op == OpKind::DepthwiseConv2D && p.layers[i].tactic == cuda::kDwPwDw;
 }
 
+size_t dwpwpw_middle(const EnginePlan& p, size_t i) {
+  if (i >= p.layers.size() || p.layers[i].inputs.empty()) return p.layers.size();
+  const int32_t t = p.layers[i].inputs[0];
+  for (size_t k = 0; k < p.layers.size(); ++k)
+    for (int32_t o : p.layers[k].outputs)
+      if (o == t) return k;
+  return p.layers.size();
+}
+
+bool dwpwpw_possible(const EnginePlan& p, size_t i) {
+  if (i >= p.layers.size() || p.layers[i].inputs.size() > 3 || !is_pw1x1_half(p, i)) return false;
+  const size_t k = dwpwpw_middle(p, i);
+  if (k == 0 || k >= i || p.layers[k].inputs.size() > 3 || !is_pw1x1_half(p, k)) return false;
+  if (!only_data_input_of(p, p.layers[i].inputs[0], i) || p.tensors[p.layers[k].outputs[0]].storage != Storage::F16) return false;
+  if (!dwpw_pair_possible(p, k)) return false;
+  const auto ds = p.layers[k - 1].attrs.get_ints("strides", std::vector<int64_t>{1, 1});
+  return ds.size() == 2 && ds[0] == 1 && ds[1] == 1;
+}
+
+bool dwpwpw_fused(const EnginePlan& p, size_t i) {
+  if (i >= p.layers.size() || p.layers[i].op != OpKind::Conv2D) return false;
+  const int t = p.layers[i].tactic;
+  if (t == cuda::kConvDwPwPw || t == cuda::kConvGroupDwPwPw) return true;
+  if (t != cuda::kConvGroupMember) return false;
+  const size_t k = dwpwpw_middle(p, i);
+  return k < p.layers.size() && p.layers[k].op == OpKind::Conv2D && p.layers[k].tactic == cuda::kConvPwPwMember;
+}
+
 bool chain_conv_possible(const EnginePlan& p, size_t i) {
   if (i == 0 || i >= p.layers.size()) return false;
   const PlanLayer& cv = p.layers[i];
@@ -347,19 +413,11 @@ std::vector<int32_t> own_reads(const EnginePlan& p, size_t i) {
   for (int32_t t : p.layers[i].inputs)
     if (p.tensors[t].kind != TensorKind::Weight) r.push_back(t);
   if ((dwpw_fused(p, i) || pwdw_fused(p, i) || chain_fused(p, i)) && i > 0) r.push_back(p.layers[i - 1].inputs[0]);
+  if (dwpwpw_fused(p, i)) {
+    const size_t k = dwpwpw_middle(p, i);
+    if (k > 0 && k < p.layers.size()) r.push_back(p.layers[k - 1].inputs[0]);
+  }
   return r;
-}
-
-bool is_pw1x1_half(const EnginePlan& p, size_t i) {
-  const PlanLayer& l = p.layers[i];
-  if (l.op != OpKind::Conv2D || l.inputs.size() < 2 || l.outputs.size() != 1) return false;
-  const PlanTensor& x = p.tensors[l.inputs[0]];
-  const PlanTensor& w = p.tensors[l.inputs[1]];
-  const PlanTensor& y = p.tensors[l.outputs[0]];
-  if (x.storage != Storage::F16 || x.shape.size() != 4 || y.shape.size() != 4 || w.shape.size() != 4) return false;
-  const auto st = l.attrs.get_ints("strides", std::vector<int64_t>{1, 1});
-  return w.shape[0] == 1 && w.shape[1] == 1 && st.size() == 2 && st[0] == 1 && st[1] == 1 &&
-         x.shape[1] == y.shape[1] && x.shape[2] == y.shape[2];
 }
 
 }  // namespace

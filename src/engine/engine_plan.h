@@ -91,6 +91,20 @@ bool pwdw_pair_possible(const EnginePlan& p, size_t i);
 // Whether layer i is a depthwise layer that computes the 1x1 expansion before it (kDwPwDw).
 bool pwdw_fused(const EnginePlan& p, size_t i);
 
+// Head branch fusion: a 3x3 depthwise layer, the 1x1 convolution reading it and the 1x1
+// convolution reading that (MoveNet's heads). Layer i (a 1x1 stride-1 half convolution, no
+// residual) whose data input is written by an earlier 1x1 stride-1 convolution k (no residual,
+// half output, nothing else reading it) that forms a fusable depthwise + pointwise pair with the
+// stride-1 depthwise layer right before it (dwpw_pair_possible(k)): the three can run as one
+// kernel at layer i (tactics kDwFused, kConvPwPwMember at k, kConvDwPwPw at i; or i a member of a
+// horizontal group of such chains, kConvGroupDwPwPw). Layer i need not follow k: the kernel runs
+// at i, reading the depthwise input, which the plan builder keeps alive until then.
+bool dwpwpw_possible(const EnginePlan& p, size_t i);
+// The middle layer k of layer i's chain, or p.layers.size() when layer i's input has no producer.
+size_t dwpwpw_middle(const EnginePlan& p, size_t i);
+// Whether layer i computes such a chain (kConvDwPwPw, or a leader or member of a kConvGroupDwPwPw group).
+bool dwpwpw_fused(const EnginePlan& p, size_t i);
+
 // Elementwise chain + convolution fusion. Layer i (a Conv2D) and layer i - 1 (an ElementwiseChain
 // of at most 16 steps, such as MoveNet's input normalization) can run as one kernel when the
 // chain's output is the convolution's data input and nothing else reads it (no other layer, not
@@ -119,7 +133,8 @@ std::vector<size_t> group_of(const EnginePlan& p, size_t i);
 
 // The arena tensors layer i reads / writes when it runs: its own data inputs and outputs, plus
 // the depthwise input when it is fused, the expansion's input when a depthwise layer computes the
-// expansion before it, the chain's input when it computes the chain before it,
+// expansion before it, the depthwise input of the head branch it computes, the chain's input when
+// it computes the chain before it,
 // plus every member's when it leads a group.
 std::vector<int32_t> layer_reads(const EnginePlan& p, size_t i);
 std::vector<int32_t> layer_writes(const EnginePlan& p, size_t i);

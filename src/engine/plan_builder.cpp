@@ -211,6 +211,8 @@ EnginePlan build_plan(const Graph& g, const std::string& model, Precision precis
     if (dwpw_pair_possible(p, static_cast<size_t>(s)) || pwdw_pair_possible(p, static_cast<size_t>(s)) ||
         chain_conv_possible(p, static_cast<size_t>(s)))
       touch(p.layers[s - 1].inputs[0], s);
+    // A layer computing a head branch reads the branch's depthwise input.
+    if (dwpwpw_possible(p, static_cast<size_t>(s))) touch(p.layers[dwpwpw_middle(p, static_cast<size_t>(s)) - 1].inputs[0], s);
   }
   // A group's launch at its leader's step writes every member's output there.
   for (const auto& [kind, members] : candidate_groups(p))

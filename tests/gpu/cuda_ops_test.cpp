@@ -761,6 +761,72 @@ TEST(CudaOps, HorizontalGroups) {
   EXPECT_TRUE(cuda::conv1x1_group_applies(cuda::kConvGroupWmma, mixed, 2));
 }
 
+// Head branches (depthwise -> 1x1 -> 1x1, as MoveNet's heads) as one kernel per branch
+// (kConvDwPwPw) and as one launch for all branches (kConvGroupDwPwPw), against the reference and
+// bit for bit against the same layers apart as 3x3r1, wmma64x64 and wmma64x64: the depthwise sums
+// in 3x3r1's order, both 1x1 layers run wmma's MMA sequence (k steps of 16 in order, zero-padded),
+// and the middle values are rounded to half as its layer stores them.
+TEST(CudaOps, HeadBranchesFused) {
+  POSERT_REQUIRE_GPU();
+  struct Case {
+    int h, w, c;
+    std::vector<int> mid, out;
+  };
+  const std::vector<Case> cases = {
+      {12, 12, 24, {96, 96, 96}, {17, 34, 1}},  // MoveNet's heads, smaller: outputs not a multiple of 8
+      {9, 7, 32, {32, 16, 48}, {16, 24, 8}},    // odd sizes (partial tiles), other widths per branch
+      {21, 18, 64, {128, 8}, {64, 3}},          // the widest the kernel takes
+  };
+  int ran = 0;
+  for (const auto& k : cases) {
+    for (int batch : {1, 3}) {
+      const Graph gb = branches_graph(batch, k.h, k.w, k.c, k.mid, k.out);
+      std::mt19937 rng(static_cast<uint32_t>(11 + batch + k.c));
+      std::vector<Tensor> inputs;
+      for (int id : gb.inputs) inputs.push_back(test::random_tensor(gb.values[id].dtype, gb.values[id].shape, rng));
+      const auto ref = RefExecutor(gb).run(inputs);
+      std::vector<Shape> shapes;
+      for (int id : gb.outputs) shapes.push_back(gb.values[id].shape);
+      EnginePlan plan = build_plan(branches_graph(1, k.h, k.w, k.c, k.mid, k.out), "heads", Precision::FP16, batch);
+      plan.target = cuda::current_target();
+      std::vector<size_t> heads;
+      for (size_t i = 0; i < plan.layers.size(); ++i)
+        if (dwpwpw_possible(plan, i)) heads.push_back(i);
+      ASSERT_EQ(heads.size(), k.out.size()) << describe_plan(plan);
+      EnginePlan apart = plan;
+      for (PlanLayer& l : apart.layers)
+        l.tactic = l.op == OpKind::DepthwiseConv2D ? cuda::kDw3x3R1 : l.op == OpKind::Conv2D ? cuda::kConvWmma64 : l.tactic;
+      EnginePlan one = apart;
+      for (size_t i : heads) {
+        const size_t m = dwpwpw_middle(one, i);
+        one.layers[m - 1].tactic = cuda::kDwFused;
+        one.layers[m].tactic = cuda::kConvPwPwMember;
+        one.layers[i].tactic = cuda::kConvDwPwPw;
+      }
+      EnginePlan grouped = one;
+      for (size_t j = 0; j < heads.size(); ++j) grouped.layers[heads[j]].tactic = j ? cuda::kConvGroupMember : cuda::kConvGroupDwPwPw;
+      ASSERT_NO_THROW(one.validate("one per branch"));
+      ASSERT_NO_THROW(grouped.validate("grouped"));
+      ASSERT_EQ(group_of(grouped, heads[0]).size(), heads.size());
+      for (bool graphs : {false, true}) {
+        SCOPED_TRACE("heads c" + std::to_string(k.c) + " " + std::to_string(k.h) + "x" + std::to_string(k.w) + " batch " +
+                     std::to_string(batch) + (graphs ? " graph" : " direct"));
+        const auto two = run_plan_cuda(apart, batch, inputs, shapes, graphs);
+        for (const EnginePlan* fp : {&one, &grouped}) {
+          const auto got = run_plan_cuda(*fp, batch, inputs, shapes, graphs);
+          for (size_t o = 0; o < shapes.size(); ++o) {
+            EXPECT_LE(test::rel_l2(got[o], ref[o]), 1e-2) << "output " << o;
+            EXPECT_EQ(0, std::memcmp(got[o].raw(), two[o].raw(), got[o].nbytes()))
+                << "output " << o << (fp == &one ? " (one launch per branch)" : " (grouped)") << " differs from the layers apart";
+          }
+        }
+        ++ran;
+      }
+    }
+  }
+  EXPECT_EQ(ran, 12);
+}
+
 // An elementwise chain and the convolution that reads it, as one kernel (kChainFused +
 // kConvChainDirect8Smem: the convolution applies the chain to each value it loads), against the
 // reference, and bit for bit against the same pair apart (the chain's kernel, then direct8smem):

@@ -670,6 +670,103 @@ TEST(PlanBuilder, ExpansionDepthwisePairPlannedAndValidated) {
   for (size_t i = 0; i < shared.layers.size(); ++i) EXPECT_FALSE(pwdw_pair_possible(shared, i));
 }
 
+// ---- head branches (depthwise -> 1x1 -> 1x1) --------------------------------------------------
+
+// x -> two branches, each a 3x3 depthwise layer, a 1x1 convolution (relu) and a 1x1 head (the
+// outputs, float in fp16 engines); the IR runs both depthwise layers, then both middle layers,
+// then both heads, as MoveNet's graph does.
+Graph two_heads(int dw_stride = 1) {
+  std::mt19937 rng(13);
+  Builder b;
+  const int x = b.input("x", DType::F32, {1, 8, 8, 24});
+  Attrs dw = conv_attrs({dw_stride, dw_stride});
+  Attrs relu = conv_attrs();
+  relu.set("activation", std::string("relu"));
+  std::vector<int> d, m, h;
+  for (int k = 0; k < 2; ++k) {
+    const std::string s = std::to_string(k);
+    d.push_back(b.node(OpKind::DepthwiseConv2D, "dw" + s, {x, b.constant("wd" + s, rand_f32({3, 3, 24, 1}, rng))}, dw));
+  }
+  for (int k = 0; k < 2; ++k) {
+    const std::string s = std::to_string(k);
+    m.push_back(b.node(OpKind::Conv2D, "mid" + s, {d[k], b.constant("wm" + s, rand_f32({1, 1, 24, 96}, rng)),
+                                                    b.constant("bm" + s, rand_f32({96}, rng))}, relu));
+  }
+  for (int k = 0; k < 2; ++k) {
+    const std::string s = std::to_string(k);
+    h.push_back(b.node(OpKind::Conv2D, "head" + s, {m[k], b.constant("wh" + s, rand_f32({1, 1, 96, 17 + k}, rng)),
+                                                     b.constant("bh" + s, rand_f32({17 + k}, rng))}, conv_attrs()));
+  }
+  return b.finish(h);
+}
+
+TEST(PlanBuilder, HeadBranchesPlannedAndValidated) {
+  EnginePlan p = build_plan(two_heads(), "heads", Precision::FP16, 2);
+  check_plan_invariants(p);
+  const size_t h0 = layer_index(p, "head0"), h1 = layer_index(p, "head1");
+  const size_t m0 = layer_index(p, "mid0"), m1 = layer_index(p, "mid1");
+  EXPECT_TRUE(dwpwpw_possible(p, h0));
+  EXPECT_TRUE(dwpwpw_possible(p, h1));
+  EXPECT_FALSE(dwpwpw_possible(p, m0));
+  EXPECT_EQ(dwpwpw_middle(p, h0), m0);
+  EXPECT_EQ(dwpwpw_middle(p, h1), m1);
+  EXPECT_EQ(layer_index(p, "dw0"), m0 - 1);
+  EXPECT_GT(h0, m1);  // the heads come after both middle layers: the fused kernel need not follow its middle layer
+  // The depthwise input stays alive until the last head: no head writes its bytes.
+  const PlanTensor& x = p.tensors[p.layers[m0 - 1].inputs[0]];
+  for (size_t i : {h0, h1}) {
+    const PlanTensor& y = p.tensors[p.layers[i].outputs[0]];
+    EXPECT_TRUE(x.offset + x.bytes <= y.offset || y.offset + y.bytes <= x.offset) << p.layers[i].name;
+  }
+  for (size_t i : {h0, h1}) {
+    const size_t m = dwpwpw_middle(p, i);
+    p.layers[m - 1].tactic = cuda::kDwFused;
+    p.layers[m].tactic = cuda::kConvPwPwMember;
+    p.layers[i].tactic = cuda::kConvDwPwPw;
+  }
+  EXPECT_NO_THROW(p.validate("plan"));
+  EXPECT_TRUE(dwpwpw_fused(p, h0));
+  EXPECT_EQ(layer_reads(p, h0).back(), x.offset == p.tensors[p.layers[m0 - 1].inputs[0]].offset ? p.layers[m0 - 1].inputs[0] : -1);
+  EXPECT_NE(describe_plan(p).find("tactic dw+pw+pw"), std::string::npos) << describe_plan(p);
+  // As a group: the heads are consecutive 1x1 layers.
+  EnginePlan g = p;
+  ASSERT_EQ(h1, h0 + 1);
+  g.layers[h0].tactic = cuda::kConvGroupDwPwPw;
+  g.layers[h1].tactic = cuda::kConvGroupMember;
+  EXPECT_NO_THROW(g.validate("grouped"));
+  EXPECT_EQ(group_of(g, h0).size(), 2u);
+  EXPECT_TRUE(dwpwpw_fused(g, h1));
+  const auto reads = layer_reads(g, h0);
+  EXPECT_NE(std::find(reads.begin(), reads.end(), p.layers[m0 - 1].inputs[0]), reads.end());
+  EnginePlan q = p;
+  q.layers[h0].tactic = cuda::kConvWmma64;  // the middle layer would never be computed
+  refused(q, "a fused middle layer no later layer computes");
+  q = p;
+  q.layers[m0 - 1].tactic = cuda::kDw3x3R1;  // the head would compute a depthwise layer that also runs
+  refused(q, "a head branch whose depthwise layer is not marked fused");
+  q = p;
+  q.layers[m0].tactic = cuda::kConvDwPw64;  // the middle layer would run (as a dw+pw pair) too
+  refused(q, "a head branch whose middle layer runs");
+  q = g;
+  q.layers[m1].tactic = cuda::kConvWmma64;
+  q.layers[m1 - 1].tactic = cuda::kDw3x3R1;
+  refused(q, "a dw+pw+pw group with a member that is not a fused head branch");
+  q = p;
+  q.tensors[q.layers[h0].outputs[0]].offset = x.offset;
+  q.arena_bytes = std::max(q.arena_bytes, x.offset + q.tensors[q.layers[h0].outputs[0]].bytes);
+  try {
+    q.validate("engine file 'x.engine'");
+    ADD_FAILURE() << "accepted a head output over the branch's input";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("overlaps the fused head branch's input"), std::string::npos) << err.what();
+  }
+  // A strided depthwise layer, and fp32 engines, have no such chain.
+  const EnginePlan s2 = build_plan(two_heads(2), "heads", Precision::FP16, 1);
+  const EnginePlan f32 = build_plan(two_heads(), "heads", Precision::FP32, 1);
+  for (size_t i = 0; i < s2.layers.size(); ++i) EXPECT_FALSE(dwpwpw_possible(s2, i));
+  for (size_t i = 0; i < f32.layers.size(); ++i) EXPECT_FALSE(dwpwpw_possible(f32, i));
+}
+
 // ---- the real models ------------------------------------------------------------------------
 
 void check_model_plan(const std::string& name) {
@@ -699,6 +796,16 @@ void check_model_plan(const std::string& name) {
     } else if (spec.name == "movenet-lightning" || spec.name == "movenet-thunder") {
       EXPECT_EQ(expansions, 16);  // blocks 1 to 16 of the MobileNetV2 backbone
     }
+    int heads = 0;
+    for (size_t i = 0; i < p.layers.size(); ++i) heads += dwpwpw_possible(p, i);
+    if (prec == Precision::FP32) {
+      EXPECT_EQ(heads, 0);
+    } else if (spec.name == "movenet-lightning" || spec.name == "movenet-thunder") {
+      // The four head branches, and two chains in the backbone: the first block's depthwise layer,
+      // projection and the next block's expansion, and the last block's depthwise layer,
+      // projection and the 1x1 layer after it (wider than the kernel takes: the tuner skips them).
+      EXPECT_EQ(heads, 6);
+    }
     int chains = 0;
     for (size_t i = 0; i < p.layers.size(); ++i) chains += chain_conv_possible(p, i);
     // MoveNet's input normalization feeds its first convolution, in both precisions.
@@ -715,7 +822,8 @@ void check_model_plan(const std::string& name) {
       EXPECT_EQ(groups[1].second.size(), 4u);
     }
     std::cout << "[ plan     ] " << spec.name << " " << precision_name(prec) << ": " << pairs
-              << " fusable depthwise + pointwise pairs, " << expansions << " fusable expansion + depthwise pairs, " << groups.size() << " horizontal groups, " << chains
+              << " fusable depthwise + pointwise pairs, " << expansions << " fusable expansion + depthwise pairs, " << heads << " fusable head branches, "
+              << groups.size() << " horizontal groups, " << chains
               << " fusable chain + convolution pairs\n";
     std::cout << "[ plan     ] " << spec.name << " " << precision_name(prec) << ": " << p.layers.size() << " layers, "
               << p.tensors.size() << " tensors, arena " << p.arena_bytes << " bytes of " << p.activation_sum_bytes

@@ -353,7 +353,11 @@ void DeviceContext::launch_group(size_t i, int batch, int tactic, void* stream) 
     throw Error("internal: layer '" + p.layers[i].name + "': group tactic " + conv_tactic_label(tactic) + " without its members in the plan");
   auto bias_of = [&](const PlanLayer& l) { return l.inputs.size() > 2 ? static_cast<const float*>(tensor(l.inputs[2])) : nullptr; };
   auto res_of = [&](const PlanLayer& l) { return l.inputs.size() > 3 ? static_cast<const void*>(tensor(l.inputs[3])) : nullptr; };
-  if (tactic == kConvGroupWmma || tactic == kConvGroupPw16) {
+  if (tactic == kConvGroupDwPwPw) {
+    std::vector<DwPwPwArgs> a;
+    for (size_t m : g) a.push_back(head_args(m, batch));
+    dw_pw_pw_conv2d(a.data(), static_cast<int>(a.size()), stream);
+  } else if (tactic == kConvGroupWmma || tactic == kConvGroupPw16) {
     std::vector<Conv1x1Args> a;
     for (size_t m : g) {
       const PlanLayer& l = p.layers[m];
@@ -370,6 +374,20 @@ void DeviceContext::launch_group(size_t i, int batch, int tactic, void* stream) 
     }
     dw_pw_group(a.data(), static_cast<int>(a.size()), stream);
   }
+}
+
+DwPwPwArgs DeviceContext::head_args(size_t i, int batch) const {
+  const EnginePlan& p = engine_->plan();
+  if (!dwpwpw_possible(p, i))
+    throw Error("layer '" + p.layers[i].name + "': tactic " + conv_tactic_label(p.layers[i].tactic) +
+                " needs a depthwise + 1x1 chain it can compute before it");
+  const PlanLayer& l = p.layers[i];
+  const PlanLayer& m = p.layers[dwpwpw_middle(p, i)];
+  const PlanLayer& d = p.layers[dwpwpw_middle(p, i) - 1];
+  auto bias_of = [&](const PlanLayer& x) { return x.inputs.size() > 2 ? static_cast<const float*>(tensor(x.inputs[2])) : nullptr; };
+  return {tensor(d.inputs[0]), tensor(d.inputs[1]), bias_of(d), conv_params(p, d, batch),
+          tensor(m.inputs[1]), bias_of(m), conv_params(p, m, batch),
+          tensor(l.inputs[1]), bias_of(l), tensor(l.outputs[0]), conv_params(p, l, batch)};
 }
 
 ChainProgram DeviceContext::chain_program(const PlanLayer& l) const {
@@ -442,6 +460,12 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
       if (l.op == OpKind::DepthwiseConv2D && tactic == kDwFused) break;  // the next layer computes it
       if (l.op == OpKind::Conv2D && tactic == kConvGroupMember) break;    // its group's leader computes it
       if (l.op == OpKind::Conv2D && tactic == kConvPwDwMember) break;    // the depthwise layer after it computes it
+      if (l.op == OpKind::Conv2D && tactic == kConvPwPwMember) break;    // the 1x1 layer reading it computes it
+      if (l.op == OpKind::Conv2D && tactic == kConvDwPwPw) {
+        const DwPwPwArgs a = head_args(i, batch);
+        dw_pw_pw_conv2d(&a, 1, s);
+        break;
+      }
       if (l.op == OpKind::Conv2D && is_group_leader_tactic(tactic)) {
         launch_group(i, batch, tactic, s);
         break;

@@ -113,6 +113,7 @@ class DeviceContext {
   };
   void launch_layer_on(size_t i, int batch, int tactic, int lane);
   void launch_group(size_t i, int batch, int tactic, void* stream);  // layer i leads a horizontal group
+  DwPwPwArgs head_args(size_t i, int batch) const;     // the head branch layer i computes (dwpwpw_possible)
   ChainProgram chain_program(const PlanLayer& l) const;  // an ElementwiseChain layer's, constants on the device
   void build_schedule(int max_streams);
   void free_lanes();

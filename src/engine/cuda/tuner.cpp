@@ -280,6 +280,64 @@ void tune_pwdw_pairs(EnginePlan& p, const std::vector<int>& own, DeviceContext& 
   }
 }
 
+// Head branches (dwpwpw_possible), after the pairs: the last 1x1 layer computes the depthwise
+// layer and the middle 1x1 layer too (kDwFused + kConvPwPwMember + kConvDwPwPw) where that
+// measures faster than the three as chosen so far (the first two possibly one dw+pw kernel).
+// Cached under the three layers' keys and tactics: 1 fused, 0 not.
+void tune_heads(EnginePlan& p, const std::vector<int>& own, DeviceContext& ctx, TimingCache& cache, const BuildTarget& target,
+                int driver, cudaEvent_t e0, cudaEvent_t e1, std::vector<LayerTiming>& report, bool log_timings) {
+  for (size_t i = 0; i < p.layers.size(); ++i) {
+    if (!dwpwpw_possible(p, i)) continue;
+    const size_t k = dwpwpw_middle(p, i);
+    PlanLayer& l = p.layers[i];
+    PlanLayer& m = p.layers[k];
+    PlanLayer& d = p.layers[k - 1];
+    if (l.tactic != own[i] || d.tactic == kDwPwDw) continue;  // fused with something else already
+    const ConvParams dcp = conv_params(p, d, p.max_batch), mcp = conv_params(p, m, p.max_batch), lcp = conv_params(p, l, p.max_batch);
+    if (!dwpwpw_applies(dcp, mcp, lcp)) continue;
+    const bool pair = d.tactic == kDwFused;  // the depthwise and middle layers already one dw+pw kernel
+    const int d_before = d.tactic, m_before = m.tactic;
+    std::string key = "dw+pw+pw|" + layer_key(p, d, target, driver) + "@" + std::to_string(d.tactic) + "||" +
+                      layer_key(p, m, target, driver) + "@" + std::to_string(m.tactic) + "||" + layer_key(p, l, target, driver) +
+                      "@" + std::to_string(l.tactic);
+    auto set_fused = [&](bool fuse) {
+      d.tactic = fuse ? kDwFused : d_before;
+      m.tactic = fuse ? kConvPwPwMember : m_before;
+      l.tactic = fuse ? kConvDwPwPw : own[i];
+    };
+    LayerTiming lt;
+    lt.layer = d.name + " + " + m.name + " + " + l.name;
+    int chosen = 0;
+    if (cache.lookup(key, &chosen) && (chosen == 0 || chosen == 1)) {
+      lt.from_cache = true;
+      cache.hits++;
+    } else {
+      cache.misses++;
+      std::string why;
+      auto time = [&](size_t j, int t) {
+        const auto us = time_tactic(ctx, j, p.max_batch, t, e0, e1, &why);
+        if (!us) throw Error("tuning: layer '" + p.layers[j].name + "': tactic " + std::to_string(t) + " failed: " + why);
+        return *us;
+      };
+      const double first = pair ? time(k, m.tactic) : time(k - 1, d.tactic) + time(k, m.tactic);
+      const double last = time(i, l.tactic);
+      set_fused(true);
+      const double fused = time(i, kConvDwPwPw);
+      set_fused(false);
+      chosen = fused < first + last;
+      lt.tactic_us = {{0, first + last}, {kConvDwPwPw, fused}};
+      cache.store(key, chosen, std::min(first + last, fused));
+      if (log_timings)
+        std::fprintf(stderr, "head branch %zu (%d -> %d -> %d, %dx%d, batch %d): apart %.2f (%.2f%s + %.2f) us, dw+pw+pw %.2f us -> %s\n", i,
+                     dcp.c, mcp.o, lcp.o, dcp.oh, dcp.ow, p.max_batch, first + last, first, pair ? " as dw+pw" : "", last, fused,
+                     chosen ? "dw+pw+pw" : "apart");
+    }
+    set_fused(chosen != 0);
+    lt.chosen = chosen ? kConvDwPwPw : 0;
+    report.push_back(lt);
+  }
+}
+
 // Horizontal groups (candidate_groups): one launch for the group where it measures faster than
 // its layers' chosen kernels one after the other. A dw+pw group needs every pair fused as
 // dw+pw16x32 (the kernel it groups); a 1x1 group may run as wmma64x64 or pw16x32 tiles (the
@@ -298,7 +356,22 @@ void tune_groups(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const Bu
     const int n = static_cast<int>(m.size());
     std::vector<int> leads;
     if (!ready) continue;
-    if (dwpw) {
+    // 1x1 members that compute head branches group only as such, all of them or none.
+    int heads = 0;
+    for (size_t k : m) heads += p.layers[k].tactic == kConvDwPwPw;
+    if (heads > 0) {
+      if (dwpw || heads != n) continue;
+      std::vector<DwPwPwArgs> ha;
+      for (size_t k : m) {
+        const size_t mid = dwpwpw_middle(p, k);
+        DwPwPwArgs q{};
+        q.d = conv_params(p, p.layers[mid - 1], p.max_batch);
+        q.p1 = conv_params(p, p.layers[mid], p.max_batch);
+        q.p2 = conv_params(p, p.layers[k], p.max_batch);
+        ha.push_back(q);
+      }
+      if (dwpwpw_group_applies(ha.data(), n)) leads.push_back(kConvGroupDwPwPw);
+    } else if (dwpw) {
       if (dw_pw_group_applies(ds.data(), ps.data(), n)) leads.push_back(kConvGroupDwPw16);
     } else {
       for (int t : {kConvGroupWmma, kConvGroupPw16})
@@ -370,6 +443,7 @@ void tune_chain_convs(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, con
     PlanLayer& cv = p.layers[i];
     const int own = cv.tactic;
     if (is_dwpw_tactic(own) || is_group_leader_tactic(own) || own == kConvGroupMember || own == kConvPwDwMember ||
+        own == kConvDwPwPw || own == kConvPwPwMember ||
         ch.tactic != kChainKernel)
       continue;
     const ConvParams cp = conv_params(p, cv, p.max_batch);
@@ -507,6 +581,7 @@ std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, b
       for (const auto& l : p.layers) own.push_back(l.tactic);
       tune_dwpw_pairs(p, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_pwdw_pairs(p, own, ctx, cache, target, driver, e0, e1, report, log_timings);
+      tune_heads(p, own, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_groups(p, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_chain_convs(p, ctx, cache, target, driver, e0, e1, report, log_timings);
       check(cudaDeviceSynchronize(), "tuning");

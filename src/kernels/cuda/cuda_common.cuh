@@ -154,6 +154,49 @@ __device__ __forceinline__ void cp_async8(void* smem, const void* gmem) {
 }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
+// Tensor-core helpers (sm_80+): ldmatrix of four 8x8 b16 matrices (lane l gives the address of
+// row l % 8 of matrix l / 8), of two transposed (lanes 0-15), and the m16n8k16 MMA with fp16
+// inputs and fp32 accumulation: d += a (16x16, row-major) * b (16x8, column-major).
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __half* p) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+__device__ __forceinline__ void ldmatrix_x2_trans(uint32_t (&r)[2], const __half* p) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
+}
+__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+               "{%0, %1, %2, %3};\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// One warp's 16-row tile on the tensor cores: acc[j] (j < nt <= NT) += A[0..16)[0..K) x B[0..K)[8j..8j+8),
+// A row-major with row stride as, B k-major with row stride bs (halves, shared memory, rows
+// 16-byte aligned), K a multiple of 16.
+template <int NT>
+__device__ __forceinline__ void warp_gemm(float (&acc)[NT][4], int nt, const __half* A, int as, const __half* B, int bs, int K,
+                                          int lane) {
+  const __half* arow = A + ((lane & 7) + ((lane >> 3) & 1) * 8) * as + (lane >> 4) * 8;
+  const __half* brow = B + (lane & 15) * bs;
+  for (int k0 = 0; k0 < K; k0 += 16) {
+    uint32_t af[4];
+    ldmatrix_x4(af, arow + k0);
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      if (j >= nt) break;
+      uint32_t bf[2];
+      ldmatrix_x2_trans(bf, brow + k0 * bs + j * 8);
+      mma_16816(acc[j], af, bf);
+    }
+  }
+}
+
 inline void check_launch(const char* what) {
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) throw Error(std::string("CUDA kernel ") + what + " failed to launch: " + cudaGetErrorString(e));

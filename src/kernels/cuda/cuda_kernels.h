@@ -65,7 +65,11 @@ enum ConvTactic : int {
                          // 128-pixel output tile in shared memory, at most 96 KiB
   kConvPwDwMember = 16,  // a 1x1 expansion computed by the 3x3 depthwise layer right after it (tactic kDwPwDw
                          // there, pw_dw_conv2d); launches nothing. Chosen per pair by the tuner, never alone
-  kConvTacticCount = 17,
+  kConvDwPwPw = 17,       // 1x1, fed by a 1x1 convolution (tactic kConvPwPwMember) fed by a 3x3 depthwise layer right
+                          // before that one (kDwFused): the three in one kernel (dw_pw_pw_conv2d; a head branch)
+  kConvPwPwMember = 18,   // the middle 1x1 of such a chain: launches nothing
+  kConvGroupDwPwPw = 19,  // horizontal group of such chains (as kConvGroupWmma, each member a kConvDwPwPw chain)
+  kConvTacticCount = 20,
   // cuDNN (src/engine/cuda/cudnn_conv.h), one tactic per forward algorithm (cudnnConvolutionFwdAlgo_t
   // 0..7) and epilogue. Base + algo: cudnnConvolutionForward, then PoseRT's epilogue kernel;
   // fused base + algo: cudnnConvolutionBiasActivationForward (bias, residual and ReLU in cuDNN).
@@ -78,9 +82,11 @@ inline constexpr const char* kConvTacticNames[kConvTacticCount] = {"direct",    
                                                                    "wmma64x64", "wmma32x64", "direct8",
                                                                    "direct8smem", "dw+pw64x64", "dw+pw16x32", "group:wmma64x64",
                                                                    "group:dw+pw16x32", "grouped", "chain+direct8smem",
-                                                                   "pw16x32", "group:pw16x32", "direct8pix", "in-pw+dw"};
+                                                                   "pw16x32", "group:pw16x32", "direct8pix", "in-pw+dw", "dw+pw+pw", "in-dw+pw+pw", "group:dw+pw+pw"};
 constexpr bool is_dwpw_tactic(int t) { return t == kConvDwPw64 || t == kConvDwPw16; }
-constexpr bool is_group_leader_tactic(int t) { return t == kConvGroupWmma || t == kConvGroupDwPw16 || t == kConvGroupPw16; }
+constexpr bool is_group_leader_tactic(int t) {
+  return t == kConvGroupWmma || t == kConvGroupDwPw16 || t == kConvGroupPw16 || t == kConvGroupDwPwPw;
+}
 constexpr int kMaxConvGroup = 4;
 inline constexpr const char* kCudnnAlgoNames[kCudnnAlgoCount] = {
     "IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
@@ -165,6 +171,31 @@ void dw_pw_conv2d(int tactic, const void* x, const void* wd, const float* bd, co
 bool pwdw_applies(const ConvParams& e, const ConvParams& d, bool half);
 void pw_dw_conv2d(const void* x, const void* we, const float* be, const ConvParams& e, const void* wd, const float* bd,
                   const ConvParams& d, void* y, void* stream);
+
+// A head branch in one kernel: a 3x3 depthwise layer (d: stride 1, multiplier 1, at most 64 channels,
+// a multiple of 8, half output, no residual), the 1x1 convolution that reads it (p1: half output,
+// at most 128 channels, a multiple of 8, no residual) and the 1x1 convolution that reads that
+// (p2: at most 64 outputs, half or float, no residual). Neither intermediate tensor is written;
+// each is rounded to half as its layer would store it. count 1 (tactic kConvDwPwPw) or 2..4
+// independent chains in one launch (kConvGroupDwPwPw), all with float or all with half outputs.
+struct DwPwPwArgs {
+  const void* x;   // the depthwise input
+  const void* wd;  // half [3, 3, c]
+  const float* bd; // or null
+  ConvParams d;
+  const void* w1;  // half [c, m]
+  const float* b1;
+  ConvParams p1;
+  const void* w2;  // half [m, k]
+  const float* b2;
+  void* y;
+  ConvParams p2;
+};
+bool dwpwpw_applies(const ConvParams& d, const ConvParams& p1, const ConvParams& p2);
+// Whether count (1..4) chains can be one launch: each applies, the outputs all float or all half,
+// and the widest member's tiles fit the GPU's shared memory.
+bool dwpwpw_group_applies(const DwPwPwArgs* a, int count);
+void dw_pw_pw_conv2d(const DwPwPwArgs* a, int count, void* stream);
 
 // Horizontal groups: 2..kMaxConvGroup independent layers of one kind in one launch (blockIdx.z
 // picks the layer); each computes exactly what its single-layer kernel computes.

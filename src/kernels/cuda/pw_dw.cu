@@ -11,7 +11,7 @@ namespace posert::cuda {
 
 namespace {
 
-constexpr int kPwDwThreads = 128;
+constexpr int kPwDwThreads = 192;  // 6 warps: one thread per (8 channels, run of R outputs) of the tile
 constexpr int kPwDwMC = 48;  // expanded channels per chunk (MobileNetV2's expansions are multiples of 48)
 
 // The output tile of stride S: TH x TW depthwise outputs of one image, reached from an IH x IW
@@ -19,6 +19,8 @@ constexpr int kPwDwMC = 48;  // expanded channels per chunk (MobileNetV2's expan
 template <int S>
 struct PwDwGeo {
   static constexpr int TH = 8, TW = S == 1 ? 16 : 8;
+  static constexpr int R = TW / 4;            // outputs per thread along a row (4 runs per row)
+  static constexpr int NC = (R - 1) * S + 3;  // input columns those R outputs read
   static constexpr int IH = (TH - 1) * S + 3, IW = (TW - 1) * S + 3;
   static constexpr int P = IH * IW, MT = (P + 15) / 16, PR = MT * 16;
   static constexpr int ES = kPwDwMC + 8;  // row stride (halves) of the expanded tile and the filter chunk
@@ -48,36 +50,17 @@ size_t pwdw_smem(int c) {
          sizeof(float) * 2 * 11 * kPwDwMC;
 }
 
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __half* p) {
-  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-__device__ __forceinline__ void ldmatrix_x2_trans(uint32_t (&r)[2], const __half* p) {
-  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
-}
-// d += a (16x16, row-major) * b (16x8, column-major), fp16 inputs, fp32 accumulation.
-__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-               "{%0, %1, %2, %3};\n"
-               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#endif
-}
-
 // One block: a TH x TW tile of depthwise outputs of one image, for chunks_per_block chunks of
 // kPwDwMC channels (blockIdx.y picks which). The block stages the input pixels of the tile's halo
 // once (all c channels, zero outside the image and past c), then per chunk: the expansion on the
 // tensor cores (halo pixels x chunk, K = c), act_e(acc + be) rounded to half into shared memory
 // (zero for halo pixels outside the image: the depthwise layer's padding), then the depthwise
-// layer from there with dw3x3_rows_kernel's arithmetic (float accumulation in the order ky, kx;
-// + bd; act_d; rounded to half). The next chunk's filters are fetched while the depthwise part runs
-// (two buffers). Filters go in before pdl_wait(): they were written before the graph ran.
+// layer from there with dw3x3_rows_kernel's arithmetic and reuse (each thread R outputs of a row,
+// reading the expanded pixels they share once; float sums in the order ky, kx; + bd; act_d;
+// rounded to half). The next chunk's filters are fetched while the depthwise part runs (two
+// buffers). Filters go in before pdl_wait(): they were written before the graph ran.
 template <int S>
-__global__ void __launch_bounds__(kPwDwThreads) pw_dw_kernel(const PwDwArgs a) {
+__global__ void __launch_bounds__(kPwDwThreads, 3) pw_dw_kernel(const PwDwArgs a) {
   using G = PwDwGeo<S>;
   constexpr int MC = kPwDwMC, NT = MC / 8, ES = G::ES;
   extern __shared__ __align__(16) unsigned char dyn[];
@@ -135,18 +118,7 @@ __global__ void __launch_bounds__(kPwDwThreads) pw_dw_kernel(const PwDwArgs a) {
       float acc[NT][4];
 #pragma unroll
       for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-      const __half* arow = xs + (mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * XS + (lane >> 4) * 8;
-      const __half* brow = ws + (lane & 15) * ES;
-      for (int k0 = 0; k0 < Kp; k0 += 16) {
-        uint32_t af[4];
-        ldmatrix_x4(af, arow + k0);
-#pragma unroll
-        for (int j = 0; j < NT; ++j) {
-          uint32_t bf[2];
-          ldmatrix_x2_trans(bf, brow + k0 * ES + j * 8);
-          mma_16816(acc[j], af, bf);
-        }
-      }
+      warp_gemm(acc, NT, xs + mt * 16 * XS, XS, ws, ES, Kp, lane);
       // Rows r0 and r0 + 8 of the tile, columns 2 * (lane % 4) + {0, 1} of each 8-column slice.
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
@@ -167,34 +139,56 @@ __global__ void __launch_bounds__(kPwDwThreads) pw_dw_kernel(const PwDwArgs a) {
     }
     __syncthreads();
     if (chunk + 1 < c_end) stage_filters(chunk + 1, buf ^ 1);  // lands while the depthwise part runs
-    // The depthwise layer: one (output pixel, 8 channels) per step, channels fastest (contiguous stores).
-    for (int i = tid; i < G::TH * G::TW * NT; i += kPwDwThreads) {
-      const int g = i % NT, pix = i / NT;
-      const int ty = pix / G::TW, tx = pix % G::TW;
-      const int oy = oy0 + ty, ox = ox0 + tx, m = chunk * MC + g * 8;
-      if (oy >= a.oh || ox >= a.ow || m >= a.m) continue;
-      float acc[8];
+    // The depthwise layer: thread = (8 channels g, row ty, run of R outputs), 6 x 8 x 4 = 192 of
+    // them. Per row of taps it reads the NC expanded pixels its R outputs share once.
+    {
+      static_assert(NT * G::TH * 4 == kPwDwThreads, "one depthwise task per thread");
+      const int g = tid % NT, run = tid / NT, ty = run / 4, tx0 = run % 4 * G::R;
+      const int m = chunk * MC + g * 8;
+      float acc[G::R][8];
 #pragma unroll
-      for (int c = 0; c < 8; ++c) acc[c] = 0.0f;
+      for (int r = 0; r < G::R; ++r)
 #pragma unroll
-      for (int ky = 0; ky < 3; ++ky)
+        for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
+#pragma unroll
+      for (int ky = 0; ky < 3; ++ky) {
+        float wv[3][8];
 #pragma unroll
         for (int kx = 0; kx < 3; ++kx) {
-          float ev[8];
-          load8(es + ((ty * S + ky) * G::IW + tx * S + kx) * ES + g * 8, ev);
           const float4 w0 = *reinterpret_cast<const float4*>(fs + (ky * 3 + kx) * MC + g * 8);
           const float4 w1 = *reinterpret_cast<const float4*>(fs + (ky * 3 + kx) * MC + g * 8 + 4);
-          const float wv[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
-#pragma unroll
-          for (int c = 0; c < 8; ++c) acc[c] += ev[c] * wv[c];
+          wv[kx][0] = w0.x, wv[kx][1] = w0.y, wv[kx][2] = w0.z, wv[kx][3] = w0.w;
+          wv[kx][4] = w1.x, wv[kx][5] = w1.y, wv[kx][6] = w1.z, wv[kx][7] = w1.w;
         }
-      uint4 out;
-      __half2* h2 = reinterpret_cast<__half2*>(&out);
+        const __half* row = es + ((ty * S + ky) * G::IW + tx0 * S) * ES + g * 8;
 #pragma unroll
-      for (int c = 0; c < 4; ++c)
-        h2[c] = __floats2half2_rn(apply_act(acc[2 * c] + fs[10 * MC + g * 8 + 2 * c], a.act_d),
-                                  apply_act(acc[2 * c + 1] + fs[10 * MC + g * 8 + 2 * c + 1], a.act_d));
-      *reinterpret_cast<uint4*>(a.y + ((n * a.oh + oy) * a.ow + ox) * a.m + m) = out;
+        for (int j = 0; j < G::NC; ++j) {
+          float ev[8];
+          load8(row + j * ES, ev);
+#pragma unroll
+          for (int r = 0; r < G::R; ++r) {
+            const int kx = j - r * S;  // compile-time after unrolling
+            if (kx < 0 || kx > 2) continue;
+#pragma unroll
+            for (int c = 0; c < 8; ++c) acc[r][c] += ev[c] * wv[kx][c];
+          }
+        }
+      }
+      const int oy = oy0 + ty;
+      if (oy < a.oh && m < a.m) {
+#pragma unroll
+        for (int r = 0; r < G::R; ++r) {
+          const int ox = ox0 + tx0 + r;
+          if (ox >= a.ow) break;
+          uint4 out;
+          __half2* h2 = reinterpret_cast<__half2*>(&out);
+#pragma unroll
+          for (int c = 0; c < 4; ++c)
+            h2[c] = __floats2half2_rn(apply_act(acc[r][2 * c] + fs[10 * MC + g * 8 + 2 * c], a.act_d),
+                                      apply_act(acc[r][2 * c + 1] + fs[10 * MC + g * 8 + 2 * c + 1], a.act_d));
+          *reinterpret_cast<uint4*>(a.y + ((n * a.oh + oy) * a.ow + ox) * a.m + m) = out;
+        }
+      }
     }
     cp_async_wait_all();
     __syncthreads();

@@ -1,0 +1,261 @@
+// A separable head branch as one kernel (tactics kConvDwPwPw and kConvGroupDwPwPw): a 3x3
+// depthwise layer, the 1x1 convolution reading it and the 1x1 convolution reading that (MoveNet's
+// four head branches: 24 -> 24 -> 96 -> 17/34/1/34 channels at 48x48 or 64x64). Neither
+// intermediate tensor is written: both stay in shared memory for the block's 8x8 pixels.
+#include <algorithm>
+
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace posert::cuda {
+
+namespace {
+
+constexpr int kHeadThreads = 128;  // 4 warps: one 16-pixel m-tile of the 8x8 tile each
+constexpr int kHeadTile = 8;
+constexpr int kHeadHalo = kHeadTile + 2;
+constexpr int kHeadMaxC = 64, kHeadMaxMid = 128, kHeadMaxOut = 64;
+
+// Shared-memory layout for a group's widest member (halves unless said): the input halo
+// [100][xs], the depthwise output [64][xs], the first filter [kp][hs], the 1x1 output [64][hs],
+// the second filter [mp][os], then floats: the depthwise filter [9][kp], its bias [kp], the
+// biases [mp] and [np], and the output tile [64][np] (written out in coalesced rows). Row strides are an odd number of 16-byte units (ldmatrix without bank
+// conflicts).
+struct HeadLayout {
+  int kp, mp, np;  // input channels, middle channels, outputs, each rounded up to 16
+  __host__ __device__ int xs() const { return kp + 8; }
+  __host__ __device__ int hs() const { return mp + 8; }
+  __host__ __device__ int os() const { return np + 8; }
+  __host__ __device__ size_t halves() const {
+    return static_cast<size_t>(kHeadHalo * kHeadHalo + 64) * xs() + static_cast<size_t>(kp + 64) * hs() +
+           static_cast<size_t>(mp) * os();
+  }
+  __host__ __device__ size_t bytes() const { return 2 * halves() + 4 * static_cast<size_t>(10 * kp + mp + np + 64 * np); }
+};
+
+struct HeadGroup {
+  DwPwPwArgs a[kMaxConvGroup];
+  HeadLayout L;
+};
+
+__host__ __device__ inline int round16(int v) { return (v + 15) / 16 * 16; }
+
+// One block: an 8x8 tile of one image of member blockIdx.z. Depthwise (3x3r1's arithmetic: float
+// sums in the order ky, kx, + bias, activation, rounded to half), then the first 1x1 convolution
+// on the tensor cores (+ bias, activation, rounded to half: what its layer would store), then the
+// second (+ bias, activation, in the output type). Filters go to shared memory before pdl_wait().
+template <class TO>
+__global__ void __launch_bounds__(kHeadThreads) dw_pw_pw_kernel(const HeadGroup g) {
+  const DwPwPwArgs& q = g.a[blockIdx.z];
+  const HeadLayout& L = g.L;
+  const ConvParams& d = q.d;
+  const int tiles_x = (d.ow + kHeadTile - 1) / kHeadTile, tiles_y = (d.oh + kHeadTile - 1) / kHeadTile;
+  if (static_cast<int>(blockIdx.x) >= d.n * tiles_x * tiles_y) {
+    pdl_wait();
+    return;
+  }
+  extern __shared__ __align__(16) unsigned char dyn[];
+  const int XS = L.xs(), HS = L.hs(), OS = L.os();
+  __half* xs = reinterpret_cast<__half*>(dyn);           // [100][XS]
+  __half* ds = xs + kHeadHalo * kHeadHalo * XS;          // [64][XS]
+  __half* w1s = ds + 64 * XS;                            // [kp][HS]
+  __half* hs = w1s + L.kp * HS;                          // [64][HS]
+  __half* w2s = hs + 64 * HS;                            // [mp][OS]
+  float* wds = reinterpret_cast<float*>(w2s + L.mp * OS);  // [9][kp]
+  float* bds = wds + 9 * L.kp;                           // [kp]
+  float* b1s = bds + L.kp;                               // [mp]
+  float* b2s = b1s + L.mp;                               // [np]
+  float* ys = b2s + L.np;                                // [64][np]
+  const int C = d.c, M = q.p1.o, K2 = q.p2.o;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int tiles = tiles_x * tiles_y;
+  const int n = blockIdx.x / tiles, t = blockIdx.x % tiles;
+  const int oy0 = t / tiles_x * kHeadTile, ox0 = t % tiles_x * kHeadTile;
+  const int iy0 = oy0 - d.pad_top, ix0 = ox0 - d.pad_left;
+
+  // Filters (zero past each layer's channels: the padded K steps and outputs add nothing).
+  const __half* w1 = static_cast<const __half*>(q.w1);
+  const __half* w2 = static_cast<const __half*>(q.w2);
+  const __half* wd = static_cast<const __half*>(q.wd);
+  for (int i = tid; i < L.kp * (L.mp / 8); i += kHeadThreads) {
+    const int k = i / (L.mp / 8), c8 = i % (L.mp / 8) * 8;
+    const bool in = k < C && c8 < M;
+    cp_async16(w1s + k * HS + c8, in ? w1 + k * M + c8 : w1, in);
+  }
+  for (int i = tid; i < L.mp * L.np; i += kHeadThreads) {
+    const int k = i / L.np, o = i % L.np;
+    w2s[k * OS + o] = k < M && o < K2 ? w2[k * K2 + o] : __float2half(0.0f);
+  }
+  for (int i = tid; i < 9 * L.kp; i += kHeadThreads) {
+    const int tap = i / L.kp, c = i % L.kp;
+    wds[i] = c < C ? __half2float(wd[tap * C + c]) : 0.0f;
+  }
+  for (int i = tid; i < L.kp; i += kHeadThreads) bds[i] = i < C && q.bd ? q.bd[i] : 0.0f;
+  for (int i = tid; i < L.mp; i += kHeadThreads) b1s[i] = i < M && q.b1 ? q.b1[i] : 0.0f;
+  for (int i = tid; i < L.np; i += kHeadThreads) b2s[i] = i < K2 && q.b2 ? q.b2[i] : 0.0f;
+  pdl_wait();
+  const __half* x = static_cast<const __half*>(q.x);
+  const int groups = L.kp / 8;
+  for (int i = tid; i < kHeadHalo * kHeadHalo * groups; i += kHeadThreads) {
+    const int r = i / groups, c8 = i % groups * 8;
+    const int iy = iy0 + r / kHeadHalo, ix = ix0 + r % kHeadHalo;
+    const bool in = c8 < C && iy >= 0 && iy < d.h && ix >= 0 && ix < d.w;
+    cp_async16(xs + r * XS + c8, in ? x + ((n * d.h + iy) * d.w + ix) * C + c8 : x, in);
+  }
+  cp_async_wait_all();
+  __syncthreads();
+
+  // The depthwise layer: task = (8 channels, row, run of 2 outputs), reading the 4 input pixels of
+  // a tap row the two share once (3x3r2's reuse and order); taps outside the image read zeros;
+  // channel groups past c are zero.
+  const int dact = static_cast<int>(d.act);
+  for (int i = tid; i < groups * kHeadTile * 4; i += kHeadThreads) {
+    const int c8 = i % groups * 8, run = i / groups, ty = run / 4, tx0 = run % 4 * 2;
+    uint4 out[2] = {make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)};
+    if (c8 < C) {
+      float acc[2][8];
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
+#pragma unroll
+      for (int ky = 0; ky < 3; ++ky) {
+        float wv[3][8];
+#pragma unroll
+        for (int kx = 0; kx < 3; ++kx) {
+          const float4 w0 = *reinterpret_cast<const float4*>(wds + (ky * 3 + kx) * L.kp + c8);
+          const float4 w1 = *reinterpret_cast<const float4*>(wds + (ky * 3 + kx) * L.kp + c8 + 4);
+          wv[kx][0] = w0.x, wv[kx][1] = w0.y, wv[kx][2] = w0.z, wv[kx][3] = w0.w;
+          wv[kx][4] = w1.x, wv[kx][5] = w1.y, wv[kx][6] = w1.z, wv[kx][7] = w1.w;
+        }
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          float xv[8];
+          load8(xs + ((ty + ky) * kHeadHalo + tx0 + j) * XS + c8, xv);
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const int kx = j - r;
+            if (kx < 0 || kx > 2) continue;
+#pragma unroll
+            for (int c = 0; c < 8; ++c) acc[r][c] += xv[c] * wv[kx][c];
+          }
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        __half2* h2 = reinterpret_cast<__half2*>(&out[r]);
+#pragma unroll
+        for (int c = 0; c < 4; ++c)
+          h2[c] = __floats2half2_rn(apply_act(acc[r][2 * c] + bds[c8 + 2 * c], dact),
+                                    apply_act(acc[r][2 * c + 1] + bds[c8 + 2 * c + 1], dact));
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) *reinterpret_cast<uint4*>(ds + (ty * kHeadTile + tx0 + r) * XS + c8) = out[r];
+  }
+  __syncthreads();
+
+  const int r0 = warp * 16 + (lane >> 2);  // this lane's accumulator rows: r0 and r0 + 8
+  {
+    float acc[kHeadMaxMid / 8][4];
+#pragma unroll
+    for (int j = 0; j < kHeadMaxMid / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+    const int nt = L.mp / 8;
+    warp_gemm(acc, nt, ds + warp * 16 * XS, XS, w1s, HS, L.kp, lane);
+    const int act1 = static_cast<int>(q.p1.act);
+#pragma unroll
+    for (int j = 0; j < kHeadMaxMid / 8; ++j) {
+      if (j >= nt) break;
+      const int col = j * 8 + (lane & 3) * 2;
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        *reinterpret_cast<__half2*>(hs + (r0 + 8 * h) * HS + col) =
+            __floats2half2_rn(apply_act(acc[j][2 * h] + b1s[col], act1), apply_act(acc[j][2 * h + 1] + b1s[col + 1], act1));
+    }
+  }
+  __syncthreads();
+  {
+    float acc[kHeadMaxOut / 8][4];
+#pragma unroll
+    for (int j = 0; j < kHeadMaxOut / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+    const int nt = (K2 + 7) / 8;
+    warp_gemm(acc, nt, hs + warp * 16 * HS, HS, w2s, OS, L.mp, lane);
+    const int act2 = static_cast<int>(q.p2.act);
+#pragma unroll
+    for (int j = 0; j < kHeadMaxOut / 8; ++j) {
+      if (j >= nt) break;
+      const int col = j * 8 + (lane & 3) * 2;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        ys[(r0 + 8 * h) * L.np + col] = apply_act(acc[j][2 * h] + b2s[col], act2);
+        ys[(r0 + 8 * h) * L.np + col + 1] = apply_act(acc[j][2 * h + 1] + b2s[col + 1], act2);
+      }
+    }
+  }
+  __syncthreads();
+  // The tile's rows of 8 pixels are runs of 8 * K2 consecutive outputs: written coalesced.
+  TO* y = static_cast<TO*>(q.y);
+  const int run = kHeadTile * K2;
+  const int cols = min(kHeadTile, d.ow - ox0);
+  for (int i = tid; i < kHeadTile * run; i += kHeadThreads) {
+    const int ty = i / run, within = i % run, px = within / K2, col = within % K2;
+    const int oy = oy0 + ty;
+    if (oy >= d.oh || px >= cols) continue;
+    stf(y + ((n * d.oh + oy) * d.ow + ox0) * K2 + within, ys[(ty * kHeadTile + px) * L.np + col]);
+  }
+}
+
+}  // namespace
+
+bool dwpwpw_applies(const ConvParams& d, const ConvParams& p1, const ConvParams& p2) {
+  if (!fits_int32(d) || !fits_int32(p1) || !fits_int32(p2)) return false;
+  if (d.multiplier != 1 || d.kh != 3 || d.kw != 3 || d.sh != 1 || d.sw != 1 || d.dh != 1 || d.dw != 1 || d.out_f32) return false;
+  if (d.c % 8 != 0 || d.c > kHeadMaxC || d.o != d.c) return false;
+  if (!is_pointwise(p1) || !is_pointwise(p2) || p1.out_f32) return false;
+  if (p1.c != d.c || p1.n != d.n || p1.h != d.oh || p1.w != d.ow || p1.o % 8 != 0 || p1.o > kHeadMaxMid) return false;
+  if (p2.c != p1.o || p2.n != p1.n || p2.h != p1.h || p2.w != p1.w || p2.o < 1 || p2.o > kHeadMaxOut) return false;
+  const HeadLayout L{round16(d.c), round16(p1.o), round16(p2.o)};
+  return L.bytes() <= max_smem_optin();
+}
+
+namespace {
+HeadLayout group_layout(const DwPwPwArgs* a, int count) {
+  HeadLayout L{16, 16, 16};
+  for (int i = 0; i < count; ++i) {
+    L.kp = std::max(L.kp, round16(a[i].d.c));
+    L.mp = std::max(L.mp, round16(a[i].p1.o));
+    L.np = std::max(L.np, round16(a[i].p2.o));
+  }
+  return L;
+}
+}  // namespace
+
+bool dwpwpw_group_applies(const DwPwPwArgs* a, int count) {
+  if (count < 1 || count > kMaxConvGroup) return false;
+  for (int i = 0; i < count; ++i)
+    if (!dwpwpw_applies(a[i].d, a[i].p1, a[i].p2) || a[i].p2.out_f32 != a[0].p2.out_f32) return false;
+  return group_layout(a, count).bytes() <= max_smem_optin();
+}
+
+void dw_pw_pw_conv2d(const DwPwPwArgs* a, int count, void* stream) {
+  if (!dwpwpw_group_applies(a, count))
+    throw Error(std::string("conv tactic ") + (count > 1 ? "group:dw+pw+pw" : "dw+pw+pw") +
+                " does not apply to these depthwise + 1x1 + 1x1 chains");
+  HeadGroup g{};
+  g.L = group_layout(a, count);
+  int tiles = 1;
+  for (int i = 0; i < count; ++i) {
+    const DwPwPwArgs& q = a[i];
+    if (!aligned16(q.x) || !aligned16(q.w1)) throw Error("internal: dw+pw+pw buffers must be 16-byte aligned");
+    g.a[i] = q;
+    tiles = std::max(tiles, q.d.n * ((q.d.oh + kHeadTile - 1) / kHeadTile) * ((q.d.ow + kHeadTile - 1) / kHeadTile));
+  }
+  const dim3 grid(static_cast<unsigned>(tiles), 1, static_cast<unsigned>(count));
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const std::string what = count > 1 ? "group:dw+pw+pw" : "dw+pw+pw";
+  if (a[0].p2.out_f32) launch_smem(what, dw_pw_pw_kernel<float>, grid, kHeadThreads, g.L.bytes(), s, g);
+  else launch_smem(what, dw_pw_pw_kernel<__half>, grid, kHeadThreads, g.L.bytes(), s, g);
+  check_launch("dw_pw_pw_conv2d");
+}
+
+}  // namespace posert::cuda
