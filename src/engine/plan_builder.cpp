@@ -39,6 +39,73 @@ bool is_param_input(const Node& n, size_t k) {
 
 }  // namespace
 
+void assign_arena(EnginePlan& p, ArenaFusions which) {
+  // Buffers: a Reshape output shares its input's buffer when both have the same storage.
+  const int nt = static_cast<int>(p.tensors.size());
+  std::vector<int> buffer(nt);
+  std::iota(buffer.begin(), buffer.end(), 0);
+  for (auto& l : p.layers) {
+    if (l.op != OpKind::Reshape) continue;
+    const int in = l.inputs[0], out = l.outputs[0];
+    if (p.tensors[in].storage == p.tensors[out].storage && p.tensors[out].kind == TensorKind::Activation)
+      buffer[out] = buffer[in];
+  }
+  // Lifetimes per buffer: inputs live from the start, outputs to the end.
+  const int steps = static_cast<int>(p.layers.size());
+  std::vector<int> first(nt, steps + 1), last(nt, -1);
+  auto touch = [&](int t, int step) {
+    const int b = buffer[t];
+    first[b] = std::min(first[b], step);
+    last[b] = std::max(last[b], step);
+  };
+  for (int t : p.inputs) touch(t, 0);
+  for (int t : p.outputs) touch(t, steps);
+  for (int s = 0; s < steps; ++s) {
+    for (int t : p.layers[s].inputs)
+      if (p.tensors[t].kind != TensorKind::Weight) touch(t, s);
+    for (int t : p.layers[s].outputs) touch(t, s);
+    // A fused depthwise + pointwise kernel reads the depthwise input at the pointwise step; a
+    // depthwise layer computing the expansion before it reads the expansion's input; a
+    // convolution computing the chain before it reads the chain's input; a layer computing a
+    // head branch reads the branch's depthwise input.
+    const size_t i = static_cast<size_t>(s);
+    const bool before = which == ArenaFusions::Possible
+                            ? dwpw_pair_possible(p, i) || pwdw_pair_possible(p, i) || chain_conv_possible(p, i)
+                            : dwpw_fused(p, i) || pwdw_fused(p, i) || chain_fused(p, i);
+    if (before) touch(p.layers[i - 1].inputs[0], s);
+    if (which == ArenaFusions::Possible ? dwpwpw_possible(p, i) : dwpwpw_fused(p, i))
+      touch(p.layers[dwpwpw_middle(p, i) - 1].inputs[0], s);
+  }
+  // A group's launch at its leader's step writes every member's output there.
+  std::vector<std::vector<size_t>> groups;
+  if (which == ArenaFusions::Possible) {
+    for (const auto& [kind, members] : candidate_groups(p)) groups.push_back(members);
+  } else {
+    for (size_t i = 0; i < p.layers.size(); ++i)
+      if (auto g = group_of(p, i); !g.empty()) groups.push_back(std::move(g));
+  }
+  for (const auto& members : groups)
+    for (size_t k = 1; k < members.size(); ++k)
+      for (int t : p.layers[members[k]].outputs) touch(t, static_cast<int>(members[0]));
+  std::vector<int> roots;
+  std::vector<TensorLifetime> life;
+  for (int t = 0; t < nt; ++t) {
+    if (p.tensors[t].kind == TensorKind::Weight || buffer[t] != t) continue;
+    int64_t bytes = p.tensors[t].bytes;
+    for (int u = 0; u < nt; ++u)
+      if (buffer[u] == t) bytes = std::max(bytes, p.tensors[u].bytes);
+    roots.push_back(t);
+    life.push_back({bytes, first[t] > last[t] ? 0 : first[t], std::max(last[t], first[t] > last[t] ? 0 : first[t])});
+  }
+  const MemoryPlan mp = plan_memory(life);
+  std::vector<int64_t> offset_of(nt, -1);
+  for (size_t i = 0; i < roots.size(); ++i) offset_of[roots[i]] = mp.offsets[i];
+  for (int t = 0; t < nt; ++t)
+    if (p.tensors[t].kind != TensorKind::Weight) p.tensors[t].offset = offset_of[buffer[t]];
+  p.arena_bytes = mp.arena_bytes;
+  p.activation_sum_bytes = mp.sum_bytes;
+}
+
 EnginePlan build_plan(const Graph& g, const std::string& model, Precision precision, int max_batch) {
   EnginePlan p;
   p.model = model;
@@ -181,60 +248,7 @@ EnginePlan build_plan(const Graph& g, const std::string& model, Precision precis
     --j;  // the layer now at j has not been looked at
   }
 
-  // Buffers: a Reshape output shares its input's buffer when both have the same storage.
-  const int nt = static_cast<int>(p.tensors.size());
-  std::vector<int> buffer(nt);
-  std::iota(buffer.begin(), buffer.end(), 0);
-  for (auto& l : p.layers) {
-    if (l.op != OpKind::Reshape) continue;
-    const int in = l.inputs[0], out = l.outputs[0];
-    if (p.tensors[in].storage == p.tensors[out].storage && p.tensors[out].kind == TensorKind::Activation)
-      buffer[out] = buffer[in];
-  }
-  // Lifetimes per buffer: inputs live from the start, outputs to the end.
-  const int steps = static_cast<int>(p.layers.size());
-  std::vector<int> first(nt, steps + 1), last(nt, -1);
-  auto touch = [&](int t, int step) {
-    const int b = buffer[t];
-    first[b] = std::min(first[b], step);
-    last[b] = std::max(last[b], step);
-  };
-  for (int t : p.inputs) touch(t, 0);
-  for (int t : p.outputs) touch(t, steps);
-  for (int s = 0; s < steps; ++s) {
-    for (int t : p.layers[s].inputs)
-      if (p.tensors[t].kind != TensorKind::Weight) touch(t, s);
-    for (int t : p.layers[s].outputs) touch(t, s);
-    // A fused depthwise + pointwise kernel reads the depthwise input at the pointwise step; a
-    // depthwise layer computing the expansion before it reads the expansion's input; a
-    // convolution computing the chain before it reads the chain's input.
-    if (dwpw_pair_possible(p, static_cast<size_t>(s)) || pwdw_pair_possible(p, static_cast<size_t>(s)) ||
-        chain_conv_possible(p, static_cast<size_t>(s)))
-      touch(p.layers[s - 1].inputs[0], s);
-    // A layer computing a head branch reads the branch's depthwise input.
-    if (dwpwpw_possible(p, static_cast<size_t>(s))) touch(p.layers[dwpwpw_middle(p, static_cast<size_t>(s)) - 1].inputs[0], s);
-  }
-  // A group's launch at its leader's step writes every member's output there.
-  for (const auto& [kind, members] : candidate_groups(p))
-    for (size_t k = 1; k < members.size(); ++k)
-      for (int t : p.layers[members[k]].outputs) touch(t, static_cast<int>(members[0]));
-  std::vector<int> roots;
-  std::vector<TensorLifetime> life;
-  for (int t = 0; t < nt; ++t) {
-    if (p.tensors[t].kind == TensorKind::Weight || buffer[t] != t) continue;
-    int64_t bytes = p.tensors[t].bytes;
-    for (int u = 0; u < nt; ++u)
-      if (buffer[u] == t) bytes = std::max(bytes, p.tensors[u].bytes);
-    roots.push_back(t);
-    life.push_back({bytes, first[t] > last[t] ? 0 : first[t], std::max(last[t], first[t] > last[t] ? 0 : first[t])});
-  }
-  const MemoryPlan mp = plan_memory(life);
-  std::vector<int64_t> offset_of(nt, -1);
-  for (size_t i = 0; i < roots.size(); ++i) offset_of[roots[i]] = mp.offsets[i];
-  for (int t = 0; t < nt; ++t)
-    if (p.tensors[t].kind != TensorKind::Weight) p.tensors[t].offset = offset_of[buffer[t]];
-  p.arena_bytes = mp.arena_bytes;
-  p.activation_sum_bytes = mp.sum_bytes;
+  assign_arena(p, ArenaFusions::Possible);
   p.validate("engine plan for " + model);
   return p;
 }

@@ -11,6 +11,14 @@ namespace posert {
 // Throws posert::Error naming the node when the graph has an op the CUDA runtime cannot run.
 EnginePlan build_plan(const Graph& g, const std::string& model, Precision precision, int max_batch);
 
+// Arena offsets from tensor lifetimes. Possible: before tuning, every fusion the tuner may choose
+// keeps what its kernel reads alive until it runs (the plan builder's choice); Chosen: after
+// tuning, only the fusions the plan's tactics use do, so the arena holds no bytes kept for
+// fusions the tuner did not take. Sets every activation's offset, arena_bytes and
+// activation_sum_bytes.
+enum class ArenaFusions { Possible, Chosen };
+void assign_arena(EnginePlan& p, ArenaFusions which);
+
 // Ops the CUDA runtime executes.
 bool cuda_runtime_supports(OpKind op);
 

@@ -104,7 +104,8 @@ std::vector<std::string> layer_names(const EnginePlan& p) {
 }
 
 // The invariants every plan must keep, derived from the layer list alone.
-void check_plan_invariants(const EnginePlan& p) {
+// tuned: the plan's tactics say which fusions run (assign_arena(Chosen)); else any may.
+void check_plan_invariants(const EnginePlan& p, bool tuned = false) {
   const int nt = static_cast<int>(p.tensors.size());
   const int steps = static_cast<int>(p.layers.size());
   EXPECT_LE(p.arena_bytes, p.activation_sum_bytes);
@@ -130,11 +131,24 @@ void check_plan_invariants(const EnginePlan& p) {
       EXPECT_LT(first[t], s) << "layer " << p.layers[s].name << " reads " << p.tensors[t].name << " before it is written";
       last[t] = std::max(last[t], s);
     }
-    // A fusable depthwise + pointwise pair reads the depthwise input at the pointwise step; a
-    // fusable chain + convolution pair the chain's input at the convolution's.
-    if (dwpw_pair_possible(p, static_cast<size_t>(s)) || chain_conv_possible(p, static_cast<size_t>(s))) {
-      const int x = p.layers[s - 1].inputs[0];
-      last[x] = std::max(last[x], s);
+    const size_t i = static_cast<size_t>(s);
+    if (!tuned) {
+      // Before tuning, every fusion the tuner may choose: a fusable depthwise + pointwise pair
+      // reads the depthwise input at the pointwise step, an expansion + depthwise pair the
+      // expansion's input at the depthwise step, a chain + convolution pair the chain's input at
+      // the convolution's, a head branch its depthwise input at its last layer.
+      if (dwpw_pair_possible(p, i) || pwdw_pair_possible(p, i) || chain_conv_possible(p, i)) {
+        const int x = p.layers[i - 1].inputs[0];
+        last[x] = std::max(last[x], s);
+      }
+      if (dwpwpw_possible(p, i)) {
+        const int x = p.layers[dwpwpw_middle(p, i) - 1].inputs[0];
+        last[x] = std::max(last[x], s);
+      }
+    } else {
+      // Tuned: what each launch reads and writes by its tactics (a group leader writes its members' outputs).
+      for (int t : layer_reads(p, i)) last[t] = std::max(last[t], s);
+      for (int t : layer_writes(p, i)) first[t] = std::min(first[t], s);
     }
     for (int t : p.layers[s].outputs) {
       EXPECT_NE(p.tensors[t].kind, TensorKind::Weight);
@@ -142,6 +156,10 @@ void check_plan_invariants(const EnginePlan& p) {
       last[t] = std::max(last[t], s);
     }
   }
+  if (!tuned)  // a group's launch at its leader's step writes every member's output
+    for (const auto& [kind, members] : candidate_groups(p))
+      for (size_t k = 1; k < members.size(); ++k)
+        for (int t : p.layers[members[k]].outputs) first[t] = std::min(first[t], static_cast<int>(members[0]));
   for (int t : p.outputs) {
     EXPECT_LT(first[t], steps) << "output " << p.tensors[t].name << " is never written";
     last[t] = steps;
@@ -663,6 +681,19 @@ TEST(PlanBuilder, ExpansionDepthwisePairPlannedAndValidated) {
   } catch (const Error& err) {
     EXPECT_NE(std::string(err.what()).find("overlaps the fused expansion's input"), std::string::npos) << err.what();
   }
+  // Planned again for the chosen fusions only: with the pair fused the expansion's input still
+  // stays apart from the depthwise output; with nothing fused the arena needs no more bytes than
+  // the plan made for every possible fusion, and no bytes for the pair's lifetime extension.
+  EnginePlan chosen = p;
+  assign_arena(chosen, ArenaFusions::Chosen);
+  EXPECT_NO_THROW(chosen.validate("chosen"));
+  check_plan_invariants(chosen, true);
+  EnginePlan none = build_plan(expansion_block(), "block", Precision::FP16, 2);
+  const int64_t possible_bytes = none.arena_bytes;
+  assign_arena(none, ArenaFusions::Chosen);
+  EXPECT_NO_THROW(none.validate("none fused"));
+  check_plan_invariants(none, true);
+  EXPECT_LE(none.arena_bytes, possible_bytes);
   // fp32 engines, and an expansion something else reads too, have no such pair.
   const EnginePlan f32 = build_plan(expansion_block(), "block", Precision::FP32, 1);
   const EnginePlan shared = build_plan(expansion_block(true), "block", Precision::FP16, 1);
@@ -805,6 +836,19 @@ void check_model_plan(const std::string& name) {
       // projection and the next block's expansion, and the last block's depthwise layer,
       // projection and the 1x1 layer after it (wider than the kernel takes: the tuner skips them).
       EXPECT_EQ(heads, 6);
+    }
+    if (prec == Precision::FP16) {
+      // Tuned as the H100 tunes batch 64 (some expansion pairs fused, the rest apart), the arena
+      // planned again for those fusions alone: consistent, and no larger than before tuning.
+      EnginePlan t = p;
+      int fused = 0;
+      for (size_t i = 0; i < t.layers.size(); ++i)
+        if (pwdw_pair_possible(t, i) && fused++ % 2 == 0) t.layers[i - 1].tactic = cuda::kConvPwDwMember, t.layers[i].tactic = cuda::kDwPwDw;
+      assign_arena(t, ArenaFusions::Chosen);
+      check_plan_invariants(t, true);
+      EXPECT_LE(t.arena_bytes, p.arena_bytes);
+      std::cout << "[ plan     ] " << spec.name << " fp16: arena " << p.arena_bytes << " bytes before tuning, " << t.arena_bytes
+                << " with every other expansion pair fused\n";
     }
     int chains = 0;
     for (size_t i = 0; i < p.layers.size(); ++i) chains += chain_conv_possible(p, i);

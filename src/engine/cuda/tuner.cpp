@@ -1,5 +1,6 @@
 #include "engine/cuda/tuner.h"
 #include "engine/engine_env.h"
+#include "engine/plan_builder.h"
 
 #include <cuda_fp16.h>
 
@@ -594,6 +595,9 @@ std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, b
     cudaEventDestroy(e1);
   }
   p.target.cudnn = uses_cudnn(p) ? target.cudnn : 0;
+  // The arena again, now that the fusions are chosen: only those keep their inputs alive.
+  assign_arena(p, ArenaFusions::Chosen);
+  p.validate("tuned engine plan for " + p.model);
   engine.upload_weight_forms(false);
   return report;
 }

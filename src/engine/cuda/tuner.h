@@ -20,8 +20,9 @@ struct LayerTiming {
 };
 
 // Tunes at the engine's max batch; writes the tactics into the engine's plan, records the cuDNN
-// version there when a layer uses cuDNN (0 otherwise), and leaves the engine holding only the
-// weight forms the chosen tactics read.
+// version there when a layer uses cuDNN (0 otherwise), plans the arena again for the fusions
+// chosen (assign_arena), and leaves the engine holding only the weight forms the chosen tactics
+// read.
 std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, bool verbose);
 
 // Times tactic t of layer i as the runtime runs it: two launches outside capture (cuDNN builds its
