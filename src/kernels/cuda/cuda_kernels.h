@@ -234,6 +234,8 @@ void conv_epilogue(bool half, bool out_f32, const void* conv, const float* bias,
 // The shared memory one block may opt in to on the current device (227 KiB on sm_90, 163 KiB on
 // sm_80, 99 KiB on sm_86/89), asked once per device; 48 KiB when there is no device to ask.
 size_t max_smem_optin();
+// The current GPU's multiprocessor count (132 when there is no device to ask).
+int sm_count();
 
 // Programmatic dependent launch (process-wide): when on, PoseRT's kernels are launched so that each
 // may be scheduled while the kernel before it on the stream finishes, waiting on the device for

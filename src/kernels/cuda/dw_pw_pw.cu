@@ -40,7 +40,9 @@ struct HeadGroup {
 
 __host__ __device__ inline int round16(int v) { return (v + 15) / 16 * 16; }
 
-// One block: an 8x8 tile of one image of member blockIdx.z. Depthwise (3x3r1's arithmetic: float
+// One block: 8x8 tiles of member blockIdx.z, tile blockIdx.x and every gridDim.x-th after it (the
+// filters staged once per block; the next tile's input fetched while this one's outputs are
+// written). Depthwise (3x3r1's arithmetic: float
 // sums in the order ky, kx, + bias, activation, rounded to half), then the first 1x1 convolution
 // on the tensor cores (+ bias, activation, rounded to half: what its layer would store), then the
 // second (+ bias, activation, in the output type). Filters go to shared memory before pdl_wait().
@@ -50,7 +52,8 @@ __global__ void __launch_bounds__(kHeadThreads) dw_pw_pw_kernel(const HeadGroup 
   const HeadLayout& L = g.L;
   const ConvParams& d = q.d;
   const int tiles_x = (d.ow + kHeadTile - 1) / kHeadTile, tiles_y = (d.oh + kHeadTile - 1) / kHeadTile;
-  if (static_cast<int>(blockIdx.x) >= d.n * tiles_x * tiles_y) {
+  const int tiles = tiles_x * tiles_y, all_tiles = d.n * tiles;
+  if (static_cast<int>(blockIdx.x) >= all_tiles) {
     pdl_wait();
     return;
   }
@@ -68,10 +71,6 @@ __global__ void __launch_bounds__(kHeadThreads) dw_pw_pw_kernel(const HeadGroup 
   float* ys = b2s + L.np;                                // [64][np]
   const int C = d.c, M = q.p1.o, K2 = q.p2.o;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int tiles = tiles_x * tiles_y;
-  const int n = blockIdx.x / tiles, t = blockIdx.x % tiles;
-  const int oy0 = t / tiles_x * kHeadTile, ox0 = t % tiles_x * kHeadTile;
-  const int iy0 = oy0 - d.pad_top, ix0 = ox0 - d.pad_left;
 
   // Filters (zero past each layer's channels: the padded K steps and outputs add nothing).
   const __half* w1 = static_cast<const __half*>(q.w1);
@@ -96,112 +95,122 @@ __global__ void __launch_bounds__(kHeadThreads) dw_pw_pw_kernel(const HeadGroup 
   pdl_wait();
   const __half* x = static_cast<const __half*>(q.x);
   const int groups = L.kp / 8;
-  for (int i = tid; i < kHeadHalo * kHeadHalo * groups; i += kHeadThreads) {
-    const int r = i / groups, c8 = i % groups * 8;
-    const int iy = iy0 + r / kHeadHalo, ix = ix0 + r % kHeadHalo;
-    const bool in = c8 < C && iy >= 0 && iy < d.h && ix >= 0 && ix < d.w;
-    cp_async16(xs + r * XS + c8, in ? x + ((n * d.h + iy) * d.w + ix) * C + c8 : x, in);
-  }
-  cp_async_wait_all();
-  __syncthreads();
+  auto stage_input = [&](int tile) {  // the tile's 10x10 input pixels, zero outside the image and past c
+    const int n = tile / tiles, t = tile % tiles;
+    const int iy0 = t / tiles_x * kHeadTile - d.pad_top, ix0 = t % tiles_x * kHeadTile - d.pad_left;
+    for (int i = tid; i < kHeadHalo * kHeadHalo * groups; i += kHeadThreads) {
+      const int r = i / groups, c8 = i % groups * 8;
+      const int iy = iy0 + r / kHeadHalo, ix = ix0 + r % kHeadHalo;
+      const bool in = c8 < C && iy >= 0 && iy < d.h && ix >= 0 && ix < d.w;
+      cp_async16(xs + r * XS + c8, in ? x + ((n * d.h + iy) * d.w + ix) * C + c8 : x, in);
+    }
+  };
+  stage_input(blockIdx.x);
+  for (int tile = blockIdx.x; tile < all_tiles; tile += gridDim.x) {
+    const int n = tile / tiles, t = tile % tiles;
+    const int oy0 = t / tiles_x * kHeadTile, ox0 = t % tiles_x * kHeadTile;
+    cp_async_wait_all();
+    __syncthreads();
 
-  // The depthwise layer: task = (8 channels, row, run of 2 outputs), reading the 4 input pixels of
-  // a tap row the two share once (3x3r2's reuse and order); taps outside the image read zeros;
-  // channel groups past c are zero.
-  const int dact = static_cast<int>(d.act);
-  for (int i = tid; i < groups * kHeadTile * 4; i += kHeadThreads) {
-    const int c8 = i % groups * 8, run = i / groups, ty = run / 4, tx0 = run % 4 * 2;
-    uint4 out[2] = {make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)};
-    if (c8 < C) {
-      float acc[2][8];
-#pragma unroll
-      for (int r = 0; r < 2; ++r)
-#pragma unroll
-        for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
-#pragma unroll
-      for (int ky = 0; ky < 3; ++ky) {
-        float wv[3][8];
-#pragma unroll
-        for (int kx = 0; kx < 3; ++kx) {
-          const float4 w0 = *reinterpret_cast<const float4*>(wds + (ky * 3 + kx) * L.kp + c8);
-          const float4 w1 = *reinterpret_cast<const float4*>(wds + (ky * 3 + kx) * L.kp + c8 + 4);
-          wv[kx][0] = w0.x, wv[kx][1] = w0.y, wv[kx][2] = w0.z, wv[kx][3] = w0.w;
-          wv[kx][4] = w1.x, wv[kx][5] = w1.y, wv[kx][6] = w1.z, wv[kx][7] = w1.w;
-        }
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          float xv[8];
-          load8(xs + ((ty + ky) * kHeadHalo + tx0 + j) * XS + c8, xv);
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            const int kx = j - r;
-            if (kx < 0 || kx > 2) continue;
-#pragma unroll
-            for (int c = 0; c < 8; ++c) acc[r][c] += xv[c] * wv[kx][c];
+    // The depthwise layer: task = (8 channels, row, run of 2 outputs), reading the 4 input pixels of
+    // a tap row the two share once (3x3r2's reuse and order); taps outside the image read zeros;
+    // channel groups past c are zero.
+    const int dact = static_cast<int>(d.act);
+    for (int i = tid; i < groups * kHeadTile * 4; i += kHeadThreads) {
+      const int c8 = i % groups * 8, run = i / groups, ty = run / 4, tx0 = run % 4 * 2;
+      uint4 out[2] = {make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)};
+      if (c8 < C) {
+        float acc[2][8];
+  #pragma unroll
+        for (int r = 0; r < 2; ++r)
+  #pragma unroll
+          for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
+  #pragma unroll
+        for (int ky = 0; ky < 3; ++ky) {
+          float wv[3][8];
+  #pragma unroll
+          for (int kx = 0; kx < 3; ++kx) {
+            const float4 w0 = *reinterpret_cast<const float4*>(wds + (ky * 3 + kx) * L.kp + c8);
+            const float4 w1 = *reinterpret_cast<const float4*>(wds + (ky * 3 + kx) * L.kp + c8 + 4);
+            wv[kx][0] = w0.x, wv[kx][1] = w0.y, wv[kx][2] = w0.z, wv[kx][3] = w0.w;
+            wv[kx][4] = w1.x, wv[kx][5] = w1.y, wv[kx][6] = w1.z, wv[kx][7] = w1.w;
+          }
+  #pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            float xv[8];
+            load8(xs + ((ty + ky) * kHeadHalo + tx0 + j) * XS + c8, xv);
+  #pragma unroll
+            for (int r = 0; r < 2; ++r) {
+              const int kx = j - r;
+              if (kx < 0 || kx > 2) continue;
+  #pragma unroll
+              for (int c = 0; c < 8; ++c) acc[r][c] += xv[c] * wv[kx][c];
+            }
           }
         }
+  #pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          __half2* h2 = reinterpret_cast<__half2*>(&out[r]);
+  #pragma unroll
+          for (int c = 0; c < 4; ++c)
+            h2[c] = __floats2half2_rn(apply_act(acc[r][2 * c] + bds[c8 + 2 * c], dact),
+                                      apply_act(acc[r][2 * c + 1] + bds[c8 + 2 * c + 1], dact));
+        }
       }
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        __half2* h2 = reinterpret_cast<__half2*>(&out[r]);
-#pragma unroll
-        for (int c = 0; c < 4; ++c)
-          h2[c] = __floats2half2_rn(apply_act(acc[r][2 * c] + bds[c8 + 2 * c], dact),
-                                    apply_act(acc[r][2 * c + 1] + bds[c8 + 2 * c + 1], dact));
-      }
+  #pragma unroll
+      for (int r = 0; r < 2; ++r) *reinterpret_cast<uint4*>(ds + (ty * kHeadTile + tx0 + r) * XS + c8) = out[r];
     }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) *reinterpret_cast<uint4*>(ds + (ty * kHeadTile + tx0 + r) * XS + c8) = out[r];
-  }
-  __syncthreads();
+    __syncthreads();
 
-  const int r0 = warp * 16 + (lane >> 2);  // this lane's accumulator rows: r0 and r0 + 8
-  {
-    float acc[kHeadMaxMid / 8][4];
-#pragma unroll
-    for (int j = 0; j < kHeadMaxMid / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-    const int nt = L.mp / 8;
-    warp_gemm(acc, nt, ds + warp * 16 * XS, XS, w1s, HS, L.kp, lane);
-    const int act1 = static_cast<int>(q.p1.act);
-#pragma unroll
-    for (int j = 0; j < kHeadMaxMid / 8; ++j) {
-      if (j >= nt) break;
-      const int col = j * 8 + (lane & 3) * 2;
-#pragma unroll
-      for (int h = 0; h < 2; ++h)
-        *reinterpret_cast<__half2*>(hs + (r0 + 8 * h) * HS + col) =
-            __floats2half2_rn(apply_act(acc[j][2 * h] + b1s[col], act1), apply_act(acc[j][2 * h + 1] + b1s[col + 1], act1));
-    }
-  }
-  __syncthreads();
-  {
-    float acc[kHeadMaxOut / 8][4];
-#pragma unroll
-    for (int j = 0; j < kHeadMaxOut / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-    const int nt = (K2 + 7) / 8;
-    warp_gemm(acc, nt, hs + warp * 16 * HS, HS, w2s, OS, L.mp, lane);
-    const int act2 = static_cast<int>(q.p2.act);
-#pragma unroll
-    for (int j = 0; j < kHeadMaxOut / 8; ++j) {
-      if (j >= nt) break;
-      const int col = j * 8 + (lane & 3) * 2;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        ys[(r0 + 8 * h) * L.np + col] = apply_act(acc[j][2 * h] + b2s[col], act2);
-        ys[(r0 + 8 * h) * L.np + col + 1] = apply_act(acc[j][2 * h + 1] + b2s[col + 1], act2);
+    const int r0 = warp * 16 + (lane >> 2);  // this lane's accumulator rows: r0 and r0 + 8
+    {
+      float acc[kHeadMaxMid / 8][4];
+  #pragma unroll
+      for (int j = 0; j < kHeadMaxMid / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+      const int nt = L.mp / 8;
+      warp_gemm(acc, nt, ds + warp * 16 * XS, XS, w1s, HS, L.kp, lane);
+      const int act1 = static_cast<int>(q.p1.act);
+  #pragma unroll
+      for (int j = 0; j < kHeadMaxMid / 8; ++j) {
+        if (j >= nt) break;
+        const int col = j * 8 + (lane & 3) * 2;
+  #pragma unroll
+        for (int h = 0; h < 2; ++h)
+          *reinterpret_cast<__half2*>(hs + (r0 + 8 * h) * HS + col) =
+              __floats2half2_rn(apply_act(acc[j][2 * h] + b1s[col], act1), apply_act(acc[j][2 * h + 1] + b1s[col + 1], act1));
       }
     }
-  }
-  __syncthreads();
-  // The tile's rows of 8 pixels are runs of 8 * K2 consecutive outputs: written coalesced.
-  TO* y = static_cast<TO*>(q.y);
-  const int run = kHeadTile * K2;
-  const int cols = min(kHeadTile, d.ow - ox0);
-  for (int i = tid; i < kHeadTile * run; i += kHeadThreads) {
-    const int ty = i / run, within = i % run, px = within / K2, col = within % K2;
-    const int oy = oy0 + ty;
-    if (oy >= d.oh || px >= cols) continue;
-    stf(y + ((n * d.oh + oy) * d.ow + ox0) * K2 + within, ys[(ty * kHeadTile + px) * L.np + col]);
+    __syncthreads();
+    {
+      float acc[kHeadMaxOut / 8][4];
+  #pragma unroll
+      for (int j = 0; j < kHeadMaxOut / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+      const int nt = (K2 + 7) / 8;
+      warp_gemm(acc, nt, hs + warp * 16 * HS, HS, w2s, OS, L.mp, lane);
+      const int act2 = static_cast<int>(q.p2.act);
+  #pragma unroll
+      for (int j = 0; j < kHeadMaxOut / 8; ++j) {
+        if (j >= nt) break;
+        const int col = j * 8 + (lane & 3) * 2;
+  #pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          ys[(r0 + 8 * h) * L.np + col] = apply_act(acc[j][2 * h] + b2s[col], act2);
+          ys[(r0 + 8 * h) * L.np + col + 1] = apply_act(acc[j][2 * h + 1] + b2s[col + 1], act2);
+        }
+      }
+    }
+    __syncthreads();
+    if (tile + static_cast<int>(gridDim.x) < all_tiles) stage_input(tile + gridDim.x);  // the input tile is free now
+    // The tile's rows of 8 pixels are runs of 8 * K2 consecutive outputs: written coalesced.
+    TO* y = static_cast<TO*>(q.y);
+    const int run = kHeadTile * K2;
+    const int cols = min(kHeadTile, d.ow - ox0);
+    for (int i = tid; i < kHeadTile * run; i += kHeadThreads) {
+      const int ty = i / run, within = i % run, px = within / K2, col = within % K2;
+      const int oy = oy0 + ty;
+      if (oy >= d.oh || px >= cols) continue;
+      stf(y + ((n * d.oh + oy) * d.ow + ox0) * K2 + within, ys[(ty * kHeadTile + px) * L.np + col]);
+    }
   }
 }
 
@@ -250,11 +259,26 @@ void dw_pw_pw_conv2d(const DwPwPwArgs* a, int count, void* stream) {
     g.a[i] = q;
     tiles = std::max(tiles, q.d.n * ((q.d.oh + kHeadTile - 1) / kHeadTile) * ((q.d.ow + kHeadTile - 1) / kHeadTile));
   }
-  const dim3 grid(static_cast<unsigned>(tiles), 1, static_cast<unsigned>(count));
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   const std::string what = count > 1 ? "group:dw+pw+pw" : "dw+pw+pw";
-  if (a[0].p2.out_f32) launch_smem(what, dw_pw_pw_kernel<float>, grid, kHeadThreads, g.L.bytes(), s, g);
-  else launch_smem(what, dw_pw_pw_kernel<__half>, grid, kHeadThreads, g.L.bytes(), s, g);
+  auto go = [&](auto kernel) {
+    // As many blocks as the GPU holds at once (each stages the filters once and walks its tiles),
+    // never more than a member has tiles.
+    const size_t smem = g.L.bytes();
+    if (smem > 48 * 1024 &&
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) != cudaSuccess)
+      throw Error(what + ": cannot reserve " + std::to_string(smem) + " bytes of shared memory on this GPU");
+    int per_sm = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kHeadThreads, smem) != cudaSuccess || per_sm < 1) {
+      cudaGetLastError();
+      per_sm = 1;
+    }
+    const int resident = std::max(1, per_sm * sm_count() / count);
+    const dim3 grid(static_cast<unsigned>(std::min(tiles, resident)), 1, static_cast<unsigned>(count));
+    launch_smem(what, kernel, grid, kHeadThreads, smem, s, g);
+  };
+  if (a[0].p2.out_f32) go(dw_pw_pw_kernel<float>);
+  else go(dw_pw_pw_kernel<__half>);
   check_launch("dw_pw_pw_conv2d");
 }
 

@@ -195,20 +195,6 @@ __global__ void __launch_bounds__(kPwDwThreads, 3) pw_dw_kernel(const PwDwArgs a
   }
 }
 
-int sm_count() {
-  static std::atomic<int> cached{0};
-  int v = cached.load(std::memory_order_relaxed);
-  if (v > 0) return v;
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-      v <= 0) {
-    cudaGetLastError();
-    v = 132;
-  }
-  cached.store(v, std::memory_order_relaxed);
-  return v;
-}
-
 template <int S>
 void launch_pw_dw(PwDwArgs a, cudaStream_t s) {
   using G = PwDwGeo<S>;
@@ -228,6 +214,20 @@ void launch_pw_dw(PwDwArgs a, cudaStream_t s) {
 }
 
 }  // namespace
+
+int sm_count() {
+  static std::atomic<int> cached{0};  // the first device asked (PoseRT runs on one GPU per process)
+  int v = cached.load(std::memory_order_relaxed);
+  if (v > 0) return v;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+      v <= 0) {
+    cudaGetLastError();
+    v = 132;
+  }
+  cached.store(v, std::memory_order_relaxed);
+  return v;
+}
 
 bool pwdw_applies(const ConvParams& e, const ConvParams& d, bool half) {
   if (!half || !fits_int32(e) || !fits_int32(d) || !is_pointwise(e) || e.c % 8 != 0 || e.o % 8 != 0 || e.out_f32) return false;
