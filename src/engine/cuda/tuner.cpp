@@ -235,7 +235,7 @@ void tune_pwdw_pairs(EnginePlan& p, const std::vector<int>& own, DeviceContext& 
     PlanLayer& d = p.layers[i];
     if (e.tactic != own[i - 1]) continue;  // the 1x1 layer is fused with something else already
     const ConvParams ecp = conv_params(p, e, p.max_batch), dcp = conv_params(p, d, p.max_batch);
-    if (!pwdw_applies(ecp, dcp, true)) continue;
+    if (!pwdw_offered(ecp, dcp, true)) continue;
     const bool in_pair = d.tactic == kDwFused;  // computed by the dw+pw kernel of layer i + 1
     const int d_before = d.tactic, next_before = in_pair ? p.layers[i + 1].tactic : 0;
     std::string key = "pw+dw|" + layer_key(p, e, target, driver) + "@" + std::to_string(e.tactic) + "||" +

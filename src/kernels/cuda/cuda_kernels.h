@@ -171,6 +171,11 @@ void dw_pw_conv2d(int tactic, const void* x, const void* wd, const float* bd, co
 bool pwdw_applies(const ConvParams& e, const ConvParams& d, bool half);
 void pw_dw_conv2d(const void* x, const void* we, const float* be, const ConvParams& e, const void* wd, const float* bd,
                   const ConvParams& d, void* y, void* stream);
+// Whether the tuner times pw+dw for a pair at the batch it tunes for: applies, and its tiles alone
+// give every SM two blocks (each computing all of its tile's channels). With fewer, at batch 1,
+// thunder's forward pass measured 0.2806 -> 0.2866 ms with the pairs the tuner's per-layer timing
+// chose fused (H100), so smaller pairs stay apart.
+bool pwdw_offered(const ConvParams& e, const ConvParams& d, bool half);
 
 // A head branch in one kernel: a 3x3 depthwise layer (d: stride 1, multiplier 1, at most 64 channels,
 // a multiple of 8, half output, no residual), the 1x1 convolution that reads it (p1: half output,

@@ -238,6 +238,13 @@ bool pwdw_applies(const ConvParams& e, const ConvParams& d, bool half) {
   return (d.sh == 1 ? pwdw_smem<1>(e.c) : pwdw_smem<2>(e.c)) <= max_smem_optin();
 }
 
+bool pwdw_offered(const ConvParams& e, const ConvParams& d, bool half) {
+  if (!pwdw_applies(e, d, half)) return false;
+  const int tw = d.sh == 1 ? PwDwGeo<1>::TW : PwDwGeo<2>::TW, th = d.sh == 1 ? PwDwGeo<1>::TH : PwDwGeo<2>::TH;
+  const int64_t tiles = static_cast<int64_t>(d.n) * ((d.oh + th - 1) / th) * ((d.ow + tw - 1) / tw);
+  return tiles >= int64_t{2} * sm_count();
+}
+
 void pw_dw_conv2d(const void* x, const void* we, const float* be, const ConvParams& e, const void* wd, const float* bd,
                   const ConvParams& d, void* y, void* stream) {
   if (!pwdw_applies(e, d, true)) throw Error("depthwise tactic pw+dw does not apply to this 1x1 + depthwise pair");
