@@ -219,6 +219,14 @@ void tune_dwpw_pairs(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, cons
   }
 }
 
+// time_tactic for a tactic of PoseRT's own (or one already chosen), which must time: microseconds.
+double time_own(const EnginePlan& p, DeviceContext& ctx, size_t i, int t, cudaEvent_t e0, cudaEvent_t e1) {
+  std::string why;
+  const auto us = time_tactic(ctx, i, p.max_batch, t, e0, e1, &why);
+  if (!us) throw Error("tuning: layer '" + p.layers[i].name + "': tactic " + std::to_string(t) + " failed: " + why);
+  return *us;
+}
+
 // 1x1 expansion + depthwise pairs (pwdw_pair_possible), after the depthwise + pointwise pairs: the
 // depthwise layer computes the expansion (kConvPwDwMember + kDwPwDw) where that measures faster
 // than the two layers' kernels. A depthwise layer already fused into the 1x1 convolution after it
@@ -256,12 +264,7 @@ void tune_pwdw_pairs(EnginePlan& p, const std::vector<int>& own, DeviceContext& 
       cache.hits++;
     } else {
       cache.misses++;
-      std::string why;
-      auto time = [&](size_t k, int t) {
-        const auto us = time_tactic(ctx, k, p.max_batch, t, e0, e1, &why);
-        if (!us) throw Error("tuning: layer '" + p.layers[k].name + "': tactic " + std::to_string(t) + " failed: " + why);
-        return *us;
-      };
+      auto time = [&](size_t k, int t) { return time_own(p, ctx, k, t, e0, e1); };
       const double te = time(i - 1, e.tactic), td = in_pair ? time(i + 1, next_before) : time(i, d.tactic);
       set_fused(true);
       const double tf = time(i, kDwPwDw), tn = in_pair ? time(i + 1, own[i + 1]) : 0.0;
@@ -314,12 +317,7 @@ void tune_heads(EnginePlan& p, const std::vector<int>& own, DeviceContext& ctx, 
       cache.hits++;
     } else {
       cache.misses++;
-      std::string why;
-      auto time = [&](size_t j, int t) {
-        const auto us = time_tactic(ctx, j, p.max_batch, t, e0, e1, &why);
-        if (!us) throw Error("tuning: layer '" + p.layers[j].name + "': tactic " + std::to_string(t) + " failed: " + why);
-        return *us;
-      };
+      auto time = [&](size_t j, int t) { return time_own(p, ctx, j, t, e0, e1); };
       const double first = pair ? time(k, m.tactic) : time(k - 1, d.tactic) + time(k, m.tactic);
       const double last = time(i, l.tactic);
       set_fused(true);

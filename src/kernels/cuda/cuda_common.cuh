@@ -197,6 +197,38 @@ __device__ __forceinline__ void warp_gemm(float (&acc)[NT][4], int nt, const __h
   }
 }
 
+// R outputs of a 3x3 depthwise row, 8 channels, from a tile in shared memory: acc[r] += the taps
+// of output r in the order ky, kx (dw3x3_rows_kernel's arithmetic and reuse: each of the
+// (R - 1) * S + 3 input pixels of a tap row is loaded once for the R outputs). x: the first input
+// pixel (row 0, column 0 of output 0's window) at this thread's 8 channels; xrow, xpix: strides
+// (halves) between input rows and pixels; w: the filter as float, tap t's 8 channels at w + t * wtap.
+template <int R, int S>
+__device__ __forceinline__ void dw3x3_run8(const __half* x, int xrow, int xpix, const float* w, int wtap, float (&acc)[R][8]) {
+#pragma unroll
+  for (int ky = 0; ky < 3; ++ky) {
+    float wv[3][8];
+#pragma unroll
+    for (int kx = 0; kx < 3; ++kx) {
+      const float4 w0 = *reinterpret_cast<const float4*>(w + (ky * 3 + kx) * wtap);
+      const float4 w1 = *reinterpret_cast<const float4*>(w + (ky * 3 + kx) * wtap + 4);
+      wv[kx][0] = w0.x, wv[kx][1] = w0.y, wv[kx][2] = w0.z, wv[kx][3] = w0.w;
+      wv[kx][4] = w1.x, wv[kx][5] = w1.y, wv[kx][6] = w1.z, wv[kx][7] = w1.w;
+    }
+#pragma unroll
+    for (int j = 0; j < (R - 1) * S + 3; ++j) {
+      float xv[8];
+      load8(x + ky * xrow + j * xpix, xv);
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const int kx = j - r * S;  // compile-time after unrolling
+        if (kx < 0 || kx > 2) continue;
+#pragma unroll
+        for (int c = 0; c < 8; ++c) acc[r][c] += xv[c] * wv[kx][c];
+      }
+    }
+  }
+}
+
 inline void check_launch(const char* what) {
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) throw Error(std::string("CUDA kernel ") + what + " failed to launch: " + cudaGetErrorString(e));

@@ -121,43 +121,21 @@ __global__ void __launch_bounds__(kHeadThreads) dw_pw_pw_kernel(const HeadGroup 
       uint4 out[2] = {make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)};
       if (c8 < C) {
         float acc[2][8];
-  #pragma unroll
+#pragma unroll
         for (int r = 0; r < 2; ++r)
-  #pragma unroll
+#pragma unroll
           for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
-  #pragma unroll
-        for (int ky = 0; ky < 3; ++ky) {
-          float wv[3][8];
-  #pragma unroll
-          for (int kx = 0; kx < 3; ++kx) {
-            const float4 w0 = *reinterpret_cast<const float4*>(wds + (ky * 3 + kx) * L.kp + c8);
-            const float4 w1 = *reinterpret_cast<const float4*>(wds + (ky * 3 + kx) * L.kp + c8 + 4);
-            wv[kx][0] = w0.x, wv[kx][1] = w0.y, wv[kx][2] = w0.z, wv[kx][3] = w0.w;
-            wv[kx][4] = w1.x, wv[kx][5] = w1.y, wv[kx][6] = w1.z, wv[kx][7] = w1.w;
-          }
-  #pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            float xv[8];
-            load8(xs + ((ty + ky) * kHeadHalo + tx0 + j) * XS + c8, xv);
-  #pragma unroll
-            for (int r = 0; r < 2; ++r) {
-              const int kx = j - r;
-              if (kx < 0 || kx > 2) continue;
-  #pragma unroll
-              for (int c = 0; c < 8; ++c) acc[r][c] += xv[c] * wv[kx][c];
-            }
-          }
-        }
-  #pragma unroll
+        dw3x3_run8<2, 1>(xs + (ty * kHeadHalo + tx0) * XS + c8, kHeadHalo * XS, XS, wds + c8, L.kp, acc);
+#pragma unroll
         for (int r = 0; r < 2; ++r) {
           __half2* h2 = reinterpret_cast<__half2*>(&out[r]);
-  #pragma unroll
+#pragma unroll
           for (int c = 0; c < 4; ++c)
             h2[c] = __floats2half2_rn(apply_act(acc[r][2 * c] + bds[c8 + 2 * c], dact),
                                       apply_act(acc[r][2 * c + 1] + bds[c8 + 2 * c + 1], dact));
         }
       }
-  #pragma unroll
+#pragma unroll
       for (int r = 0; r < 2; ++r) *reinterpret_cast<uint4*>(ds + (ty * kHeadTile + tx0 + r) * XS + c8) = out[r];
     }
     __syncthreads();
@@ -165,16 +143,16 @@ __global__ void __launch_bounds__(kHeadThreads) dw_pw_pw_kernel(const HeadGroup 
     const int r0 = warp * 16 + (lane >> 2);  // this lane's accumulator rows: r0 and r0 + 8
     {
       float acc[kHeadMaxMid / 8][4];
-  #pragma unroll
+#pragma unroll
       for (int j = 0; j < kHeadMaxMid / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
       const int nt = L.mp / 8;
       warp_gemm(acc, nt, ds + warp * 16 * XS, XS, w1s, HS, L.kp, lane);
       const int act1 = static_cast<int>(q.p1.act);
-  #pragma unroll
+#pragma unroll
       for (int j = 0; j < kHeadMaxMid / 8; ++j) {
         if (j >= nt) break;
         const int col = j * 8 + (lane & 3) * 2;
-  #pragma unroll
+#pragma unroll
         for (int h = 0; h < 2; ++h)
           *reinterpret_cast<__half2*>(hs + (r0 + 8 * h) * HS + col) =
               __floats2half2_rn(apply_act(acc[j][2 * h] + b1s[col], act1), apply_act(acc[j][2 * h + 1] + b1s[col + 1], act1));
@@ -183,16 +161,16 @@ __global__ void __launch_bounds__(kHeadThreads) dw_pw_pw_kernel(const HeadGroup 
     __syncthreads();
     {
       float acc[kHeadMaxOut / 8][4];
-  #pragma unroll
+#pragma unroll
       for (int j = 0; j < kHeadMaxOut / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
       const int nt = (K2 + 7) / 8;
       warp_gemm(acc, nt, hs + warp * 16 * HS, HS, w2s, OS, L.mp, lane);
       const int act2 = static_cast<int>(q.p2.act);
-  #pragma unroll
+#pragma unroll
       for (int j = 0; j < kHeadMaxOut / 8; ++j) {
         if (j >= nt) break;
         const int col = j * 8 + (lane & 3) * 2;
-  #pragma unroll
+#pragma unroll
         for (int h = 0; h < 2; ++h) {
           ys[(r0 + 8 * h) * L.np + col] = apply_act(acc[j][2 * h] + b2s[col], act2);
           ys[(r0 + 8 * h) * L.np + col + 1] = apply_act(acc[j][2 * h + 1] + b2s[col + 1], act2);

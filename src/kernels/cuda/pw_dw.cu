@@ -20,7 +20,6 @@ template <int S>
 struct PwDwGeo {
   static constexpr int TH = 8, TW = S == 1 ? 16 : 8;
   static constexpr int R = TW / 4;            // outputs per thread along a row (4 runs per row)
-  static constexpr int NC = (R - 1) * S + 3;  // input columns those R outputs read
   static constexpr int IH = (TH - 1) * S + 3, IW = (TW - 1) * S + 3;
   static constexpr int P = IH * IW, MT = (P + 15) / 16, PR = MT * 16;
   static constexpr int ES = kPwDwMC + 8;  // row stride (halves) of the expanded tile and the filter chunk
@@ -150,30 +149,7 @@ __global__ void __launch_bounds__(kPwDwThreads, 3) pw_dw_kernel(const PwDwArgs a
       for (int r = 0; r < G::R; ++r)
 #pragma unroll
         for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
-#pragma unroll
-      for (int ky = 0; ky < 3; ++ky) {
-        float wv[3][8];
-#pragma unroll
-        for (int kx = 0; kx < 3; ++kx) {
-          const float4 w0 = *reinterpret_cast<const float4*>(fs + (ky * 3 + kx) * MC + g * 8);
-          const float4 w1 = *reinterpret_cast<const float4*>(fs + (ky * 3 + kx) * MC + g * 8 + 4);
-          wv[kx][0] = w0.x, wv[kx][1] = w0.y, wv[kx][2] = w0.z, wv[kx][3] = w0.w;
-          wv[kx][4] = w1.x, wv[kx][5] = w1.y, wv[kx][6] = w1.z, wv[kx][7] = w1.w;
-        }
-        const __half* row = es + ((ty * S + ky) * G::IW + tx0 * S) * ES + g * 8;
-#pragma unroll
-        for (int j = 0; j < G::NC; ++j) {
-          float ev[8];
-          load8(row + j * ES, ev);
-#pragma unroll
-          for (int r = 0; r < G::R; ++r) {
-            const int kx = j - r * S;  // compile-time after unrolling
-            if (kx < 0 || kx > 2) continue;
-#pragma unroll
-            for (int c = 0; c < 8; ++c) acc[r][c] += ev[c] * wv[kx][c];
-          }
-        }
-      }
+      dw3x3_run8<G::R, S>(es + (ty * S * G::IW + tx0 * S) * ES + g * 8, G::IW * ES, ES, fs + g * 8, MC, acc);
       const int oy = oy0 + ty;
       if (oy < a.oh && m < a.m) {
 #pragma unroll
