@@ -247,9 +247,15 @@ void EnginePlan::validate(const std::string& what) const {
           " layer(s) that cannot run as one launch");
     if (kind == GroupKind::DwPw && layers[i - 1].tactic != cuda::kDwFused)
       bad(ln + " leads a dw+pw group without its depthwise layer fused");
-    if (l.tactic == cuda::kConvGroupDwPwPw)
-      for (size_t m : g)
-        if (!dwpwpw_fused(*this, m)) bad(ln + " leads a dw+pw+pw group whose member #" + std::to_string(m) + " is not a fused head branch");
+    for (size_t m : g) {
+      const size_t k = dwpwpw_middle(*this, m);
+      const bool head = k < layers.size() && layers[k].op == OpKind::Conv2D && layers[k].tactic == cuda::kConvPwPwMember;
+      if (l.tactic == cuda::kConvGroupDwPwPw && !head)
+        bad(ln + " leads a dw+pw+pw group whose member #" + std::to_string(m) + " is not a fused head branch");
+      if (l.tactic != cuda::kConvGroupDwPwPw && head)  // its kernel would read a middle output nobody wrote
+        bad(ln + " leads a " + cuda::conv_tactic_label(l.tactic) + " group whose member #" + std::to_string(m) +
+            " computes a head branch");
+    }
     for (size_t k = 1; k < g.size(); ++k) claimed[g[k]] = true;
     const auto reads = layer_reads(*this, i);
     const auto writes = layer_writes(*this, i);

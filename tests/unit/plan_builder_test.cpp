@@ -782,6 +782,16 @@ TEST(PlanBuilder, HeadBranchesPlannedAndValidated) {
   q.layers[m1].tactic = cuda::kConvWmma64;
   q.layers[m1 - 1].tactic = cuda::kDw3x3R1;
   refused(q, "a dw+pw+pw group with a member that is not a fused head branch");
+  q = g;  // a plain 1x1 group whose second member is a head branch: its kernel would read mid1, which nobody writes
+  q.layers[h0].tactic = cuda::kConvGroupWmma;
+  q.layers[m0].tactic = cuda::kConvWmma64;
+  q.layers[m0 - 1].tactic = cuda::kDw3x3R1;
+  try {
+    q.validate("engine file 'x.engine'");
+    ADD_FAILURE() << "accepted a wmma64x64 group over fused head branches";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("computes a head branch"), std::string::npos) << err.what();
+  }
   q = p;
   q.tensors[q.layers[h0].outputs[0]].offset = x.offset;
   q.arena_bytes = std::max(q.arena_bytes, x.offset + q.tensors[q.layers[h0].outputs[0]].bytes);
