@@ -203,11 +203,7 @@ std::vector<std::pair<std::string, double>> Context::profile_layers(int batch) {
   // a 1x1 expansion computed by the depthwise layer after it ("Conv2D+DepthwiseConv2D"), and a
   // head branch computed by its last layer ("DepthwiseConv2D+Conv2D+Conv2D").
   for (size_t i = 0; i < p.layers.size(); ++i) {
-    if (p.layers[i].op == OpKind::DepthwiseConv2D && p.layers[i].tactic == cuda::kDwFused) continue;
-    if (p.layers[i].op == OpKind::ElementwiseChain && p.layers[i].tactic == cuda::kChainFused) continue;
-    if (p.layers[i].op == OpKind::Conv2D && p.layers[i].tactic == cuda::kConvGroupMember) continue;
-    if (p.layers[i].op == OpKind::Conv2D && p.layers[i].tactic == cuda::kConvPwDwMember) continue;
-    if (p.layers[i].op == OpKind::Conv2D && p.layers[i].tactic == cuda::kConvPwPwMember) continue;
+    if (launches_nothing(p.layers[i].op, p.layers[i].tactic)) continue;
     std::string why;
     const auto us = cuda::time_tactic(*impl_->ctx, i, batch, p.layers[i].tactic, e0, e1, &why);
     if (!us) throw Error("profiling layer '" + p.layers[i].name + "': " + why);

@@ -407,6 +407,16 @@ bool chain_conv_possible(const EnginePlan& p, size_t i) {
   return ch.attrs.get_ints("program", std::vector<int64_t>{}).size() <= 2 * static_cast<size_t>(cuda::kMaxChainSteps);
 }
 
+bool launches_nothing(OpKind op, int tactic) {
+  switch (op) {
+    case OpKind::DepthwiseConv2D: return tactic == cuda::kDwFused;
+    case OpKind::ElementwiseChain: return tactic == cuda::kChainFused;
+    case OpKind::Conv2D:
+      return tactic == cuda::kConvGroupMember || tactic == cuda::kConvPwDwMember || tactic == cuda::kConvPwPwMember;
+    default: return false;
+  }
+}
+
 bool chain_fused(const EnginePlan& p, size_t i) {
   return i < p.layers.size() && p.layers[i].op == OpKind::Conv2D && p.layers[i].tactic == cuda::kConvChainDirect8Smem;
 }

@@ -131,6 +131,11 @@ std::vector<std::pair<GroupKind, std::vector<size_t>>> candidate_groups(const En
 // The layers of the group layer i leads, by the plan's tactics (i first); empty if it leads none.
 std::vector<size_t> group_of(const EnginePlan& p, size_t i);
 
+// Whether a layer of this op with this tactic launches nothing because another layer computes it
+// (a fused depthwise layer or elementwise chain, a group member, the 1x1 layer inside a fused
+// expansion + depthwise pair or head branch).
+bool launches_nothing(OpKind op, int tactic);
+
 // The arena tensors layer i reads / writes when it runs: its own data inputs and outputs, plus
 // the depthwise input when it is fused, the expansion's input when a depthwise layer computes the
 // expansion before it, the depthwise input of the head branch it computes, the chain's input when

@@ -457,10 +457,7 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
   switch (l.op) {
     case OpKind::Conv2D:
     case OpKind::DepthwiseConv2D: {
-      if (l.op == OpKind::DepthwiseConv2D && tactic == kDwFused) break;  // the next layer computes it
-      if (l.op == OpKind::Conv2D && tactic == kConvGroupMember) break;    // its group's leader computes it
-      if (l.op == OpKind::Conv2D && tactic == kConvPwDwMember) break;    // the depthwise layer after it computes it
-      if (l.op == OpKind::Conv2D && tactic == kConvPwPwMember) break;    // the 1x1 layer reading it computes it
+      if (launches_nothing(l.op, tactic)) break;  // another layer computes it
       if (l.op == OpKind::Conv2D && tactic == kConvDwPwPw) {
         const DwPwPwArgs a = head_args(i, batch);
         dw_pw_pw_conv2d(&a, 1, s);
@@ -531,7 +528,7 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
       break;
     }
     case OpKind::ElementwiseChain: {
-      if (tactic == kChainFused) break;  // the convolution after it computes it
+      if (launches_nothing(l.op, tactic)) break;  // the convolution after it computes it
       const int channels = in.shape.empty() ? 1 : static_cast<int>(in.shape.back());
       elementwise_chain(dtype16(in.storage), tensor(l.inputs[0]), dtype16(out.storage), tensor(l.outputs[0]), per_image * batch,
                         channels, chain_program(l), s);

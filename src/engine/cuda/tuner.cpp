@@ -434,23 +434,19 @@ void tune_groups(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const Bu
 // kConvChainDirect8Smem) where that measures faster than the chain's kernel and the
 // convolution's chosen kernel one after the other. Cached under the pair's key: the fused
 // tactic, or 0 (apart).
-void tune_chain_convs(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const BuildTarget& target, int driver,
-                      cudaEvent_t e0, cudaEvent_t e1, std::vector<LayerTiming>& report, bool log_timings) {
+void tune_chain_convs(EnginePlan& p, const std::vector<int>& own, DeviceContext& ctx, TimingCache& cache,
+                      const BuildTarget& target, int driver, cudaEvent_t e0, cudaEvent_t e1, std::vector<LayerTiming>& report, bool log_timings) {
   for (size_t i = 1; i < p.layers.size(); ++i) {
     if (!chain_conv_possible(p, i)) continue;
     PlanLayer& ch = p.layers[i - 1];
     PlanLayer& cv = p.layers[i];
-    const int own = cv.tactic;
-    if (is_dwpw_tactic(own) || is_group_leader_tactic(own) || own == kConvGroupMember || own == kConvPwDwMember ||
-        own == kConvDwPwPw || own == kConvPwPwMember ||
-        ch.tactic != kChainKernel)
-      continue;
+    if (cv.tactic != own[i] || ch.tactic != kChainKernel) continue;  // the convolution is fused with something else
     const ConvParams cp = conv_params(p, cv, p.max_batch);
     if (!chain_conv_applies(cp, dtype16(p.tensors[ch.inputs[0]].storage))) continue;
     LayerTiming lt;
     lt.layer = ch.name + " + " + cv.name;
     const std::string key = "chain+conv|" + layer_key(p, ch, target, driver) + "||" + layer_key(p, cv, target, driver) + "@" +
-                            std::to_string(own);
+                            std::to_string(own[i]);
     std::string log;
     const int chosen = choose_fused(p, ctx, cache, key, i, {kConvChainDirect8Smem}, e0, e1, lt, &log);
     if (log_timings && !log.empty())
@@ -582,7 +578,7 @@ std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, b
       tune_pwdw_pairs(p, own, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_heads(p, own, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_groups(p, ctx, cache, target, driver, e0, e1, report, log_timings);
-      tune_chain_convs(p, ctx, cache, target, driver, e0, e1, report, log_timings);
+      tune_chain_convs(p, own, ctx, cache, target, driver, e0, e1, report, log_timings);
       check(cudaDeviceSynchronize(), "tuning");
     } catch (...) {
       cudaEventDestroy(e0);

@@ -1166,22 +1166,35 @@ void with_types(bool half, bool out_f32, const void* x, const void* w, const voi
 
 }  // namespace
 
-size_t max_smem_optin() {
-  constexpr int kDevices = 64;
-  static std::atomic<int> asked[kDevices] = {};  // 0: not asked yet
+namespace {
+// Attribute `what` of the current device, asked once per device (cache: one slot per device, 0
+// until asked); `fallback` when there is no device to ask or the answer is not positive.
+int device_attribute(cudaDeviceAttr what, std::atomic<int>* cache, int devices, int fallback) {
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) {
     cudaGetLastError();
-    return 48 * 1024;
+    return fallback;
   }
-  int v = dev >= 0 && dev < kDevices ? asked[dev].load(std::memory_order_relaxed) : 0;
-  if (v > 0) return static_cast<size_t>(v);
-  if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess || v <= 0) {
+  int v = dev >= 0 && dev < devices ? cache[dev].load(std::memory_order_relaxed) : 0;
+  if (v > 0) return v;
+  if (cudaDeviceGetAttribute(&v, what, dev) != cudaSuccess || v <= 0) {
     cudaGetLastError();
-    v = 48 * 1024;
+    v = fallback;
   }
-  if (dev >= 0 && dev < kDevices) asked[dev].store(v, std::memory_order_relaxed);
-  return static_cast<size_t>(v);
+  if (dev >= 0 && dev < devices) cache[dev].store(v, std::memory_order_relaxed);
+  return v;
+}
+constexpr int kDevices = 64;
+}  // namespace
+
+size_t max_smem_optin() {
+  static std::atomic<int> asked[kDevices] = {};
+  return static_cast<size_t>(device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, asked, kDevices, 48 * 1024));
+}
+
+int sm_count() {
+  static std::atomic<int> asked[kDevices] = {};
+  return device_attribute(cudaDevAttrMultiProcessorCount, asked, kDevices, 132);
 }
 
 bool conv_tactic_applies(int tactic, const ConvParams& p, bool half) {

@@ -2,7 +2,6 @@
 // kDwPwDw): the expanded tensor, six times wider than the block's input, stays in shared memory
 // instead of being written by one kernel and read back by the next.
 #include <algorithm>
-#include <atomic>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
@@ -190,20 +189,6 @@ void launch_pw_dw(PwDwArgs a, cudaStream_t s) {
 }
 
 }  // namespace
-
-int sm_count() {
-  static std::atomic<int> cached{0};  // the first device asked (PoseRT runs on one GPU per process)
-  int v = cached.load(std::memory_order_relaxed);
-  if (v > 0) return v;
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-      v <= 0) {
-    cudaGetLastError();
-    v = 132;
-  }
-  cached.store(v, std::memory_order_relaxed);
-  return v;
-}
 
 bool pwdw_applies(const ConvParams& e, const ConvParams& d, bool half) {
   if (!half || !fits_int32(e) || !fits_int32(d) || !is_pointwise(e) || e.c % 8 != 0 || e.o % 8 != 0 || e.out_f32) return false;
