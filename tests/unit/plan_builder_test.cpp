@@ -13,6 +13,7 @@
 
 #include "support/graph_builder.h"
 #include "engine/engine_builder.h"
+#include "engine/engine_file.h"
 #include "engine/plan_builder.h"
 #include "engine/stream_schedule.h"
 #include "ir/verifier.h"
@@ -806,6 +807,50 @@ TEST(PlanBuilder, HeadBranchesPlannedAndValidated) {
   const EnginePlan f32 = build_plan(two_heads(), "heads", Precision::FP32, 1);
   for (size_t i = 0; i < s2.layers.size(); ++i) EXPECT_FALSE(dwpwpw_possible(s2, i));
   for (size_t i = 0; i < f32.layers.size(); ++i) EXPECT_FALSE(dwpwpw_possible(f32, i));
+}
+
+// Engine files carrying the new fused forms: read back exactly; tampered (a valid checksum over an
+// inconsistent plan) refused with a message naming the file and the layer.
+TEST(PlanBuilder, FusedFormsInEngineFiles) {
+  EnginePlan p = build_plan(expansion_block(), "block", Precision::FP16, 2);
+  const size_t e = layer_index(p, "e"), d = layer_index(p, "d");
+  p.layers[e].tactic = cuda::kConvPwDwMember;
+  p.layers[d].tactic = cuda::kDwPwDw;
+  EnginePlan h = build_plan(two_heads(), "heads", Precision::FP16, 2);
+  const size_t h0 = layer_index(h, "head0"), h1 = layer_index(h, "head1");
+  for (size_t i : {h0, h1}) {
+    const size_t m = dwpwpw_middle(h, i);
+    h.layers[m - 1].tactic = cuda::kDwFused;
+    h.layers[m].tactic = cuda::kConvPwPwMember;
+  }
+  h.layers[h0].tactic = cuda::kConvGroupDwPwPw;
+  h.layers[h1].tactic = cuda::kConvGroupMember;
+  for (const EnginePlan* q : {&p, &h}) {
+    const auto bytes = serialize_engine(*q);
+    const EnginePlan back = deserialize_engine(bytes, "engine file 'x.engine'");
+    EXPECT_EQ(serialize_engine(back), bytes);
+  }
+  auto refused_as = [](const EnginePlan& q, const std::string& part) {
+    try {
+      deserialize_engine(serialize_engine(q), "engine file 'x.engine'");
+      ADD_FAILURE() << "accepted: " << part;
+    } catch (const Error& err) {
+      const std::string m = err.what();
+      EXPECT_NE(m.find("engine file 'x.engine'"), std::string::npos) << m;
+      EXPECT_NE(m.find(part), std::string::npos) << m;
+    }
+  };
+  EnginePlan q = p;
+  q.layers[d].tactic = cuda::kDw3x3R1;
+  refused_as(q, "'e' is marked fused");
+  q = h;
+  q.layers[h1].tactic = cuda::kConvWmma64;  // the member's middle layer would never run
+  refused_as(q, "is marked fused but no later layer computes it");
+  EXPECT_EQ(cuda::kConvPwDwMember, 16);  // ids stored in engine files (docs/engine-format.md)
+  EXPECT_EQ(cuda::kConvDwPwPw, 17);
+  EXPECT_EQ(cuda::kConvPwPwMember, 18);
+  EXPECT_EQ(cuda::kConvGroupDwPwPw, 19);
+  EXPECT_EQ(cuda::kDwPwDw, 7);
 }
 
 // ---- the real models ------------------------------------------------------------------------
