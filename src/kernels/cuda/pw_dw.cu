@@ -57,7 +57,9 @@ size_t pwdw_smem(int c) {
 // reading the expanded pixels they share once; float sums in the order ky, kx; + bd; act_d;
 // rounded to half). The next chunk's filters are fetched while the depthwise part runs (two
 // buffers). Filters go in before pdl_wait(): they were written before the graph ran.
-template <int S>
+// RELU6: both activations are ReLU6 (every MobileNetV2 block), compiled in; otherwise read from
+// the arguments at run time.
+template <int S, bool RELU6>
 __global__ void __launch_bounds__(kPwDwThreads, 3) pw_dw_kernel(const PwDwArgs a) {
   using G = PwDwGeo<S>;
   constexpr int MC = kPwDwMC, NT = MC / 8, ES = G::ES;
@@ -73,9 +75,14 @@ __global__ void __launch_bounds__(kPwDwThreads, 3) pw_dw_kernel(const PwDwArgs a
   const int oy0 = t / a.tiles_x * G::TH, ox0 = t % a.tiles_x * G::TW;
   const int iy0 = oy0 * S - a.pad_top, ix0 = ox0 * S - a.pad_left;
   const int chunks = (a.m + MC - 1) / MC;
+  const int act_e = RELU6 ? static_cast<int>(Act::Relu6) : a.act_e, act_d = RELU6 ? static_cast<int>(Act::Relu6) : a.act_d;
   const int c_first = blockIdx.y * a.chunks_per_block, c_end = min(chunks, c_first + a.chunks_per_block);
 
-  auto stage_filters = [&](int chunk, int buf) {
+  // A chunk's filters: the expansion's through cp.async; the depthwise filter (as float) and the two
+  // biases through registers: fetch_small() issues the loads (at most one 16-byte or one 4-byte
+  // load per thread), put_small() stores them, so a chunk's loads can be issued before the
+  // expansion of the chunk before it and stored after its depthwise part, their latency hidden.
+  auto stage_expansion = [&](int chunk, int buf) {
     const int m0 = chunk * MC;
     __half* ws = ws0 + buf * Kp * ES;
     for (int i = tid; i < Kp * NT; i += kPwDwThreads) {
@@ -83,18 +90,50 @@ __global__ void __launch_bounds__(kPwDwThreads, 3) pw_dw_kernel(const PwDwArgs a
       const bool in = k < a.c && m0 + g < a.m;
       cp_async16(ws + k * ES + g, in ? a.we + k * a.m + m0 + g : a.we, in);
     }
-    float* fs = fs0 + buf * 11 * MC;
-    for (int i = tid; i < 9 * MC; i += kPwDwThreads) {
-      const int tap = i / MC, m = m0 + i % MC;
-      fs[i] = m < a.m ? __half2float(a.wd[tap * a.m + m]) : 0.0f;
-    }
-    for (int i = tid; i < MC; i += kPwDwThreads) {
-      const int m = m0 + i;
-      fs[9 * MC + i] = m < a.m && a.be ? a.be[m] : 0.0f;
-      fs[10 * MC + i] = m < a.m && a.bd ? a.bd[m] : 0.0f;
+  };
+  // Thread roles: tid < 9 * NT: 8 taps-channels of the depthwise filter; the next MC threads: be;
+  // the MC after them: bd (192 threads cover 54 + 48 + 48).
+  static_assert(9 * NT + 2 * MC <= kPwDwThreads, "one small filter load per thread");
+  uint4 wd_next = make_uint4(0, 0, 0, 0);
+  float b_next = 0.0f;
+  auto fetch_small = [&](int chunk) {
+    const int m0 = chunk * MC;
+    if (tid < 9 * NT) {
+      const int tap = tid / NT, g = tid % NT * 8;
+      wd_next = m0 + g < a.m ? *reinterpret_cast<const uint4*>(a.wd + tap * a.m + m0 + g) : make_uint4(0, 0, 0, 0);
+    } else if (tid < 9 * NT + MC) {
+      const int m = m0 + tid - 9 * NT;
+      b_next = m < a.m && a.be ? a.be[m] : 0.0f;
+    } else if (tid < 9 * NT + 2 * MC) {
+      const int m = m0 + tid - 9 * NT - MC;
+      b_next = m < a.m && a.bd ? a.bd[m] : 0.0f;
     }
   };
-  if (c_first < c_end) stage_filters(c_first, 0);
+  auto put_small = [&](int buf) {
+    float* fs = fs0 + buf * 11 * MC;
+    if (tid < 9 * NT) {
+      const int tap = tid / NT, g = tid % NT * 8;
+      const __half2* h2 = reinterpret_cast<const __half2*>(&wd_next);
+      float4 lo, hi;
+      float2 f = __half22float2(h2[0]);
+      lo.x = f.x, lo.y = f.y;
+      f = __half22float2(h2[1]);
+      lo.z = f.x, lo.w = f.y;
+      f = __half22float2(h2[2]);
+      hi.x = f.x, hi.y = f.y;
+      f = __half22float2(h2[3]);
+      hi.z = f.x, hi.w = f.y;
+      *reinterpret_cast<float4*>(fs + tap * MC + g) = lo;
+      *reinterpret_cast<float4*>(fs + tap * MC + g + 4) = hi;
+    } else if (tid < 9 * NT + 2 * MC) {
+      fs[9 * MC + tid - 9 * NT] = b_next;  // be at 9 * MC, bd at 10 * MC: consecutive roles
+    }
+  };
+  if (c_first < c_end) {
+    stage_expansion(c_first, 0);
+    fetch_small(c_first);
+    put_small(0);
+  }
   pdl_wait();
   if (c_first >= c_end) return;
   const int groups = Kp / 8;
@@ -111,7 +150,11 @@ __global__ void __launch_bounds__(kPwDwThreads, 3) pw_dw_kernel(const PwDwArgs a
     const int buf = (chunk - c_first) & 1;
     const __half* ws = ws0 + buf * Kp * ES;
     const float* fs = fs0 + buf * 11 * MC;
-    // The expansion: warp w computes the halo rows of m-tiles w, w + 4, ... for the whole chunk.
+    if (chunk + 1 < c_end) {  // the next chunk's filters: they land while this chunk is computed
+      stage_expansion(chunk + 1, buf ^ 1);
+      fetch_small(chunk + 1);
+    }
+    // The expansion: warp w computes the halo rows of m-tiles w, w + 6, ... for the whole chunk.
     for (int mt = warp; mt < G::MT; mt += kPwDwThreads / 32) {
       float acc[NT][4];
 #pragma unroll
@@ -129,14 +172,13 @@ __global__ void __launch_bounds__(kPwDwThreads, 3) pw_dw_kernel(const PwDwArgs a
           const int col = j * 8 + (lane & 3) * 2;
           __half2 v = __floats2half2_rn(0.0f, 0.0f);
           if (inside)
-            v = __floats2half2_rn(apply_act(acc[j][2 * h] + fs[9 * MC + col], a.act_e),
-                                  apply_act(acc[j][2 * h + 1] + fs[9 * MC + col + 1], a.act_e));
+            v = __floats2half2_rn(apply_act(acc[j][2 * h] + fs[9 * MC + col], act_e),
+                                  apply_act(acc[j][2 * h + 1] + fs[9 * MC + col + 1], act_e));
           *reinterpret_cast<__half2*>(es + r * ES + col) = v;
         }
       }
     }
     __syncthreads();
-    if (chunk + 1 < c_end) stage_filters(chunk + 1, buf ^ 1);  // lands while the depthwise part runs
     // The depthwise layer: thread = (8 channels g, row ty, run of R outputs), 6 x 8 x 4 = 192 of
     // them. Per row of taps it reads the NC expanded pixels its R outputs share once.
     {
@@ -159,12 +201,13 @@ __global__ void __launch_bounds__(kPwDwThreads, 3) pw_dw_kernel(const PwDwArgs a
           __half2* h2 = reinterpret_cast<__half2*>(&out);
 #pragma unroll
           for (int c = 0; c < 4; ++c)
-            h2[c] = __floats2half2_rn(apply_act(acc[r][2 * c] + fs[10 * MC + g * 8 + 2 * c], a.act_d),
-                                      apply_act(acc[r][2 * c + 1] + fs[10 * MC + g * 8 + 2 * c + 1], a.act_d));
+            h2[c] = __floats2half2_rn(apply_act(acc[r][2 * c] + fs[10 * MC + g * 8 + 2 * c], act_d),
+                                      apply_act(acc[r][2 * c + 1] + fs[10 * MC + g * 8 + 2 * c + 1], act_d));
           *reinterpret_cast<uint4*>(a.y + ((n * a.oh + oy) * a.ow + ox) * a.m + m) = out;
         }
       }
     }
+    if (chunk + 1 < c_end) put_small(buf ^ 1);
     cp_async_wait_all();
     __syncthreads();
   }
@@ -184,8 +227,9 @@ void launch_pw_dw(PwDwArgs a, cudaStream_t s) {
   const int spread = static_cast<int>(std::min<int64_t>(chunks, std::max<int64_t>(1, (want + tiles - 1) / tiles)));
   a.chunks_per_block = (chunks + spread - 1) / spread;
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>((chunks + a.chunks_per_block - 1) / a.chunks_per_block));
+  const bool relu6 = a.act_e == static_cast<int>(Act::Relu6) && a.act_d == static_cast<int>(Act::Relu6);
   launch_smem("pw+dw (" + std::to_string(a.c) + " -> " + std::to_string(a.m) + " channels, stride " + std::to_string(S) + ")",
-              pw_dw_kernel<S>, grid, kPwDwThreads, pwdw_smem<S>(a.c), s, a);
+              relu6 ? pw_dw_kernel<S, true> : pw_dw_kernel<S, false>, grid, kPwDwThreads, pwdw_smem<S>(a.c), s, a);
 }
 
 }  // namespace
@@ -209,7 +253,7 @@ bool pwdw_offered(const ConvParams& e, const ConvParams& d, bool half) {
 void pw_dw_conv2d(const void* x, const void* we, const float* be, const ConvParams& e, const void* wd, const float* bd,
                   const ConvParams& d, void* y, void* stream) {
   if (!pwdw_applies(e, d, true)) throw Error("depthwise tactic pw+dw does not apply to this 1x1 + depthwise pair");
-  if (!aligned16(x) || !aligned16(we) || !aligned16(y)) throw Error("internal: pw+dw buffers must be 16-byte aligned");
+  if (!aligned16(x) || !aligned16(we) || !aligned16(wd) || !aligned16(y)) throw Error("internal: pw+dw buffers must be 16-byte aligned");
   PwDwArgs a{};
   a.x = static_cast<const __half*>(x);
   a.we = static_cast<const __half*>(we);
