@@ -80,7 +80,7 @@ inline bool fits_int32(const ConvParams& p) {
 }
 
 // True for null (no buffer) or a 16-byte aligned address.
-inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+__host__ __device__ inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 inline int grid_for(int64_t total, int threads) {
   const int64_t blocks = (total + threads - 1) / threads;

@@ -16,21 +16,24 @@ constexpr int kHeadTile = 8;
 constexpr int kHeadHalo = kHeadTile + 2;
 constexpr int kHeadMaxC = 64, kHeadMaxMid = 128, kHeadMaxOut = 64;
 
-// Shared-memory layout for a group's widest member (halves unless said): the input halo
-// [100][xs], the depthwise output [64][xs], the first filter [kp][hs], the 1x1 output [64][hs],
-// the second filter [mp][os], then floats: the depthwise filter [9][kp], its bias [kp], the
-// biases [mp] and [np], and the output tile [64][np] (written out in coalesced rows). Row strides are an odd number of 16-byte units (ldmatrix without bank
-// conflicts).
+// Shared-memory layout for a group's widest member (halves unless said): two input halos
+// [100][xs] (the next tile's lands while this one is computed), the depthwise output [64][xs], the
+// first filter [kp][hs], the 1x1 output [64][hs], the second filter [mp][os], then floats: the
+// depthwise filter [9][kp], its bias [kp], the biases [mp] and [np], then the output tile
+// [64][np] in the output type (written out in coalesced rows). Row strides are an odd number of
+// 16-byte units (ldmatrix without bank conflicts).
 struct HeadLayout {
   int kp, mp, np;  // input channels, middle channels, outputs, each rounded up to 16
   __host__ __device__ int xs() const { return kp + 8; }
   __host__ __device__ int hs() const { return mp + 8; }
   __host__ __device__ int os() const { return np + 8; }
   __host__ __device__ size_t halves() const {
-    return static_cast<size_t>(kHeadHalo * kHeadHalo + 64) * xs() + static_cast<size_t>(kp + 64) * hs() +
+    return static_cast<size_t>(2 * kHeadHalo * kHeadHalo + 64) * xs() + static_cast<size_t>(kp + 64) * hs() +
            static_cast<size_t>(mp) * os();
   }
-  __host__ __device__ size_t bytes() const { return 2 * halves() + 4 * static_cast<size_t>(10 * kp + mp + np + 64 * np); }
+  __host__ __device__ size_t bytes(size_t out_size) const {
+    return 2 * halves() + 4 * static_cast<size_t>(10 * kp + mp + np) + out_size * 64 * static_cast<size_t>(np);
+  }
 };
 
 struct HeadGroup {
@@ -41,13 +44,15 @@ struct HeadGroup {
 __host__ __device__ inline int round16(int v) { return (v + 15) / 16 * 16; }
 
 // One block: 8x8 tiles of member blockIdx.z, tile blockIdx.x and every gridDim.x-th after it (the
-// filters staged once per block; the next tile's input fetched while this one's outputs are
-// written). Depthwise (3x3r1's arithmetic: float
-// sums in the order ky, kx, + bias, activation, rounded to half), then the first 1x1 convolution
-// on the tensor cores (+ bias, activation, rounded to half: what its layer would store), then the
-// second (+ bias, activation, in the output type). Filters go to shared memory before pdl_wait().
+// filters staged once per block; the next tile's input fetched into the other input buffer as soon
+// as this one's has landed, so its latency hides behind the whole tile). Depthwise (3x3r1's
+// arithmetic: float sums in the order ky, kx, + bias, activation, rounded to half), then the first
+// 1x1 convolution on the tensor cores (+ bias, activation, rounded to half: what its layer would
+// store), then the second (+ bias, activation, rounded to the output type), staged in shared memory
+// and written out as whole rows of 16-byte stores where the row is aligned. Filters go to shared
+// memory before pdl_wait().
 template <class TO>
-__global__ void __launch_bounds__(kHeadThreads) dw_pw_pw_kernel(const HeadGroup g) {
+__global__ void __launch_bounds__(kHeadThreads, 4) dw_pw_pw_kernel(const HeadGroup g) {
   const DwPwPwArgs& q = g.a[blockIdx.z];
   const HeadLayout& L = g.L;
   const ConvParams& d = q.d;
@@ -59,8 +64,8 @@ __global__ void __launch_bounds__(kHeadThreads) dw_pw_pw_kernel(const HeadGroup 
   }
   extern __shared__ __align__(16) unsigned char dyn[];
   const int XS = L.xs(), HS = L.hs(), OS = L.os();
-  __half* xs = reinterpret_cast<__half*>(dyn);           // [100][XS]
-  __half* ds = xs + kHeadHalo * kHeadHalo * XS;          // [64][XS]
+  __half* xs0 = reinterpret_cast<__half*>(dyn);          // 2 x [100][XS]
+  __half* ds = xs0 + 2 * kHeadHalo * kHeadHalo * XS;     // [64][XS]
   __half* w1s = ds + 64 * XS;                            // [kp][HS]
   __half* hs = w1s + L.kp * HS;                          // [64][HS]
   __half* w2s = hs + 64 * HS;                            // [mp][OS]
@@ -68,7 +73,7 @@ __global__ void __launch_bounds__(kHeadThreads) dw_pw_pw_kernel(const HeadGroup 
   float* bds = wds + 9 * L.kp;                           // [kp]
   float* b1s = bds + L.kp;                               // [mp]
   float* b2s = b1s + L.mp;                               // [np]
-  float* ys = b2s + L.np;                                // [64][np]
+  TO* ys = reinterpret_cast<TO*>(b2s + L.np);            // [8 rows][8 * K2]: the tile's output rows as stored
   const int C = d.c, M = q.p1.o, K2 = q.p2.o;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
@@ -81,13 +86,32 @@ __global__ void __launch_bounds__(kHeadThreads) dw_pw_pw_kernel(const HeadGroup 
     const bool in = k < C && c8 < M;
     cp_async16(w1s + k * HS + c8, in ? w1 + k * M + c8 : w1, in);
   }
-  for (int i = tid; i < L.mp * L.np; i += kHeadThreads) {
-    const int k = i / L.np, o = i % L.np;
-    w2s[k * OS + o] = k < M && o < K2 ? w2[k * K2 + o] : __float2half(0.0f);
+  // The second filter's rows (K2 values) need not be 16-byte aligned: 8 scalar loads per thread
+  // and round, all issued before any is stored (one memory round trip per round, not per value).
+  constexpr int kRound = 8;
+  for (int base = tid; base < L.mp * L.np; base += kRound * kHeadThreads) {
+    __half v[kRound];
+#pragma unroll
+    for (int u = 0; u < kRound; ++u) {
+      const int i = base + u * kHeadThreads, k = i / L.np, o = i % L.np;
+      v[u] = i < L.mp * L.np && k < M && o < K2 ? w2[k * K2 + o] : __float2half(0.0f);
+    }
+#pragma unroll
+    for (int u = 0; u < kRound; ++u) {
+      const int i = base + u * kHeadThreads;
+      if (i < L.mp * L.np) w2s[i / L.np * OS + i % L.np] = v[u];
+    }
   }
-  for (int i = tid; i < 9 * L.kp; i += kHeadThreads) {
-    const int tap = i / L.kp, c = i % L.kp;
-    wds[i] = c < C ? __half2float(wd[tap * C + c]) : 0.0f;
+  for (int base = tid; base < 9 * L.kp; base += kRound * kHeadThreads) {
+    float v[kRound];
+#pragma unroll
+    for (int u = 0; u < kRound; ++u) {
+      const int i = base + u * kHeadThreads, tap = i / L.kp, c = i % L.kp;
+      v[u] = i < 9 * L.kp && c < C ? __half2float(wd[tap * C + c]) : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kRound; ++u)
+      if (base + u * kHeadThreads < 9 * L.kp) wds[base + u * kHeadThreads] = v[u];
   }
   for (int i = tid; i < L.kp; i += kHeadThreads) bds[i] = i < C && q.bd ? q.bd[i] : 0.0f;
   for (int i = tid; i < L.mp; i += kHeadThreads) b1s[i] = i < M && q.b1 ? q.b1[i] : 0.0f;
@@ -95,7 +119,7 @@ __global__ void __launch_bounds__(kHeadThreads) dw_pw_pw_kernel(const HeadGroup 
   pdl_wait();
   const __half* x = static_cast<const __half*>(q.x);
   const int groups = L.kp / 8;
-  auto stage_input = [&](int tile) {  // the tile's 10x10 input pixels, zero outside the image and past c
+  auto stage_input = [&](int tile, __half* xs) {  // the tile's 10x10 input pixels, zero outside the image and past c
     const int n = tile / tiles, t = tile % tiles;
     const int iy0 = t / tiles_x * kHeadTile - d.pad_top, ix0 = t % tiles_x * kHeadTile - d.pad_left;
     for (int i = tid; i < kHeadHalo * kHeadHalo * groups; i += kHeadThreads) {
@@ -105,19 +129,24 @@ __global__ void __launch_bounds__(kHeadThreads) dw_pw_pw_kernel(const HeadGroup 
       cp_async16(xs + r * XS + c8, in ? x + ((n * d.h + iy) * d.w + ix) * C + c8 : x, in);
     }
   };
-  stage_input(blockIdx.x);
-  for (int tile = blockIdx.x; tile < all_tiles; tile += gridDim.x) {
+  stage_input(blockIdx.x, xs0);
+  const int dact = static_cast<int>(d.act), act1 = static_cast<int>(q.p1.act), act2 = static_cast<int>(q.p2.act);
+  TO* y = static_cast<TO*>(q.y);
+  const int run = kHeadTile * K2;  // outputs in one row of the tile (8 pixels)
+  int buf = 0;
+  for (int tile = blockIdx.x; tile < all_tiles; tile += gridDim.x, buf ^= 1) {
     const int n = tile / tiles, t = tile % tiles;
     const int oy0 = t / tiles_x * kHeadTile, ox0 = t % tiles_x * kHeadTile;
+    const __half* xs = xs0 + buf * kHeadHalo * kHeadHalo * XS;
     cp_async_wait_all();
-    __syncthreads();
+    __syncthreads();  // this tile's input has landed; the other buffer's last reader is done
+    if (tile + static_cast<int>(gridDim.x) < all_tiles) stage_input(tile + gridDim.x, xs0 + (buf ^ 1) * kHeadHalo * kHeadHalo * XS);
 
     // The depthwise layer: task = (8 channels, row, run of 2 outputs), reading the 4 input pixels of
     // a tap row the two share once (3x3r2's reuse and order); taps outside the image read zeros;
     // channel groups past c are zero.
-    const int dact = static_cast<int>(d.act);
     for (int i = tid; i < groups * kHeadTile * 4; i += kHeadThreads) {
-      const int c8 = i % groups * 8, run = i / groups, ty = run / 4, tx0 = run % 4 * 2;
+      const int c8 = i % groups * 8, r4 = i / groups, ty = r4 / 4, tx0 = r4 % 4 * 2;
       uint4 out[2] = {make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)};
       if (c8 < C) {
         float acc[2][8];
@@ -147,7 +176,6 @@ __global__ void __launch_bounds__(kHeadThreads) dw_pw_pw_kernel(const HeadGroup 
       for (int j = 0; j < kHeadMaxMid / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
       const int nt = L.mp / 8;
       warp_gemm(acc, nt, ds + warp * 16 * XS, XS, w1s, HS, L.kp, lane);
-      const int act1 = static_cast<int>(q.p1.act);
 #pragma unroll
       for (int j = 0; j < kHeadMaxMid / 8; ++j) {
         if (j >= nt) break;
@@ -165,29 +193,33 @@ __global__ void __launch_bounds__(kHeadThreads) dw_pw_pw_kernel(const HeadGroup 
       for (int j = 0; j < kHeadMaxOut / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
       const int nt = (K2 + 7) / 8;
       warp_gemm(acc, nt, hs + warp * 16 * HS, HS, w2s, OS, L.mp, lane);
-      const int act2 = static_cast<int>(q.p2.act);
 #pragma unroll
       for (int j = 0; j < kHeadMaxOut / 8; ++j) {
         if (j >= nt) break;
         const int col = j * 8 + (lane & 3) * 2;
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          ys[(r0 + 8 * h) * L.np + col] = apply_act(acc[j][2 * h] + b2s[col], act2);
-          ys[(r0 + 8 * h) * L.np + col + 1] = apply_act(acc[j][2 * h + 1] + b2s[col + 1], act2);
-        }
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int e = 0; e < 2; ++e)
+            if (col + e < K2) stf(ys + (r0 + 8 * h) * K2 + col + e, apply_act(acc[j][2 * h + e] + b2s[col + e], act2));
       }
     }
     __syncthreads();
-    if (tile + static_cast<int>(gridDim.x) < all_tiles) stage_input(tile + gridDim.x);  // the input tile is free now
-    // The tile's rows of 8 pixels are runs of 8 * K2 consecutive outputs: written coalesced.
-    TO* y = static_cast<TO*>(q.y);
-    const int run = kHeadTile * K2;
+    // Each of the tile's 8 rows is `run` consecutive outputs in y: whole rows whose start is 16-byte
+    // aligned go out as 16-byte stores (the row's bytes, 16 * K2 for half, are a multiple of 16),
+    // the others (the image's right edge, odd widths) one value at a time.
     const int cols = min(kHeadTile, d.ow - ox0);
-    for (int i = tid; i < kHeadTile * run; i += kHeadThreads) {
-      const int ty = i / run, within = i % run, px = within / K2, col = within % K2;
-      const int oy = oy0 + ty;
-      if (oy >= d.oh || px >= cols) continue;
-      stf(y + ((n * d.oh + oy) * d.ow + ox0) * K2 + within, ys[(ty * kHeadTile + px) * L.np + col]);
+    const int rows = min(kHeadTile, d.oh - oy0);
+    constexpr int kVec = 16 / sizeof(TO);
+    for (int ty = 0; ty < rows; ++ty) {
+      TO* dst = y + (static_cast<size_t>(n * d.oh + oy0 + ty) * d.ow + ox0) * K2;
+      const TO* src = ys + ty * run;
+      if (cols == kHeadTile && aligned16(dst) && run % kVec == 0) {
+        for (int i = tid; i < run / kVec; i += kHeadThreads)
+          reinterpret_cast<uint4*>(dst)[i] = reinterpret_cast<const uint4*>(src)[i];
+      } else {
+        for (int i = tid; i < cols * K2; i += kHeadThreads) dst[i] = src[i];
+      }
     }
   }
 }
@@ -202,7 +234,7 @@ bool dwpwpw_applies(const ConvParams& d, const ConvParams& p1, const ConvParams&
   if (p1.c != d.c || p1.n != d.n || p1.h != d.oh || p1.w != d.ow || p1.o % 8 != 0 || p1.o > kHeadMaxMid) return false;
   if (p2.c != p1.o || p2.n != p1.n || p2.h != p1.h || p2.w != p1.w || p2.o < 1 || p2.o > kHeadMaxOut) return false;
   const HeadLayout L{round16(d.c), round16(p1.o), round16(p2.o)};
-  return L.bytes() <= max_smem_optin();
+  return L.bytes(p2.out_f32 ? 4 : 2) <= max_smem_optin();
 }
 
 namespace {
@@ -221,7 +253,7 @@ bool dwpwpw_group_applies(const DwPwPwArgs* a, int count) {
   if (count < 1 || count > kMaxConvGroup) return false;
   for (int i = 0; i < count; ++i)
     if (!dwpwpw_applies(a[i].d, a[i].p1, a[i].p2) || a[i].p2.out_f32 != a[0].p2.out_f32) return false;
-  return group_layout(a, count).bytes() <= max_smem_optin();
+  return group_layout(a, count).bytes(a[0].p2.out_f32 ? 4 : 2) <= max_smem_optin();
 }
 
 void dw_pw_pw_conv2d(const DwPwPwArgs* a, int count, void* stream) {
@@ -242,7 +274,7 @@ void dw_pw_pw_conv2d(const DwPwPwArgs* a, int count, void* stream) {
   auto go = [&](auto kernel) {
     // As many blocks as the GPU holds at once (each stages the filters once and walks its tiles),
     // never more than a member has tiles.
-    const size_t smem = g.L.bytes();
+    const size_t smem = g.L.bytes(a[0].p2.out_f32 ? 4 : 2);
     if (smem > 48 * 1024 &&
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) != cudaSuccess)
       throw Error(what + ": cannot reserve " + std::to_string(smem) + " bytes of shared memory on this GPU");
