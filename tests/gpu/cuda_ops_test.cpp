@@ -918,17 +918,29 @@ TEST(CudaOps, ElementwiseChainIntoConvolutionFused) {
   EXPECT_EQ(ran, 20);
 }
 
+// Large element counts that are a multiple of 8 (480x480x3 at batch 5: 3.5M values, enough to
+// fill a GPU of up to 211 SMs with 8 values per thread) run the 8-per-thread kernel, the others
+// (9x7x3, 8x8x3, 480x480x3 at batch 1) one value per thread; with a Reshape after the chain its
+// output is half in fp16 engines (a graph output is float), so both output types of both kernels
+// are checked.
 TEST(CudaOps, ElementwiseChainFromInt32) {
   POSERT_REQUIRE_GPU();
-  OpCase c;
-  c.label = "chain_i32";
-  c.op = OpKind::ElementwiseChain;
-  c.data_shapes = {{1, 9, 7, 3}};
-  c.data_types = {DType::I32};
-  c.consts = {Tensor::from_floats({3}, {120.f, 110.f, 100.f}), Tensor::scalar_f32(1 / 64.f), Tensor::scalar_f32(1.0f)};
-  // (x - mean_c) * (1/64), then 1 - v, sigmoid, relu6
-  c.attrs.set("program", std::vector<int64_t>{2, 0, 4, 1, 3, 2, 6, -1, 8, -1});
-  check_case(c, {0});
+  for (const Shape& shape : {Shape{1, 9, 7, 3}, Shape{1, 8, 8, 3}, Shape{1, 480, 480, 3}}) {
+    for (bool to_half : {false, true}) {
+      for (DType in : {DType::I32, DType::F32}) {
+        OpCase c;
+        c.label = std::string("chain_") + (in == DType::I32 ? "i32" : "f32") + shape_str(shape) + (to_half ? "_reshaped" : "");
+        c.op = OpKind::ElementwiseChain;
+        c.data_shapes = {shape};
+        c.data_types = {in};
+        c.consts = {Tensor::from_floats({3}, {120.f, 110.f, 100.f}), Tensor::scalar_f32(1 / 64.f), Tensor::scalar_f32(1.0f)};
+        // (x - mean_c) * (1/64), then 1 - v, sigmoid, relu6
+        c.attrs.set("program", std::vector<int64_t>{2, 0, 4, 1, 3, 2, 6, -1, 8, -1});
+        if (to_half) c.reshape_to = {-1, static_cast<int>(shape[1] * shape[2]), 3};
+        check_case(c, {0});
+      }
+    }
+  }
 }
 
 TEST(CudaOps, ResizeBilinear) {
