@@ -1073,13 +1073,7 @@ void launch_conv(int tactic, const T* x, const T* w, const float* bias, const T*
       const bool vec = aligned16(y) && aligned16(r), vec_in = aligned16(x);
       const size_t smem = direct8pix_smem(p, vec ? sizeof(TO) : 0);
       auto go = [&](auto kernel_vec, auto kernel_scalar) {
-        if (smem > 48 * 1024 &&
-            cudaFuncSetAttribute(vec ? kernel_vec : kernel_scalar, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 static_cast<int>(smem)) != cudaSuccess)
-          throw Error("direct8pix: cannot reserve " + std::to_string(smem) + " bytes of shared memory on this GPU");
-        const cudaError_t e = vec ? launch(kernel_vec, grid, kPixThreads, smem, s, x, w, bias, r, y, p, vec_in)
-                                  : launch(kernel_scalar, grid, kPixThreads, smem, s, x, w, bias, r, y, p, vec_in);
-        if (e != cudaSuccess) throw Error(std::string("CUDA kernel direct8pix failed to launch: ") + cudaGetErrorString(e));
+        launch_smem("direct8pix", vec ? kernel_vec : kernel_scalar, grid, kPixThreads, smem, s, x, w, bias, r, y, p, vec_in);
       };
       if (p.kh == 3) go(conv_direct8pix_kernel<3, 3, 3, T, TO, true>, conv_direct8pix_kernel<3, 3, 3, T, TO, false>);
       else if (p.c == 8) go(conv_direct8pix_kernel<1, 1, 8, T, TO, true>, conv_direct8pix_kernel<1, 1, 8, T, TO, false>);

@@ -47,10 +47,14 @@ __device__ __forceinline__ float apply_act(float v, int act) {
   }
 }
 
-// 8 loads of 16 (or 32) bytes as 8 floats.
+// 8 consecutive values (16 or 32 bytes, 16-byte aligned) as 8 floats.
 template <class T>
 __device__ __forceinline__ void load8(const T* p, float* v) {
-  if constexpr (std::is_same_v<T, __half>) {
+  if constexpr (std::is_same_v<T, int32_t>) {
+    const int4 a = *reinterpret_cast<const int4*>(p), b = *reinterpret_cast<const int4*>(p + 4);
+    v[0] = static_cast<float>(a.x), v[1] = static_cast<float>(a.y), v[2] = static_cast<float>(a.z), v[3] = static_cast<float>(a.w);
+    v[4] = static_cast<float>(b.x), v[5] = static_cast<float>(b.y), v[6] = static_cast<float>(b.z), v[7] = static_cast<float>(b.w);
+  } else if constexpr (std::is_same_v<T, __half>) {
     const uint4 raw = *reinterpret_cast<const uint4*>(p);
     const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
 #pragma unroll
@@ -126,18 +130,31 @@ cudaError_t launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStre
   return cudaLaunchKernelEx(&cfg, k, std::forward<A>(args)...);
 }
 
-// Launches `kernel` (as launch()) with `smem` bytes of dynamic shared memory, opting in past
-// 48 KiB (per device); errors name `what`.
-template <class... P, class... A>
-void launch_smem(const std::string& what, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
-                 A&&... args) {
+// Lets `kernel` use `smem` bytes of dynamic shared memory (past 48 KiB a kernel must opt in, per
+// device); errors name `what`.
+template <class... P>
+void reserve_smem(const std::string& what, void (*kernel)(P...), size_t smem) {
   if (smem > 48 * 1024 &&
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) != cudaSuccess)
     throw Error(what + ": cannot reserve " + std::to_string(smem) + " bytes of shared memory on this GPU");
+}
+
+// Launches `kernel` as launch() does, its shared memory already reserved; a launch error names `what`.
+template <class... P, class... A>
+void launch_reserved(const std::string& what, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                     A&&... args) {
   const cudaError_t e = launch(kernel, grid, block, smem, s, std::forward<A>(args)...);
   if (e != cudaSuccess)
     throw Error("CUDA kernel " + what + " (" + std::to_string(smem) + " bytes of shared memory) failed to launch: " +
                 cudaGetErrorString(e));
+}
+
+// reserve_smem, then launch_reserved.
+template <class... P, class... A>
+void launch_smem(const std::string& what, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                 A&&... args) {
+  reserve_smem(what, kernel, smem);
+  launch_reserved(what, kernel, grid, block, smem, s, std::forward<A>(args)...);
 }
 
 // Global -> shared copies that bypass the registers (cp.async, sm_80+). cp_async16: 16 bytes, both

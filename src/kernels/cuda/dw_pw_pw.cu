@@ -275,9 +275,7 @@ void dw_pw_pw_conv2d(const DwPwPwArgs* a, int count, void* stream) {
     // As many blocks as the GPU holds at once (each stages the filters once and walks its tiles),
     // never more than a member has tiles.
     const size_t smem = g.L.bytes(a[0].p2.out_f32 ? 4 : 2);
-    if (smem > 48 * 1024 &&
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) != cudaSuccess)
-      throw Error(what + ": cannot reserve " + std::to_string(smem) + " bytes of shared memory on this GPU");
+    reserve_smem(what, kernel, smem);  // before the occupancy query, which counts with it
     int per_sm = 0;
     if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kHeadThreads, smem) != cudaSuccess || per_sm < 1) {
       cudaGetLastError();
@@ -285,7 +283,7 @@ void dw_pw_pw_conv2d(const DwPwPwArgs* a, int count, void* stream) {
     }
     const int resident = std::max(1, per_sm * sm_count() / count);
     const dim3 grid(static_cast<unsigned>(std::min(tiles, resident)), 1, static_cast<unsigned>(count));
-    launch_smem(what, kernel, grid, kHeadThreads, smem, s, g);
+    launch_reserved(what, kernel, grid, kHeadThreads, smem, s, g);
   };
   if (a[0].p2.out_f32) go(dw_pw_pw_kernel<float>);
   else go(dw_pw_pw_kernel<__half>);

@@ -26,16 +26,6 @@ __global__ void chain_kernel(const X* __restrict__ x, Y* __restrict__ y, I count
 // 16-byte loads before any is computed, then stored with 16-byte stores; each element gets exactly
 // chain_kernel's arithmetic. Where the chain's input is wider than its output (MoveNet's int32
 // image to half) this moves the same bytes with a quarter of the memory instructions.
-template <class T>
-__device__ __forceinline__ void load8_raw(const T* p, float* v) {
-  if constexpr (std::is_same_v<T, int32_t>) {
-    const int4 a = *reinterpret_cast<const int4*>(p), b = *reinterpret_cast<const int4*>(p + 4);
-    v[0] = static_cast<float>(a.x), v[1] = static_cast<float>(a.y), v[2] = static_cast<float>(a.z), v[3] = static_cast<float>(a.w);
-    v[4] = static_cast<float>(b.x), v[5] = static_cast<float>(b.y), v[6] = static_cast<float>(b.z), v[7] = static_cast<float>(b.w);
-  } else {
-    load8(p, v);
-  }
-}
 template <class X, class Y, class I>
 __global__ void chain8_kernel(const X* __restrict__ x, Y* __restrict__ y, I groups, int channels,
                               const __grid_constant__ ChainProgram prog) {
@@ -43,7 +33,7 @@ __global__ void chain8_kernel(const X* __restrict__ x, Y* __restrict__ y, I grou
   for (I gi = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; gi < groups; gi += static_cast<I>(gridDim.x) * blockDim.x) {
     const I i = gi * 8;
     float v[8];
-    load8_raw(x + i, v);
+    load8(x + i, v);
     const int c0 = static_cast<int>(i % channels);
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
