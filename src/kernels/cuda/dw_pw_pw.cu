@@ -16,8 +16,8 @@ constexpr int kHeadTile = 8;
 constexpr int kHeadHalo = kHeadTile + 2;
 constexpr int kHeadMaxC = 64, kHeadMaxMid = 128, kHeadMaxOut = 64;
 
-// Shared-memory layout for a group's widest member (halves unless said): two input halos
-// [100][xs] (the next tile's lands while this one is computed), the depthwise output [64][xs], the
+// Shared-memory layout for a group's widest member (halves unless said): the input halo
+// [100][xs], the depthwise output [64][xs], the
 // first filter [kp][hs], the 1x1 output [64][hs], the second filter [mp][os], then floats: the
 // depthwise filter [9][kp], its bias [kp], the biases [mp] and [np], then the output tile
 // [64][np] in the output type (written out in coalesced rows). Row strides are an odd number of
@@ -28,7 +28,7 @@ struct HeadLayout {
   __host__ __device__ int hs() const { return mp + 8; }
   __host__ __device__ int os() const { return np + 8; }
   __host__ __device__ size_t halves() const {
-    return static_cast<size_t>(2 * kHeadHalo * kHeadHalo + 64) * xs() + static_cast<size_t>(kp + 64) * hs() +
+    return static_cast<size_t>(kHeadHalo * kHeadHalo + 64) * xs() + static_cast<size_t>(kp + 64) * hs() +
            static_cast<size_t>(mp) * os();
   }
   __host__ __device__ size_t bytes(size_t out_size) const {
@@ -44,17 +44,19 @@ struct HeadGroup {
 __host__ __device__ inline int round16(int v) { return (v + 15) / 16 * 16; }
 
 // One block: 8x8 tiles of member blockIdx.z, tile blockIdx.x and every gridDim.x-th after it (the
-// filters staged once per block; the next tile's input fetched into the other input buffer as soon
-// as this one's has landed, so its latency hides behind the whole tile). Depthwise (3x3r1's
+// filters staged once per block; the next tile's input fetched while this one's outputs are
+// written: a second input buffer, fetched earlier, measured slower for costing a block per SM).
+// Depthwise (3x3r1's
 // arithmetic: float sums in the order ky, kx, + bias, activation, rounded to half), then the first
 // 1x1 convolution on the tensor cores (+ bias, activation, rounded to half: what its layer would
 // store), then the second (+ bias, activation, rounded to the output type), staged in shared memory
 // and written out as whole rows of 16-byte stores where the row is aligned. Filters go to shared
 // memory before pdl_wait().
-template <class TO>
+// KP, MP, NP: the layout's channel counts compiled in (MoveNet's head branches), or 0: from g.L.
+template <class TO, int KP, int MP, int NP>
 __global__ void __launch_bounds__(kHeadThreads, 4) dw_pw_pw_kernel(const HeadGroup g) {
   const DwPwPwArgs& q = g.a[blockIdx.z];
-  const HeadLayout& L = g.L;
+  const HeadLayout L{KP ? KP : g.L.kp, MP ? MP : g.L.mp, NP ? NP : g.L.np};
   const ConvParams& d = q.d;
   const int tiles_x = (d.ow + kHeadTile - 1) / kHeadTile, tiles_y = (d.oh + kHeadTile - 1) / kHeadTile;
   const int tiles = tiles_x * tiles_y, all_tiles = d.n * tiles;
@@ -64,8 +66,8 @@ __global__ void __launch_bounds__(kHeadThreads, 4) dw_pw_pw_kernel(const HeadGro
   }
   extern __shared__ __align__(16) unsigned char dyn[];
   const int XS = L.xs(), HS = L.hs(), OS = L.os();
-  __half* xs0 = reinterpret_cast<__half*>(dyn);          // 2 x [100][XS]
-  __half* ds = xs0 + 2 * kHeadHalo * kHeadHalo * XS;     // [64][XS]
+  __half* xs = reinterpret_cast<__half*>(dyn);           // [100][XS]
+  __half* ds = xs + kHeadHalo * kHeadHalo * XS;          // [64][XS]
   __half* w1s = ds + 64 * XS;                            // [kp][HS]
   __half* hs = w1s + L.kp * HS;                          // [64][HS]
   __half* w2s = hs + 64 * HS;                            // [mp][OS]
@@ -119,7 +121,7 @@ __global__ void __launch_bounds__(kHeadThreads, 4) dw_pw_pw_kernel(const HeadGro
   pdl_wait();
   const __half* x = static_cast<const __half*>(q.x);
   const int groups = L.kp / 8;
-  auto stage_input = [&](int tile, __half* xs) {  // the tile's 10x10 input pixels, zero outside the image and past c
+  auto stage_input = [&](int tile) {  // the tile's 10x10 input pixels, zero outside the image and past c
     const int n = tile / tiles, t = tile % tiles;
     const int iy0 = t / tiles_x * kHeadTile - d.pad_top, ix0 = t % tiles_x * kHeadTile - d.pad_left;
     for (int i = tid; i < kHeadHalo * kHeadHalo * groups; i += kHeadThreads) {
@@ -129,18 +131,15 @@ __global__ void __launch_bounds__(kHeadThreads, 4) dw_pw_pw_kernel(const HeadGro
       cp_async16(xs + r * XS + c8, in ? x + ((n * d.h + iy) * d.w + ix) * C + c8 : x, in);
     }
   };
-  stage_input(blockIdx.x, xs0);
+  stage_input(blockIdx.x);
   const int dact = static_cast<int>(d.act), act1 = static_cast<int>(q.p1.act), act2 = static_cast<int>(q.p2.act);
   TO* y = static_cast<TO*>(q.y);
   const int run = kHeadTile * K2;  // outputs in one row of the tile (8 pixels)
-  int buf = 0;
-  for (int tile = blockIdx.x; tile < all_tiles; tile += gridDim.x, buf ^= 1) {
+  for (int tile = blockIdx.x; tile < all_tiles; tile += gridDim.x) {
     const int n = tile / tiles, t = tile % tiles;
     const int oy0 = t / tiles_x * kHeadTile, ox0 = t % tiles_x * kHeadTile;
-    const __half* xs = xs0 + buf * kHeadHalo * kHeadHalo * XS;
     cp_async_wait_all();
-    __syncthreads();  // this tile's input has landed; the other buffer's last reader is done
-    if (tile + static_cast<int>(gridDim.x) < all_tiles) stage_input(tile + gridDim.x, xs0 + (buf ^ 1) * kHeadHalo * kHeadHalo * XS);
+    __syncthreads();
 
     // The depthwise layer: task = (8 channels, row, run of 2 outputs), reading the 4 input pixels of
     // a tap row the two share once (3x3r2's reuse and order); taps outside the image read zeros;
@@ -191,7 +190,7 @@ __global__ void __launch_bounds__(kHeadThreads, 4) dw_pw_pw_kernel(const HeadGro
       float acc[kHeadMaxOut / 8][4];
 #pragma unroll
       for (int j = 0; j < kHeadMaxOut / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-      const int nt = (K2 + 7) / 8;
+      const int nt = NP ? NP / 8 : (K2 + 7) / 8;  // compiled in: the padded columns (zero filters) too
       warp_gemm(acc, nt, hs + warp * 16 * HS, HS, w2s, OS, L.mp, lane);
 #pragma unroll
       for (int j = 0; j < kHeadMaxOut / 8; ++j) {
@@ -205,6 +204,7 @@ __global__ void __launch_bounds__(kHeadThreads, 4) dw_pw_pw_kernel(const HeadGro
       }
     }
     __syncthreads();
+    if (tile + static_cast<int>(gridDim.x) < all_tiles) stage_input(tile + gridDim.x);  // the input tile is free now
     // Each of the tile's 8 rows is `run` consecutive outputs in y: whole rows whose start is 16-byte
     // aligned go out as 16-byte stores (the row's bytes, 16 * K2 for half, are a multiple of 16),
     // the others (the image's right edge, odd widths) one value at a time.
@@ -285,8 +285,14 @@ void dw_pw_pw_conv2d(const DwPwPwArgs* a, int count, void* stream) {
     const dim3 grid(static_cast<unsigned>(std::min(tiles, resident)), 1, static_cast<unsigned>(count));
     launch_reserved(what, kernel, grid, kHeadThreads, smem, s, g);
   };
-  if (a[0].p2.out_f32) go(dw_pw_pw_kernel<float>);
-  else go(dw_pw_pw_kernel<__half>);
+  // MoveNet's branches (24 -> 96 -> 17, 34 or 1 channels; a group: the widest) compiled for their
+  // layout; any other through the general kernel.
+  const bool f32 = a[0].p2.out_f32;
+  const HeadLayout& L = g.L;
+  if (L.kp == 32 && L.mp == 96 && L.np == 16) f32 ? go(dw_pw_pw_kernel<float, 32, 96, 16>) : go(dw_pw_pw_kernel<__half, 32, 96, 16>);
+  else if (L.kp == 32 && L.mp == 96 && L.np == 32) f32 ? go(dw_pw_pw_kernel<float, 32, 96, 32>) : go(dw_pw_pw_kernel<__half, 32, 96, 32>);
+  else if (L.kp == 32 && L.mp == 96 && L.np == 48) f32 ? go(dw_pw_pw_kernel<float, 32, 96, 48>) : go(dw_pw_pw_kernel<__half, 32, 96, 48>);
+  else f32 ? go(dw_pw_pw_kernel<float, 0, 0, 0>) : go(dw_pw_pw_kernel<__half, 0, 0, 0>);
   check_launch("dw_pw_pw_conv2d");
 }
 

@@ -60,7 +60,7 @@ size_t pwdw_smem(int c) {
 // RELU6: both activations are ReLU6 (every MobileNetV2 block), compiled in; otherwise read from
 // the arguments at run time.
 template <int S, bool RELU6>
-__global__ void __launch_bounds__(kPwDwThreads, 3) pw_dw_kernel(const PwDwArgs a) {
+__global__ void __launch_bounds__(kPwDwThreads, S == 2 ? 4 : 3) pw_dw_kernel(const PwDwArgs a) {
   using G = PwDwGeo<S>;
   constexpr int MC = kPwDwMC, NT = MC / 8, ES = G::ES;
   extern __shared__ __align__(16) unsigned char dyn[];
@@ -155,26 +155,40 @@ __global__ void __launch_bounds__(kPwDwThreads, 3) pw_dw_kernel(const PwDwArgs a
       fetch_small(chunk + 1);
     }
     // The expansion: warp w computes the halo rows of m-tiles w, w + 6, ... for the whole chunk.
+    // This lane's expansion bias: columns 2 * (lane % 4) + {0, 1} of each 8-column slice.
+    float2 be2[NT];
+#pragma unroll
+    for (int j = 0; j < NT; ++j) be2[j] = *reinterpret_cast<const float2*>(fs + 9 * MC + j * 8 + (lane & 3) * 2);
     for (int mt = warp; mt < G::MT; mt += kPwDwThreads / 32) {
       float acc[NT][4];
 #pragma unroll
       for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
       warp_gemm(acc, NT, xs + mt * 16 * XS, XS, ws, ES, Kp, lane);
-      // Rows r0 and r0 + 8 of the tile, columns 2 * (lane % 4) + {0, 1} of each 8-column slice.
+      // Rows r and r + 8 of the m-tile; halo pixels outside the image store zero (the depthwise
+      // layer's padding). With ReLU6 the clamp runs on the rounded half2: rounding is monotonic and
+      // keeps 0 and 6, so the values are those of clamping first (a -0 for a tiny negative sum
+      // instead of +0 is possible, and only ever multiplied into the depthwise sums, where it
+      // changes nothing).
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int r = mt * 16 + (lane >> 2) + h * 8;
-        if (r >= G::P) continue;
         const int iy = iy0 + r / G::IW, ix = ix0 + r % G::IW;
         const bool inside = iy >= 0 && iy < a.h && ix >= 0 && ix < a.w;
+        __half2 out[NT];
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
-          const int col = j * 8 + (lane & 3) * 2;
-          __half2 v = __floats2half2_rn(0.0f, 0.0f);
-          if (inside)
-            v = __floats2half2_rn(apply_act(acc[j][2 * h] + fs[9 * MC + col], act_e),
-                                  apply_act(acc[j][2 * h + 1] + fs[9 * MC + col + 1], act_e));
-          *reinterpret_cast<__half2*>(es + r * ES + col) = v;
+          __half2 v;
+          if constexpr (RELU6) {
+            v = __floats2half2_rn(acc[j][2 * h] + be2[j].x, acc[j][2 * h + 1] + be2[j].y);
+            v = __hmin2(__hmax2(v, __float2half2_rn(0.0f)), __float2half2_rn(6.0f));
+          } else {
+            v = __floats2half2_rn(apply_act(acc[j][2 * h] + be2[j].x, act_e), apply_act(acc[j][2 * h + 1] + be2[j].y, act_e));
+          }
+          out[j] = inside ? v : __float2half2_rn(0.0f);
+        }
+        if (r < G::P) {
+#pragma unroll
+          for (int j = 0; j < NT; ++j) *reinterpret_cast<__half2*>(es + r * ES + j * 8 + (lane & 3) * 2) = out[j];
         }
       }
     }
