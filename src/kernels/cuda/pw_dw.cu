@@ -197,7 +197,11 @@ __global__ void __launch_bounds__(kPwDwThreads, S == 2 ? 4 : 3) pw_dw_kernel(con
     // them. Per row of taps it reads the NC expanded pixels its R outputs share once.
     {
       static_assert(NT * G::TH * 4 == kPwDwThreads, "one depthwise task per thread");
-      const int g = tid % NT, run = tid / NT, ty = run / 4, tx0 = run % 4 * G::R;
+      // Runs numbered down the rows first: a warp's 32 lanes then read runs of consecutive rows,
+      // 7 * S * IW 16-byte units apart (6 mod 8 at stride 1 and 2), instead of runs of one row,
+      // 28 units apart (every other one on the same banks): the 16-byte loads of the expanded tile
+      // spread over all 8 bank groups (4 wavefronts a load, not 5 or 6).
+      const int g = tid % NT, run = tid / NT, ty = run % G::TH, tx0 = run / G::TH * G::R;
       const int m = chunk * MC + g * 8;
       float acc[G::R][8];
 #pragma unroll
