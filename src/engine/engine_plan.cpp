@@ -418,7 +418,7 @@ bool launches_nothing(OpKind op, int tactic) {
 }
 
 bool chain_fused(const EnginePlan& p, size_t i) {
-  return i < p.layers.size() && p.layers[i].op == OpKind::Conv2D && p.layers[i].tactic == cuda::kConvChainDirect8Smem;
+  return i < p.layers.size() && p.layers[i].op == OpKind::Conv2D && cuda::is_chain_conv_tactic(p.layers[i].tactic);
 }
 
 namespace {

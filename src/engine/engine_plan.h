@@ -110,10 +110,11 @@ bool dwpwpw_fused(const EnginePlan& p, size_t i);
 // chain's output is the convolution's data input and nothing else reads it (no other layer, not
 // an engine output), the chain's input has the output's shape (rank 4) and is i32, f32 or f16,
 // and the convolution's input is f32 or f16. The convolution then applies the chain to each value
-// it loads (tactics kChainFused + kConvChainDirect8Smem, chosen by the tuner where that measures
+// it loads (tactics kChainFused + kConvChainDirect8Smem or kConvChainMma3x3, chosen by the tuner where that measures
 // faster); the plan builder keeps the chain's input alive through the convolution.
 bool chain_conv_possible(const EnginePlan& p, size_t i);
-// Whether layer i is a convolution that computes the chain before it (kConvChainDirect8Smem).
+// Whether layer i is a convolution that computes the chain before it (kConvChainDirect8Smem,
+// kConvChainMma3x3).
 bool chain_fused(const EnginePlan& p, size_t i);
 
 // Horizontal groups: independent layers of one kind run as one launch by the first of them (the

@@ -160,7 +160,8 @@ void check_case(const OpCase& c, const std::vector<int>& tactics) {
     const Tensor ref = RefExecutor(gb).run(inputs)[0];
     for (Precision prec : {Precision::FP32, Precision::FP16}) {
       for (int t : tactics) {
-        const bool half_only = (c.op == OpKind::Conv2D && (t == cuda::kConvWmma64 || t == cuda::kConvWmma32 || t == cuda::kConvPw16)) ||
+        const bool half_only = (c.op == OpKind::Conv2D && (t == cuda::kConvWmma64 || t == cuda::kConvWmma32 || t == cuda::kConvPw16 ||
+                                                           t == cuda::kConvMma3x3)) ||
                                (c.op == OpKind::DepthwiseConv2D &&
                                 (t == cuda::kDwVec8 || t == cuda::kDw3x3R4 || t == cuda::kDw3x3R2 || t == cuda::kDw3x3R1));
         if (half_only && prec != Precision::FP16) continue;
@@ -255,6 +256,11 @@ std::vector<OpCase> dense_conv_cases() {
     r.push_back(conv_case("k3_s1_same_11x11_c17_o9", false, 11, 11, 17, 9, 3, 1, "SAME", "sigmoid", false, mid));
     r.push_back(conv_case("k3_s1_same_16x16_c32_o32_relu_res", false, 16, 16, 32, 32, 3, 1, "SAME", "relu", true, mid));
     r.push_back(conv_case("k3_s1_same_10x10_c16_o24_none", false, 10, 10, 16, 24, 3, 1, "SAME", "none", false, mid));
+    // mma3x3's other compiled widths (24, 32, 48, 64 outputs; 8 and 16 above), partial tiles
+    r.push_back(conv_case("k3_s2_same_37x29_c3_o32_relu6", false, 37, 29, 3, 32, 3, 2, "SAME", "relu6", false, mid));
+    r.push_back(conv_case("k3_s2_valid_20x18_c3_o24", false, 20, 18, 3, 24, 3, 2, "VALID", "none", false, mid));
+    r.push_back(conv_case("k3_s1_same_13x21_c3_o48_res", false, 13, 21, 3, 48, 3, 1, "SAME", "relu", true, mid));
+    r.push_back(conv_case("k3_s2_same_17x40_c3_o64_sigmoid", false, 17, 40, 3, 64, 3, 2, "SAME", "sigmoid", false, mid));
     // direct8pix's 1x1 cases: a first expansion (16 -> 96) and 40 channels with a residual
     r.push_back(conv_case("pw_9x7_c16_o96_relu6", false, 9, 7, 16, 96, 1, 1, "SAME", "relu6", false, mid));
     r.push_back(conv_case("pw_5x6_c40_o48_res", false, 5, 6, 40, 48, 1, 1, "SAME", "none", true, mid));
@@ -313,6 +319,35 @@ TEST(CudaOps, Direct8PixEqualsDirect8Smem) {
   EXPECT_TRUE(cuda::conv_tactic_applies(cuda::kConvDirect8Pix, p, true));
   p.n = 8;
   EXPECT_TRUE(cuda::conv_tactic_offered(cuda::kConvDirect8Pix, p, true));
+}
+
+// mma3x3 (tensor cores) adds the same products as direct8smem (half inputs and filter, exact in
+// fp32) in another order: on first layers as large as MoveNet's, fp16 engines, it must agree with
+// direct8smem far more closely than the fp16 tolerance against the reference (which both meet).
+TEST(CudaOps, Mma3x3MatchesDirect8Smem) {
+  POSERT_REQUIRE_GPU();
+  std::vector<OpCase> cases;
+  for (bool mid : {false, true}) {
+    cases.push_back(conv_case("k3_s2_192x192_c3_o32_relu6", false, 192, 192, 3, 32, 3, 2, "SAME", "relu6", false, mid));
+    cases.push_back(conv_case("k3_s2_257x255_c3_o48", false, 257, 255, 3, 48, 3, 2, "SAME", "none", false, mid));
+  }
+  int compared = 0;
+  for (const auto& c : cases) {
+    std::mt19937 rng(std::hash<std::string>{}(c.label) + 3);
+    for (int batch : {1, 3}) {
+      const Graph gb = make_graph(c, batch);
+      std::vector<Tensor> inputs;
+      for (int id : gb.inputs) inputs.push_back(test::random_tensor(gb.values[id].dtype, gb.values[id].shape, rng));
+      const Tensor ref = RefExecutor(gb).run(inputs)[0];
+      const Tensor a = run_cuda(c, batch, Precision::FP16, cuda::kConvMma3x3, inputs);
+      const Tensor b = run_cuda(c, batch, Precision::FP16, cuda::kConvDirect8Smem, inputs);
+      SCOPED_TRACE(c.label + " batch " + std::to_string(batch));
+      EXPECT_LE(test::rel_l2(a, ref), 1e-2);
+      EXPECT_LE(test::rel_l2(a, b), 1e-3);
+      ++compared;
+    }
+  }
+  EXPECT_EQ(compared, 4 * 2);
 }
 
 // cuDNN's tactics for the case's layer, as the tuner asks for them (empty when cuDNN cannot compute
@@ -880,7 +915,7 @@ TEST(CudaOps, ElementwiseChainIntoConvolutionFused) {
       {11, 13, 4, 24, 5, 2, "SAME", "none", DType::I32, false, false},    // generic path, float output
       {8, 6, 4, 8, 3, 1, "VALID", "sigmoid", DType::F32, true, false},    // VALID, residual, float output
   };
-  int ran = 0;
+  int ran = 0, ran_mma = 0;
   for (const auto& k : cases) {
     for (int batch : {1, 3}) {
       const Graph gb = chain_conv_graph(k, batch);
@@ -912,10 +947,25 @@ TEST(CudaOps, ElementwiseChainIntoConvolutionFused) {
           EXPECT_EQ(0, std::memcmp(got.raw(), two.raw(), got.nbytes())) << "fused differs from the chain and convolution apart";
         }
         ++ran;
+        // The tensor-core first layer (fp16, 3x3 on 3 channels): chain+mma3x3 against the
+        // reference, and bit for bit against the chain's kernel then mma3x3.
+        if (prec == Precision::FP16 && k.k == 3 && k.c == 3) {
+          fused.layers[cv].tactic = cuda::kConvChainMma3x3;
+          apart.layers[cv].tactic = cuda::kConvMma3x3;
+          ASSERT_NO_THROW(fused.validate("fused plan"));
+          for (bool graphs : {false, true}) {
+            const Tensor got = run_plan_cuda(fused, batch, inputs, {out_shape}, graphs)[0];
+            EXPECT_LE(test::rel_l2(got, ref), 1e-2) << "chain+mma3x3 " << (graphs ? "graph" : "direct");
+            const Tensor two = run_plan_cuda(apart, batch, inputs, {out_shape}, graphs)[0];
+            EXPECT_EQ(0, std::memcmp(got.raw(), two.raw(), got.nbytes())) << "chain+mma3x3 differs from the chain then mma3x3";
+          }
+          ++ran_mma;
+        }
       }
     }
   }
   EXPECT_EQ(ran, 20);
+  EXPECT_EQ(ran_mma, 6);
 }
 
 // Large element counts that are a multiple of 8 (480x480x3 at batch 5: 3.5M values, enough to

@@ -504,12 +504,17 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
                      bias, res, tensor(l.outputs[0]), cp, s);
         break;
       }
-      if (l.op == OpKind::Conv2D && tactic == kConvChainDirect8Smem) {
+      if (l.op == OpKind::Conv2D && is_chain_conv_tactic(tactic)) {
         if (!chain_conv_possible(p, i))
           throw Error("layer '" + l.name + "': tactic " + conv_tactic_label(tactic) + " needs the elementwise chain it fuses right before it");
         const PlanLayer& c = p.layers[i - 1];
-        chain_conv2d(dtype16(p.tensors[c.inputs[0]].storage), tensor(c.inputs[0]), chain_program(c), half, tensor(l.inputs[1]), bias,
-                     res, tensor(l.outputs[0]), cp, s);
+        const ChainProgram prog = chain_program(c);
+        if (tactic == kConvChainMma3x3)
+          mma3x3_conv2d(dtype16(p.tensors[c.inputs[0]].storage), tensor(c.inputs[0]), &prog, half, tensor(l.inputs[1]), bias, res,
+                        tensor(l.outputs[0]), cp, s);
+        else
+          chain_conv2d(dtype16(p.tensors[c.inputs[0]].storage), tensor(c.inputs[0]), prog, half, tensor(l.inputs[1]), bias, res,
+                       tensor(l.outputs[0]), cp, s);
         break;
       }
       if (l.op == OpKind::DepthwiseConv2D && tactic == kDwPwDw) {

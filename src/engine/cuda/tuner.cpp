@@ -431,7 +431,7 @@ void tune_groups(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const Bu
 
 // Elementwise chain + convolution pairs (chain_conv_possible), last (a convolution already fused
 // or grouped keeps that): the convolution applies the chain to what it loads (kChainFused +
-// kConvChainDirect8Smem) where that measures faster than the chain's kernel and the
+// kConvChainDirect8Smem or kConvChainMma3x3) where that measures faster than the chain's kernel and the
 // convolution's chosen kernel one after the other. Cached under the pair's key: the fused
 // tactic, or 0 (apart).
 void tune_chain_convs(EnginePlan& p, const std::vector<int>& own, DeviceContext& ctx, TimingCache& cache,
@@ -442,13 +442,17 @@ void tune_chain_convs(EnginePlan& p, const std::vector<int>& own, DeviceContext&
     PlanLayer& cv = p.layers[i];
     if (cv.tactic != own[i] || ch.tactic != kChainKernel) continue;  // the convolution is fused with something else
     const ConvParams cp = conv_params(p, cv, p.max_batch);
-    if (!chain_conv_applies(cp, dtype16(p.tensors[ch.inputs[0]].storage))) continue;
+    const DType16 xt = dtype16(p.tensors[ch.inputs[0]].storage);
+    std::vector<int> cands;
+    if (chain_conv_applies(cp, xt)) cands.push_back(kConvChainDirect8Smem);
+    if (mma3x3_applies(cp, p.tensors[cv.inputs[0]].storage == Storage::F16)) cands.push_back(kConvChainMma3x3);
+    if (cands.empty()) continue;
     LayerTiming lt;
     lt.layer = ch.name + " + " + cv.name;
     const std::string key = "chain+conv|" + layer_key(p, ch, target, driver) + "||" + layer_key(p, cv, target, driver) + "@" +
                             std::to_string(own[i]);
     std::string log;
-    const int chosen = choose_fused(p, ctx, cache, key, i, {kConvChainDirect8Smem}, e0, e1, lt, &log);
+    const int chosen = choose_fused(p, ctx, cache, key, i, cands, e0, e1, lt, &log);
     if (log_timings && !log.empty())
       std::fprintf(stderr, "chain+conv pair %zu (%dx%dx%d -> %d, batch %d): %s\n", i, cp.h, cp.w, cp.c, cp.o, p.max_batch,
                    log.c_str());

@@ -1083,6 +1083,9 @@ void launch_conv(int tactic, const T* x, const T* w, const float* bias, const T*
       else go(conv_direct8pix_kernel<1, 1, 40, T, TO, true>, conv_direct8pix_kernel<1, 1, 40, T, TO, false>);
       break;
     }
+    case kConvMma3x3:
+      if constexpr (std::is_same_v<T, __half>) mma3x3_conv2d(DType16::F16, x, nullptr, true, w, bias, r, y, p, s);
+      break;
     case kConvGemm64:
       launch(gemm_kernel<T, TO, 64, 64, 16, 4, 4>, dim3((M + 63) / 64, (N + 63) / 64), 256, 0, s, x, w, bias, r, y, M, N, K, act);
       break;
@@ -1204,6 +1207,7 @@ bool conv_tactic_applies(int tactic, const ConvParams& p, bool half) {
     case kConvPw16: return half && is_pointwise(p) && p.c % 8 == 0 && tile16_fits(p.c);
     case kConvDirect8Pix:  // the filter and an output tile of float (the larger type) fit kPixSmemBytes
       return p.o % 8 == 0 && direct8pix_shape(p) && direct8pix_smem(p, sizeof(float)) <= kPixSmemBytes;
+    case kConvMma3x3: return mma3x3_applies(p, half);
     default: return false;
   }
 }

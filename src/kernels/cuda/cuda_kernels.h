@@ -69,7 +69,13 @@ enum ConvTactic : int {
                           // before that one (kDwFused): the three in one kernel (dw_pw_pw_conv2d; a head branch)
   kConvPwPwMember = 18,   // the middle 1x1 of such a chain: launches nothing
   kConvGroupDwPwPw = 19,  // horizontal group of such chains (as kConvGroupWmma, each member a kConvDwPwPw chain)
-  kConvTacticCount = 20,
+  kConvChainMma3x3 = 20,  // mma3x3 whose input is the elementwise chain right before it (tactic kChainFused there),
+                          // each staged value put through the chain once (mma3x3_conv2d; chosen per pair by the
+                          // tuner, never alone)
+  kConvMma3x3 = 21,       // half, 3x3 on 3 input channels (a network's first convolution), 8/16/24/32/48/64
+                          // outputs, strides and dilations 1 or 2: an implicit GEMM on the tensor cores
+                          // (K = 27 padded to 32), 4x16-pixel tiles (conv_mma3x3.cu)
+  kConvTacticCount = 22,
   // cuDNN (src/engine/cuda/cudnn_conv.h), one tactic per forward algorithm (cudnnConvolutionFwdAlgo_t
   // 0..7) and epilogue. Base + algo: cudnnConvolutionForward, then PoseRT's epilogue kernel;
   // fused base + algo: cudnnConvolutionBiasActivationForward (bias, residual and ReLU in cuDNN).
@@ -82,11 +88,14 @@ inline constexpr const char* kConvTacticNames[kConvTacticCount] = {"direct",    
                                                                    "wmma64x64", "wmma32x64", "direct8",
                                                                    "direct8smem", "dw+pw64x64", "dw+pw16x32", "group:wmma64x64",
                                                                    "group:dw+pw16x32", "grouped", "chain+direct8smem",
-                                                                   "pw16x32", "group:pw16x32", "direct8pix", "in-pw+dw", "dw+pw+pw", "in-dw+pw+pw", "group:dw+pw+pw"};
+                                                                   "pw16x32", "group:pw16x32", "direct8pix", "in-pw+dw", "dw+pw+pw", "in-dw+pw+pw", "group:dw+pw+pw",
+                                                                   "chain+mma3x3", "mma3x3"};
 constexpr bool is_dwpw_tactic(int t) { return t == kConvDwPw64 || t == kConvDwPw16; }
 constexpr bool is_group_leader_tactic(int t) {
   return t == kConvGroupWmma || t == kConvGroupDwPw16 || t == kConvGroupPw16 || t == kConvGroupDwPwPw;
 }
+// The convolution tactics that compute the elementwise chain before them (kChainFused there).
+constexpr bool is_chain_conv_tactic(int t) { return t == kConvChainDirect8Smem || t == kConvChainMma3x3; }
 constexpr int kMaxConvGroup = 4;
 inline constexpr const char* kCudnnAlgoNames[kCudnnAlgoCount] = {
     "IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
@@ -127,6 +136,14 @@ void conv2d(int tactic, bool half, const void* x, const void* w, const float* bi
 bool chain_conv_applies(const ConvParams& p, DType16 xt);
 void chain_conv2d(DType16 xt, const void* x, const ChainProgram& prog, bool half, const void* w, const float* bias,
                   const void* residual, void* y, const ConvParams& p, void* stream);
+// kConvMma3x3 (prog null: x is the layer's half input) and kConvChainMma3x3 (x is the chain's
+// input, of type xt, and prog the chain; each staged value goes through the chain once and is
+// rounded to half as the chain kernel stores it, so the result is bit-identical to the chain then
+// mma3x3). Not bit-identical to the CUDA-core tactics: the tensor cores add the same products in
+// their own order. Applies to half layers only (mma3x3_applies).
+bool mma3x3_applies(const ConvParams& p, bool half);
+void mma3x3_conv2d(DType16 xt, const void* x, const ChainProgram* prog, bool half, const void* w, const float* bias,
+                   const void* residual, void* y, const ConvParams& p, void* stream);
 
 // Depthwise: w: T [kh,kw,c,multiplier]; tactic 0 scalar, 1 two channels per thread (half2/float2),
 // 2 eight channels per thread (16-byte loads, half, channels % 8 == 0).
