@@ -107,26 +107,37 @@ __global__ void __launch_bounds__(kThreads) conv_mma3x3_kernel(const X* __restri
     const int tx = tile % tiles_x, ty = (tile / tiles_x) % tiles_y, n = tile / (tiles_x * tiles_y);
     const int oy0 = ty * kRows, ox0 = tx * kCols;
     const int iy0 = oy0 * p.sh - p.pad_top, ix0 = ox0 * p.sw - p.pad_left;
-    // Stage the input tile: 8 values per thread loaded before any is converted.
+    // Stage the input tile: 8 values per thread loaded before any is converted (with CHAIN, put
+    // through the chain together, chain_apply8).
     constexpr int kStage = 8;
     for (int base = threadIdx.x; base < staged; base += kStage * kThreads) {
       X v[kStage];
-      int ch[kStage];  // the value's channel; -1: outside the image or past the tile
+      int ch[kStage];  // the value's channel (0 outside the image or past the tile: the constant read)
+      bool in[kStage];
 #pragma unroll
       for (int u = 0; u < kStage; ++u) {
         const int i = base + u * kThreads;
         const int r = i / row_len, k = i - r * row_len, col = k / 3, c = k - col * 3;
         const int iy = iy0 + r, ix = ix0 + col;
-        const bool in = i < staged && iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
-        ch[u] = in ? c : -1;
-        v[u] = in ? x[((n * p.h + iy) * p.w + ix) * 3 + c] : X{};
+        in[u] = i < staged && iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
+        ch[u] = in[u] ? c : 0;
+        v[u] = in[u] ? x[((n * p.h + iy) * p.w + ix) * 3 + c] : X{};
       }
+      if constexpr (CHAIN) {
+        float f[kStage];
 #pragma unroll
-      for (int u = 0; u < kStage; ++u) {
-        const int i = base + u * kThreads;
-        if (i < staged) {
-          if constexpr (CHAIN) xs[i] = ch[u] >= 0 ? __float2half_rn(chain_apply(prog, ldf(&v[u]), ch[u])) : zero;
-          else xs[i] = ch[u] >= 0 ? v[u] : zero;
+        for (int u = 0; u < kStage; ++u) f[u] = ldf(&v[u]);
+        chain_apply8(prog, f, ch);
+#pragma unroll
+        for (int u = 0; u < kStage; ++u) {
+          const int i = base + u * kThreads;
+          if (i < staged) xs[i] = in[u] ? __float2half_rn(f[u]) : zero;
+        }
+      } else {
+#pragma unroll
+        for (int u = 0; u < kStage; ++u) {
+          const int i = base + u * kThreads;
+          if (i < staged) xs[i] = in[u] ? v[u] : zero;
         }
       }
     }

@@ -38,6 +38,37 @@ __device__ __forceinline__ float chain_apply(const ChainProgram& prog, float v, 
   return v;
 }
 
+// chain_apply on 8 values (channels ch[k], each in [0, channels)), with chain_apply's order and
+// arithmetic for each, step by step over the 8: each step's kind is branched on once per 8 values
+// instead of once per value.
+__device__ __forceinline__ void chain_apply8(const ChainProgram& prog, float (&v)[8], const int (&ch)[8]) {
+  for (int st = 0; st < prog.steps; ++st) {
+    const int op = prog.op[st];
+    const float* cp = prog.c[st];
+    float c[8];
+#pragma unroll
+    for (int k = 0; k < 8; ++k) c[k] = cp ? cp[prog.c_len[st] == 1 ? 0 : ch[k]] : 0.0f;
+    switch (static_cast<ChainOp>(op)) {
+      case ChainOp::Add:
+#pragma unroll
+        for (int k = 0; k < 8; ++k) v[k] = chain_step(static_cast<int>(ChainOp::Add), v[k], c[k]);
+        break;
+      case ChainOp::Sub:
+#pragma unroll
+        for (int k = 0; k < 8; ++k) v[k] = chain_step(static_cast<int>(ChainOp::Sub), v[k], c[k]);
+        break;
+      case ChainOp::Mul:
+#pragma unroll
+        for (int k = 0; k < 8; ++k) v[k] = chain_step(static_cast<int>(ChainOp::Mul), v[k], c[k]);
+        break;
+      default:
+#pragma unroll
+        for (int k = 0; k < 8; ++k) v[k] = chain_step(op, v[k], c[k]);
+        break;
+    }
+  }
+}
+
 __device__ __forceinline__ float apply_act(float v, int act) {
   switch (act) {
     case 1: return v > 0.0f ? v : 0.0f;

@@ -38,33 +38,7 @@ __global__ void chain8_kernel(const X* __restrict__ x, Y* __restrict__ y, I grou
     ch[0] = static_cast<int>(i % channels);
 #pragma unroll
     for (int k = 1; k < 8; ++k) ch[k] = ch[k - 1] + 1 == channels ? 0 : ch[k - 1] + 1;  // (i + k) % channels
-    // Step by step over the 8 values (chain_apply's order and arithmetic for each): the step's
-    // kind is branched on once per 8 values instead of once per value.
-    for (int st = 0; st < prog.steps; ++st) {
-      const int op = prog.op[st];
-      const float* cp = prog.c[st];
-      float c[8];
-#pragma unroll
-      for (int k = 0; k < 8; ++k) c[k] = cp ? cp[prog.c_len[st] == 1 ? 0 : ch[k]] : 0.0f;
-      switch (static_cast<ChainOp>(op)) {
-        case ChainOp::Add:
-#pragma unroll
-          for (int k = 0; k < 8; ++k) v[k] = chain_step(static_cast<int>(ChainOp::Add), v[k], c[k]);
-          break;
-        case ChainOp::Sub:
-#pragma unroll
-          for (int k = 0; k < 8; ++k) v[k] = chain_step(static_cast<int>(ChainOp::Sub), v[k], c[k]);
-          break;
-        case ChainOp::Mul:
-#pragma unroll
-          for (int k = 0; k < 8; ++k) v[k] = chain_step(static_cast<int>(ChainOp::Mul), v[k], c[k]);
-          break;
-        default:
-#pragma unroll
-          for (int k = 0; k < 8; ++k) v[k] = chain_step(op, v[k], c[k]);
-          break;
-      }
-    }
+    chain_apply8(prog, v, ch);
     if constexpr (std::is_same_v<Y, __half>) {
       uint4 out;
       __half2* h2 = reinterpret_cast<__half2*>(&out);
