@@ -288,8 +288,16 @@ void tune_pwdw_pairs(EnginePlan& p, const std::vector<int>& own, DeviceContext& 
 // layer and the middle 1x1 layer too (kDwFused + kConvPwPwMember + kConvDwPwPw) where that
 // measures faster than the three as chosen so far (the first two possibly one dw+pw kernel).
 // Cached under the three layers' keys and tactics: 1 fused, 0 not.
-void tune_heads(EnginePlan& p, const std::vector<int>& own, DeviceContext& ctx, TimingCache& cache, const BuildTarget& target,
-                int driver, cudaEvent_t e0, cudaEvent_t e1, std::vector<LayerTiming>& report, bool log_timings) {
+// A fused head branch: its last layer i, and the depthwise and middle layers' tactics before.
+struct FusedHead {
+  size_t i;
+  int d_before, m_before;
+};
+
+std::vector<FusedHead> tune_heads(EnginePlan& p, const std::vector<int>& own, DeviceContext& ctx, TimingCache& cache,
+                                  const BuildTarget& target, int driver, cudaEvent_t e0, cudaEvent_t e1,
+                                  std::vector<LayerTiming>& report, bool log_timings) {
+  std::vector<FusedHead> fused_heads;
   for (size_t i = 0; i < p.layers.size(); ++i) {
     if (!dwpwpw_possible(p, i)) continue;
     const size_t k = dwpwpw_middle(p, i);
@@ -332,19 +340,28 @@ void tune_heads(EnginePlan& p, const std::vector<int>& own, DeviceContext& ctx, 
                      chosen ? "dw+pw+pw" : "apart");
     }
     set_fused(chosen != 0);
+    if (chosen) fused_heads.push_back({i, d_before, m_before});
     lt.chosen = chosen ? kConvDwPwPw : 0;
     report.push_back(lt);
   }
+  return fused_heads;
 }
 
 // Horizontal groups (candidate_groups): one launch for the group where it measures faster than
 // its layers' chosen kernels one after the other. A dw+pw group needs every pair fused as
 // dw+pw16x32 (the kernel it groups); a 1x1 group may run as wmma64x64 or pw16x32 tiles (the
 // faster). Cached under the group's key: the leader tactic, or 0.
+// lo, hi: only the groups whose layers all lie in [lo, hi] and are not grouped yet.
 void tune_groups(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const BuildTarget& target, int driver,
-                 cudaEvent_t e0, cudaEvent_t e1, std::vector<LayerTiming>& report, bool log_timings) {
+                 cudaEvent_t e0, cudaEvent_t e1, std::vector<LayerTiming>& report, bool log_timings, size_t lo = 0,
+                 size_t hi = SIZE_MAX) {
   for (const auto& [kind, m] : candidate_groups(p)) {
     const bool dwpw = kind == GroupKind::DwPw;
+    bool inside = true;
+    for (size_t k : m)
+      inside = inside && k - (dwpw ? 1 : 0) >= lo && k <= hi && !is_group_leader_tactic(p.layers[k].tactic) &&
+               p.layers[k].tactic != kConvGroupMember;
+    if (!inside) continue;
     std::vector<ConvParams> ds, ps;
     bool ready = true;
     for (size_t k : m) {
@@ -427,6 +444,69 @@ void tune_groups(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const Bu
     lt.chosen = chosen;
     report.push_back(lt);
   }
+}
+
+// Head branches fused one at a time (tune_heads) can cost more than they save: a horizontal group
+// needs all its members alike, so where some branches of the heads are fused and others not, the
+// groups their layers would form (tune_groups) do not. There, the two ways are compared over the
+// heads' layers, each launch timed as chosen: as tuned, against no branch fused with the groups
+// tuned. Thunder at batch 1: one branch fused saved 0.8 us and kept both groups of four (12.7 us)
+// from forming. Cached under the heads' layers and their tactics: 1 none fused, 0 as tuned.
+void revisit_partial_heads(EnginePlan& p, const std::vector<int>& own, const std::vector<FusedHead>& fused,
+                           DeviceContext& ctx, TimingCache& cache, const BuildTarget& target, int driver, cudaEvent_t e0,
+                           cudaEvent_t e1, std::vector<LayerTiming>& report, bool log_timings) {
+  if (fused.empty()) return;
+  size_t lo = SIZE_MAX, hi = 0;
+  bool partial = false;
+  for (size_t i = 0; i < p.layers.size(); ++i) {
+    if (!dwpwpw_possible(p, i)) continue;
+    lo = std::min(lo, dwpwpw_middle(p, i) - 1);
+    hi = std::max(hi, i);
+    partial = partial || !dwpwpw_fused(p, i);
+  }
+  if (!partial || lo > hi) return;
+  std::string key = "heads-vs-groups";
+  for (size_t j = lo; j <= hi; ++j) key += "||" + layer_key(p, p.layers[j], target, driver) + "@" + std::to_string(p.layers[j].tactic);
+  auto region_us = [&] {
+    double us = 0;
+    for (size_t j = lo; j <= hi; ++j)
+      if (!launches_nothing(p.layers[j].op, p.layers[j].tactic)) us += time_own(p, ctx, j, p.layers[j].tactic, e0, e1);
+    return us;
+  };
+  std::vector<int> saved;
+  for (const auto& l : p.layers) saved.push_back(l.tactic);
+  auto unfuse_and_group = [&] {
+    for (const FusedHead& h : fused) {
+      const size_t k = dwpwpw_middle(p, h.i);
+      p.layers[k - 1].tactic = h.d_before;
+      p.layers[k].tactic = h.m_before;
+      p.layers[h.i].tactic = own[h.i];
+    }
+    tune_groups(p, ctx, cache, target, driver, e0, e1, report, log_timings, lo, hi);
+  };
+  LayerTiming lt;
+  lt.layer = "head branches " + p.layers[lo].name + " .. " + p.layers[hi].name + ": as tuned (0) or none fused, grouped (1)";
+  int chosen = 0;
+  if (cache.lookup(key, &chosen) && (chosen == 0 || chosen == 1)) {
+    lt.from_cache = true;
+    cache.hits++;
+    if (chosen) unfuse_and_group();
+  } else {
+    cache.misses++;
+    const double tuned = region_us();
+    unfuse_and_group();
+    const double alt = region_us();
+    chosen = alt < tuned;
+    if (!chosen)
+      for (size_t j = 0; j < p.layers.size(); ++j) p.layers[j].tactic = saved[j];
+    lt.tactic_us = {{0, tuned}, {1, alt}};
+    cache.store(key, chosen, std::min(tuned, alt));
+    if (log_timings)
+      std::fprintf(stderr, "head branches, layers %zu..%zu (%zu of them fused, batch %d): as tuned %.2f us, none fused and grouped %.2f us -> %s\n",
+                   lo, hi, fused.size(), p.max_batch, tuned, alt, chosen ? "none fused" : "as tuned");
+  }
+  lt.chosen = chosen;
+  report.push_back(lt);
 }
 
 // Elementwise chain + convolution pairs (chain_conv_possible), last (a convolution already fused
@@ -580,8 +660,9 @@ std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, b
       for (const auto& l : p.layers) own.push_back(l.tactic);
       tune_dwpw_pairs(p, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_pwdw_pairs(p, own, ctx, cache, target, driver, e0, e1, report, log_timings);
-      tune_heads(p, own, ctx, cache, target, driver, e0, e1, report, log_timings);
+      const std::vector<FusedHead> heads = tune_heads(p, own, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_groups(p, ctx, cache, target, driver, e0, e1, report, log_timings);
+      revisit_partial_heads(p, own, heads, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_chain_convs(p, own, ctx, cache, target, driver, e0, e1, report, log_timings);
       check(cudaDeviceSynchronize(), "tuning");
     } catch (...) {

@@ -40,7 +40,7 @@ __host__ __device__ constexpr int mma3x3_span(int tile, int stride, int dilation
 __host__ __device__ constexpr int out_stride(int o) { return o + 8; }
 
 // The compiled output-channel counts (o = 8 * NJ).
-constexpr bool nj_compiled(int nj) { return nj == 1 || nj == 2 || nj == 3 || nj == 4 || nj == 6 || nj == 8; }
+constexpr bool nj_compiled(int nj) { return nj == 1 || nj == 2 || nj == 3 || nj == 4 || nj == 6 || nj == 7 || nj == 8; }
 
 __device__ __forceinline__ uint32_t pack2(__half lo, __half hi) {
   return static_cast<uint32_t>(__half_as_ushort(lo)) | (static_cast<uint32_t>(__half_as_ushort(hi)) << 16);
@@ -221,6 +221,7 @@ void launch_mma3x3(const X* x, const __half* w, const float* bias, const __half*
     case 3: launch_smem(what, conv_mma3x3_kernel<3, X, CHAIN, TO>, grid, kThreads, smem, s, x, w, bias, res, y, p, vec, prog); break;
     case 4: launch_smem(what, conv_mma3x3_kernel<4, X, CHAIN, TO>, grid, kThreads, smem, s, x, w, bias, res, y, p, vec, prog); break;
     case 6: launch_smem(what, conv_mma3x3_kernel<6, X, CHAIN, TO>, grid, kThreads, smem, s, x, w, bias, res, y, p, vec, prog); break;
+    case 7: launch_smem(what, conv_mma3x3_kernel<7, X, CHAIN, TO>, grid, kThreads, smem, s, x, w, bias, res, y, p, vec, prog); break;
     default: launch_smem(what, conv_mma3x3_kernel<8, X, CHAIN, TO>, grid, kThreads, smem, s, x, w, bias, res, y, p, vec, prog); break;
   }
 }
@@ -238,7 +239,7 @@ void mma3x3_conv2d(DType16 xt, const void* x, const ChainProgram* prog, bool hal
   const char* what = prog ? "chain+mma3x3" : "mma3x3";
   if (!mma3x3_applies(p, half))
     throw Error(std::string("conv tactic ") + what + " does not apply to this layer (it needs a half 3x3 convolution on 3 channels "
-                "with 8, 16, 24, 32, 48 or 64 outputs, strides and dilations of 1 or 2)");
+                "with 8, 16, 24, 32, 48, 56 or 64 outputs, strides and dilations of 1 or 2)");
   if (prog && (prog->steps < 0 || prog->steps > kMaxChainSteps)) throw Error(std::string(what) + ": bad chain program");
   if (!prog && xt != DType16::F16) throw Error("mma3x3: the input must be half");
   if (p.n < 1 || p.oh < 1 || p.ow < 1) return;

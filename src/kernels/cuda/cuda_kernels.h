@@ -72,7 +72,7 @@ enum ConvTactic : int {
   kConvChainMma3x3 = 20,  // mma3x3 whose input is the elementwise chain right before it (tactic kChainFused there),
                           // each staged value put through the chain once (mma3x3_conv2d; chosen per pair by the
                           // tuner, never alone)
-  kConvMma3x3 = 21,       // half, 3x3 on 3 input channels (a network's first convolution), 8/16/24/32/48/64
+  kConvMma3x3 = 21,       // half, 3x3 on 3 input channels (a network's first convolution), 8/16/24/32/48/56/64
                           // outputs, strides and dilations 1 or 2: an implicit GEMM on the tensor cores
                           // (K = 27 padded to 32), 4x16-pixel tiles (conv_mma3x3.cu)
   kConvTacticCount = 22,
