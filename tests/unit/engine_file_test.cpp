@@ -479,6 +479,11 @@ TEST(EngineFile, TacticNamesAndIds) {
   EXPECT_EQ(cuda::conv_tactic_label(cuda::kConvWmma32), "wmma32x64");
   EXPECT_EQ(cuda::conv_tactic_label(cuda::kConvCudnnBase + 7), "cudnn:WINOGRAD_NONFUSED+epilogue");
   EXPECT_EQ(cuda::conv_tactic_label(cuda::kConvCudnnFusedBase), "cudnn:IMPLICIT_GEMM+fused");
+  // Ids stored in engine files (docs/engine-format.md): never renumbered.
+  EXPECT_EQ(cuda::kConvChainMma3x3, 20);
+  EXPECT_EQ(cuda::kConvMma3x3, 21);
+  EXPECT_EQ(cuda::conv_tactic_label(20), "chain+mma3x3");
+  EXPECT_EQ(cuda::conv_tactic_label(21), "mma3x3");
   EXPECT_EQ(cuda::conv_tactic_label(cuda::kConvTacticCount), "?");
   EXPECT_EQ(cuda::conv_tactic_label(cuda::kConvCudnnBase + cuda::kCudnnAlgoCount), "?");
   // The ids are stored in engine files.

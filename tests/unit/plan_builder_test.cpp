@@ -587,6 +587,17 @@ TEST(PlanBuilder, ChainRightBeforeItsConvolutionAndValidated) {
   q = p;
   q.layers[c1 - 1].tactic = 2;
   refused(q, "an unknown chain tactic");
+  // The tensor-core variant (chain+mma3x3) is held to the same rules.
+  q = p;
+  q.layers[c1].tactic = cuda::kConvChainMma3x3;
+  EXPECT_NO_THROW(q.validate("plan"));
+  EXPECT_TRUE(chain_fused(q, c1));
+  EXPECT_NE(describe_plan(q).find("tactic chain+mma3x3"), std::string::npos) << describe_plan(q);
+  q.layers[c1 - 1].tactic = cuda::kChainKernel;
+  refused(q, "chain+mma3x3 after a chain that runs its own kernel");
+  q = p;
+  q.layers[c1].tactic = cuda::kConvMma3x3;
+  refused(q, "a fused chain before mma3x3, which does not compute it");
   q = p;
   q.tensors[q.layers[c1].outputs[0]].offset = x.offset;
   q.arena_bytes = std::max(q.arena_bytes, x.offset + y.bytes);
