@@ -509,12 +509,11 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
           throw Error("layer '" + l.name + "': tactic " + conv_tactic_label(tactic) + " needs the elementwise chain it fuses right before it");
         const PlanLayer& c = p.layers[i - 1];
         const ChainProgram prog = chain_program(c);
+        const DType16 xt = dtype16(p.tensors[c.inputs[0]].storage);
         if (tactic == kConvChainMma3x3)
-          mma3x3_conv2d(dtype16(p.tensors[c.inputs[0]].storage), tensor(c.inputs[0]), &prog, half, tensor(l.inputs[1]), bias, res,
-                        tensor(l.outputs[0]), cp, s);
+          mma3x3_conv2d(xt, tensor(c.inputs[0]), &prog, half, tensor(l.inputs[1]), bias, res, tensor(l.outputs[0]), cp, s);
         else
-          chain_conv2d(dtype16(p.tensors[c.inputs[0]].storage), tensor(c.inputs[0]), prog, half, tensor(l.inputs[1]), bias, res,
-                       tensor(l.outputs[0]), cp, s);
+          chain_conv2d(xt, tensor(c.inputs[0]), prog, half, tensor(l.inputs[1]), bias, res, tensor(l.outputs[0]), cp, s);
         break;
       }
       if (l.op == OpKind::DepthwiseConv2D && tactic == kDwPwDw) {

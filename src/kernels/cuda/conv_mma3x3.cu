@@ -255,8 +255,7 @@ void mma3x3_conv2d(DType16 xt, const void* x, const ChainProgram* prog, bool hal
     else launch_mma3x3<float, true, TO>(static_cast<const float*>(x), ww, bias, rr, yy, p, *prog, s);
   };
   if (p.out_f32) go(static_cast<float*>(y));
-  else go(static_cast<__half*>(y));
-  check_launch(what);
+  else go(static_cast<__half*>(y));  // launch_smem has checked the launch
 }
 
 }  // namespace posert::cuda
