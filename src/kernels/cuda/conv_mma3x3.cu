@@ -31,6 +31,7 @@ constexpr int kRows = 4;   // output rows per tile: one per warp
 constexpr int kCols = 16;  // output columns per tile: the 16 rows of one MMA fragment
 constexpr int kThreads = 32 * kRows;
 constexpr int kTaps = 27;  // 3x3 x 3 channels
+constexpr int kMaxRows = 11;  // staged input rows at most: (kRows - 1) * 2 + 2 * 2 + 1
 
 // Input rows (columns) a tile of `tile` output rows (columns) reaches.
 __host__ __device__ constexpr int mma3x3_span(int tile, int stride, int dilation) { return (tile - 1) * stride + 2 * dilation + 1; }
@@ -64,7 +65,7 @@ __global__ void __launch_bounds__(kThreads) conv_mma3x3_kernel(const X* __restri
   __half* xs = reinterpret_cast<__half*>(smem_mma3x3 + kRows * kCols * OS * sizeof(TO));
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int rows = mma3x3_span(kRows, p.sh, p.dh), cols = mma3x3_span(kCols, p.sw, p.dw);
-  const int row_len = cols * 3, staged = rows * row_len;
+  const int row_len = cols * 3;  // < kThreads (mma3x3_applies: strides and dilations at most 2)
 
   // The filter's B fragments (k-major HWIO: k = (ky * 3 + kx) * 3 + c, rows k of o values): b[s][j]
   // holds rows 16s + 2t, +1 and 16s + 8 + 2t, +1 of column 8j + g; rows past 26 are zero. Weights
@@ -103,45 +104,46 @@ __global__ void __launch_bounds__(kThreads) conv_mma3x3_kernel(const X* __restri
   const int tiles_x = (p.ow + kCols - 1) / kCols, tiles_y = (p.oh + kRows - 1) / kRows;
   const int tiles = p.n * tiles_y * tiles_x;
   const int act = static_cast<int>(p.act);
+  // Staging, row by row: a staged row is row_len (< kThreads) consecutive values of x, one image
+  // row from column ix0, so thread k loads value k of every row; its column and channel are fixed
+  // (no division per value), and with CHAIN all its values share one channel. The next tile's
+  // values are loaded into registers while this tile is computed.
+  const int kq = threadIdx.x, qcol = kq / 3, qc = kq - qcol * 3;
+  const bool qactive = kq < row_len;
+  X v[kMaxRows];
+  bool vin[kMaxRows];
+  auto load_tile = [&](int tl) {
+    const int tx = tl % tiles_x, ty = (tl / tiles_x) % tiles_y, n = tl / (tiles_x * tiles_y);
+    const int iy0 = ty * kRows * p.sh - p.pad_top, ix = tx * kCols * p.sw - p.pad_left + qcol;
+    const bool col_in = qactive && ix >= 0 && ix < p.w;
+#pragma unroll
+    for (int r = 0; r < kMaxRows; ++r) {
+      const int iy = iy0 + r;
+      vin[r] = col_in && r < rows && iy >= 0 && iy < p.h;
+      v[r] = vin[r] ? x[((n * p.h + iy) * p.w + ix) * 3 + qc] : X{};
+    }
+  };
+  if (blockIdx.x < tiles) load_tile(blockIdx.x);
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     const int tx = tile % tiles_x, ty = (tile / tiles_x) % tiles_y, n = tile / (tiles_x * tiles_y);
     const int oy0 = ty * kRows, ox0 = tx * kCols;
-    const int iy0 = oy0 * p.sh - p.pad_top, ix0 = ox0 * p.sw - p.pad_left;
-    // Stage the input tile: 8 values per thread loaded before any is converted (with CHAIN, put
-    // through the chain together, chain_apply8).
-    constexpr int kStage = 8;
-    for (int base = threadIdx.x; base < staged; base += kStage * kThreads) {
-      X v[kStage];
-      int ch[kStage];  // the value's channel (0 outside the image or past the tile: the constant read)
-      bool in[kStage];
-#pragma unroll
-      for (int u = 0; u < kStage; ++u) {
-        const int i = base + u * kThreads;
-        const int r = i / row_len, k = i - r * row_len, col = k / 3, c = k - col * 3;
-        const int iy = iy0 + r, ix = ix0 + col;
-        in[u] = i < staged && iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
-        ch[u] = in[u] ? c : 0;
-        v[u] = in[u] ? x[((n * p.h + iy) * p.w + ix) * 3 + c] : X{};
-      }
+    if (qactive) {
       if constexpr (CHAIN) {
-        float f[kStage];
+        float f[kMaxRows];
 #pragma unroll
-        for (int u = 0; u < kStage; ++u) f[u] = ldf(&v[u]);
-        chain_apply8(prog, f, ch);
+        for (int r = 0; r < kMaxRows; ++r) f[r] = ldf(&v[r]);
+        chain_apply_channel(prog, f, qc);
 #pragma unroll
-        for (int u = 0; u < kStage; ++u) {
-          const int i = base + u * kThreads;
-          if (i < staged) xs[i] = in[u] ? __float2half_rn(f[u]) : zero;
-        }
+        for (int r = 0; r < kMaxRows; ++r)
+          if (r < rows) xs[r * row_len + kq] = vin[r] ? __float2half_rn(f[r]) : zero;
       } else {
 #pragma unroll
-        for (int u = 0; u < kStage; ++u) {
-          const int i = base + u * kThreads;
-          if (i < staged) xs[i] = in[u] ? v[u] : zero;
-        }
+        for (int r = 0; r < kMaxRows; ++r)
+          if (r < rows) xs[r * row_len + kq] = vin[r] ? v[r] : zero;
       }
     }
     __syncthreads();
+    if (tile + static_cast<int>(gridDim.x) < tiles) load_tile(tile + gridDim.x);  // in flight during the MMAs
     float acc[NJ][4];
 #pragma unroll
     for (int j = 0; j < NJ; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;

@@ -69,6 +69,35 @@ __device__ __forceinline__ void chain_apply8(const ChainProgram& prog, float (&v
   }
 }
 
+// chain_apply on N values of one channel ch, with chain_apply's order and arithmetic for each,
+// step by step over the N: each step's kind and constant are read once per N values.
+template <int N>
+__device__ __forceinline__ void chain_apply_channel(const ChainProgram& prog, float (&v)[N], int ch) {
+  for (int st = 0; st < prog.steps; ++st) {
+    const int op = prog.op[st];
+    const float* cp = prog.c[st];
+    const float c = cp ? cp[prog.c_len[st] == 1 ? 0 : ch] : 0.0f;
+    switch (static_cast<ChainOp>(op)) {
+      case ChainOp::Add:
+#pragma unroll
+        for (int k = 0; k < N; ++k) v[k] = chain_step(static_cast<int>(ChainOp::Add), v[k], c);
+        break;
+      case ChainOp::Sub:
+#pragma unroll
+        for (int k = 0; k < N; ++k) v[k] = chain_step(static_cast<int>(ChainOp::Sub), v[k], c);
+        break;
+      case ChainOp::Mul:
+#pragma unroll
+        for (int k = 0; k < N; ++k) v[k] = chain_step(static_cast<int>(ChainOp::Mul), v[k], c);
+        break;
+      default:
+#pragma unroll
+        for (int k = 0; k < N; ++k) v[k] = chain_step(op, v[k], c);
+        break;
+    }
+  }
+}
+
 __device__ __forceinline__ float apply_act(float v, int act) {
   switch (act) {
     case 1: return v > 0.0f ? v : 0.0f;
