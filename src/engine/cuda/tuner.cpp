@@ -456,10 +456,16 @@ void revisit_partial_heads(EnginePlan& p, const std::vector<int>& own, const std
                            DeviceContext& ctx, TimingCache& cache, const BuildTarget& target, int driver, cudaEvent_t e0,
                            cudaEvent_t e1, std::vector<LayerTiming>& report, bool log_timings) {
   if (fused.empty()) return;
+  // Only the branches a group could take: the last layer in a 1x1 group, or the middle one in a
+  // dw+pw group (MobileNetV2's own dw -> 1x1 -> 1x1 sequences match the branch pattern too).
+  std::vector<bool> in_group(p.layers.size(), false);
+  for (const auto& [kind, m] : candidate_groups(p))
+    for (size_t k : m) in_group[k] = true;
+  auto relevant = [&](size_t i) { return in_group[i] || in_group[dwpwpw_middle(p, i)]; };
   size_t lo = SIZE_MAX, hi = 0;
   bool partial = false;
   for (size_t i = 0; i < p.layers.size(); ++i) {
-    if (!dwpwpw_possible(p, i)) continue;
+    if (!dwpwpw_possible(p, i) || !relevant(i)) continue;
     lo = std::min(lo, dwpwpw_middle(p, i) - 1);
     hi = std::max(hi, i);
     partial = partial || !dwpwpw_fused(p, i);
@@ -477,6 +483,7 @@ void revisit_partial_heads(EnginePlan& p, const std::vector<int>& own, const std
   for (const auto& l : p.layers) saved.push_back(l.tactic);
   auto unfuse_and_group = [&] {
     for (const FusedHead& h : fused) {
+      if (!relevant(h.i)) continue;
       const size_t k = dwpwpw_middle(p, h.i);
       p.layers[k - 1].tactic = h.d_before;
       p.layers[k].tactic = h.m_before;
