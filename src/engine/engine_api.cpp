@@ -79,7 +79,7 @@ std::shared_ptr<Engine> Engine::build(const std::string& model, const std::strin
   if (opt.verbose) {
     const EnginePlan& p = e->impl->device->plan();
     int pairs = 0, fused = 0, groups = 0, chains = 0, chains_fused = 0, expansions = 0, expansions_fused = 0, heads = 0,
-        heads_fused = 0;
+        heads_fused = 0, stems = 0, stems_fused = 0;
     for (size_t i = 0; i < p.layers.size(); ++i) {
       pairs += dwpw_pair_possible(p, i);
       fused += dwpw_fused(p, i);
@@ -90,13 +90,16 @@ std::shared_ptr<Engine> Engine::build(const std::string& model, const std::strin
       groups += !group_of(p, i).empty();
       chains += chain_conv_possible(p, i);
       chains_fused += chain_fused(p, i);
+      stems += stem_possible(p, i);
+      stems_fused += stem_fused(p, i);
     }
     std::fprintf(stderr,
                  "tuned %d layer(s), %d from the timing cache; %d of %d 1x1 expansion + depthwise pairs fused; %d of %d "
                  "depthwise + pointwise pairs fused; %d of %d head branches (depthwise + 1x1 + 1x1) fused; %d of %zu "
-                 "horizontal groups launched as one; %d of %d elementwise chains computed by the convolution after them\n",
+                 "horizontal groups launched as one; %d of %d elementwise chains computed by the convolution after them; %d of %d "
+                 "stems (3x3 convolution + depthwise + 1x1) fused\n",
                  cache.hits + cache.misses, cache.hits, expansions_fused, expansions, fused, pairs, heads_fused, heads, groups,
-                 candidate_groups(p).size(), chains_fused, chains);
+                 candidate_groups(p).size(), chains_fused, chains, stems_fused, stems);
   }
   return e;
 }
@@ -200,8 +203,9 @@ std::vector<std::pair<std::string, double>> Context::profile_layers(int batch) {
   // A depthwise layer fused into the pointwise layer after it launches nothing: the pair is one
   // entry, "DepthwiseConv2D+Conv2D"; a horizontal group is one entry at its leader ("...-group");
   // so is an elementwise chain computed by the convolution after it ("ElementwiseChain+Conv2D") and
-  // a 1x1 expansion computed by the depthwise layer after it ("Conv2D+DepthwiseConv2D"), and a
-  // head branch computed by its last layer ("DepthwiseConv2D+Conv2D+Conv2D").
+  // a 1x1 expansion computed by the depthwise layer after it ("Conv2D+DepthwiseConv2D"), a head
+  // branch computed by its last layer ("DepthwiseConv2D+Conv2D+Conv2D") and a stem computed by its
+  // 1x1 layer ("Conv2D+DepthwiseConv2D+Conv2D").
   for (size_t i = 0; i < p.layers.size(); ++i) {
     if (launches_nothing(p.layers[i].op, p.layers[i].tactic)) continue;
     std::string why;
@@ -222,6 +226,8 @@ std::vector<std::pair<std::string, double>> Context::profile_layers(int batch) {
       r.emplace_back("Conv2D+DepthwiseConv2D " + p.layers[i - 1].name + " + " + p.layers[i].name, *us);
     else if (chain_fused(p, i))
       r.emplace_back("ElementwiseChain+Conv2D " + p.layers[i - 1].name + " + " + p.layers[i].name, *us);
+    else if (stem_fused(p, i))
+      r.emplace_back("Conv2D+DepthwiseConv2D+Conv2D " + p.layers[i - 2].name + " + ... + " + p.layers[i].name, *us);
     else
       r.emplace_back(std::string(op_name(p.layers[i].op)) + " " + p.layers[i].name, *us);
   }

@@ -178,7 +178,7 @@ void EnginePlan::validate(const std::string& what) const {
     const std::string ln = "layer #" + std::to_string(i) + " '" + l.name + "'";
     const bool dw_fused = l.op == OpKind::DepthwiseConv2D && l.tactic == cuda::kDwFused;
     const bool head_middle = i + 1 < layers.size() && layers[i + 1].op == OpKind::Conv2D && layers[i + 1].tactic == cuda::kConvPwPwMember;
-    if (dw_fused && !dwpw_fused(*this, i + 1) && !head_middle)
+    if (dw_fused && !dwpw_fused(*this, i + 1) && !head_middle && !stem_fused(*this, i + 1))
       bad(ln + " is marked fused but the layer after it is not a fused pointwise convolution");
     if (!dwpw_fused(*this, i)) continue;
     if (!dwpw_pair_possible(*this, i) || layers[i - 1].tactic != cuda::kDwFused)
@@ -220,6 +220,19 @@ void EnginePlan::validate(const std::string& what) const {
   for (size_t i = 0; i < layers.size(); ++i)
     if (layers[i].op == OpKind::Conv2D && layers[i].tactic == cuda::kConvPwPwMember && !middle_used[i])
       bad("layer #" + std::to_string(i) + " '" + layers[i].name + "' is marked fused but no later layer computes it");
+  // Fused stems: all three layers marked, the stem fusable, and the first convolution's input apart
+  // from the output in the arena.
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const PlanLayer& l = layers[i];
+    const std::string ln = "layer #" + std::to_string(i) + " '" + l.name + "'";
+    if (l.op == OpKind::Conv2D && l.tactic == cuda::kConvStemMember && !stem_fused(*this, i + 2))
+      bad(ln + " is marked fused but the layer two after it is not a stem kernel that computes it");
+    if (!stem_fused(*this, i)) continue;
+    if (!stem_possible(*this, i) || layers[i - 1].tactic != cuda::kDwFused || layers[i - 2].tactic != cuda::kConvStemMember)
+      bad(ln + " has the tactic " + cuda::conv_tactic_label(l.tactic) + " without a first convolution and depthwise layer it can fuse before it");
+    for (int32_t w : l.outputs)
+      if (overlap(layers[i - 2].inputs[0], w)) bad(ln + ": its output overlaps the fused stem's input in the arena");
+  }
   // Fused chain + convolution pairs: both halves present, the pair fusable, and the chain's input
   // apart from the convolution's output in the arena.
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -407,12 +420,37 @@ bool chain_conv_possible(const EnginePlan& p, size_t i) {
   return ch.attrs.get_ints("program", std::vector<int64_t>{}).size() <= 2 * static_cast<size_t>(cuda::kMaxChainSteps);
 }
 
+bool stem_possible(const EnginePlan& p, size_t i) {
+  if (i < 2 || i >= p.layers.size() || !dwpw_pair_possible(p, i)) return false;
+  const PlanLayer& pw = p.layers[i];
+  const PlanLayer& dw = p.layers[i - 1];
+  const PlanLayer& cv = p.layers[i - 2];
+  if (pw.inputs.size() > 3 || dw.inputs.size() > 3 || cv.op != OpKind::Conv2D || cv.inputs.size() < 2 || cv.inputs.size() > 3 ||
+      cv.outputs.size() != 1)
+    return false;
+  const auto ds = dw.attrs.get_ints("strides", std::vector<int64_t>{1, 1});
+  if (ds.size() != 2 || ds[0] != 1 || ds[1] != 1) return false;
+  if (!only_data_input_of(p, cv.outputs[0], i - 1)) return false;
+  const PlanTensor& x = p.tensors[cv.inputs[0]];
+  const PlanTensor& w = p.tensors[cv.inputs[1]];
+  const PlanTensor& y = p.tensors[pw.outputs[0]];
+  if (x.kind == TensorKind::Weight || x.storage != Storage::F16 || y.storage != Storage::F16 || x.shape.size() != 4 ||
+      w.shape.size() != 4)
+    return false;
+  return x.shape[3] == 3 && w.shape[0] == 3 && w.shape[1] == 3 && w.shape[2] == 3;
+}
+
+bool stem_fused(const EnginePlan& p, size_t i) {
+  return i < p.layers.size() && p.layers[i].op == OpKind::Conv2D && p.layers[i].tactic == cuda::kConvStemDwPw;
+}
+
 bool launches_nothing(OpKind op, int tactic) {
   switch (op) {
     case OpKind::DepthwiseConv2D: return tactic == cuda::kDwFused;
     case OpKind::ElementwiseChain: return tactic == cuda::kChainFused;
     case OpKind::Conv2D:
-      return tactic == cuda::kConvGroupMember || tactic == cuda::kConvPwDwMember || tactic == cuda::kConvPwPwMember;
+      return tactic == cuda::kConvGroupMember || tactic == cuda::kConvPwDwMember || tactic == cuda::kConvPwPwMember ||
+             tactic == cuda::kConvStemMember;
     default: return false;
   }
 }
@@ -429,6 +467,7 @@ std::vector<int32_t> own_reads(const EnginePlan& p, size_t i) {
   for (int32_t t : p.layers[i].inputs)
     if (p.tensors[t].kind != TensorKind::Weight) r.push_back(t);
   if ((dwpw_fused(p, i) || pwdw_fused(p, i) || chain_fused(p, i)) && i > 0) r.push_back(p.layers[i - 1].inputs[0]);
+  if (stem_fused(p, i) && i > 1) r.push_back(p.layers[i - 2].inputs[0]);
   if (dwpwpw_fused(p, i)) {
     const size_t k = dwpwpw_middle(p, i);
     if (k > 0 && k < p.layers.size()) r.push_back(p.layers[k - 1].inputs[0]);

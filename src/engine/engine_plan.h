@@ -117,6 +117,18 @@ bool chain_conv_possible(const EnginePlan& p, size_t i);
 // kConvChainMma3x3).
 bool chain_fused(const EnginePlan& p, size_t i);
 
+// MobileNetV2 stem fusion. Layer i (a 1x1 stride-1 Conv2D, no residual) and layer i - 1 (a 3x3
+// stride-1 depthwise layer) form a fusable depthwise + pointwise pair (dwpw_pair_possible), and layer
+// i - 2 is a Conv2D with a 3x3 filter on 3 channels, no residual, whose half output is the depthwise
+// layer's data input and nothing else reads it; the first convolution's input is half and the 1x1
+// layer's output half. The three can run as one kernel at layer i (tactics kConvStemMember at i - 2,
+// kDwFused at i - 1, kConvStemDwPw at i; stem_conv2d in kernels/cuda/cuda_kernels.h checks the
+// shapes it was compiled for), chosen by the tuner where that measures faster; the plan builder keeps
+// the first convolution's input alive through layer i.
+bool stem_possible(const EnginePlan& p, size_t i);
+// Whether layer i computes such a stem (kConvStemDwPw).
+bool stem_fused(const EnginePlan& p, size_t i);
+
 // Horizontal groups: independent layers of one kind run as one launch by the first of them (the
 // leader, tactic kConvGroupWmma or kConvGroupDwPw16; the others kConvGroupMember). Pw1x1: 2..4
 // consecutive 1x1 stride-1 half convolutions (MoveNet's four head outputs); DwPw: 2..4

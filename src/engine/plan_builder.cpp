@@ -75,6 +75,8 @@ void assign_arena(EnginePlan& p, ArenaFusions which) {
     if (before) touch(p.layers[i - 1].inputs[0], s);
     if (which == ArenaFusions::Possible ? dwpwpw_possible(p, i) : dwpwpw_fused(p, i))
       touch(p.layers[dwpwpw_middle(p, i) - 1].inputs[0], s);
+    // A stem kernel reads the first convolution's input at the 1x1 layer's step.
+    if (which == ArenaFusions::Possible ? stem_possible(p, i) : stem_fused(p, i)) touch(p.layers[i - 2].inputs[0], s);
   }
   // A group's launch at its leader's step writes every member's output there.
   std::vector<std::vector<size_t>> groups;

@@ -994,6 +994,95 @@ TEST(CudaOps, ElementwiseChainFromInt32) {
   }
 }
 
+// A MobileNetV2 stem (3x3 convolution on 3 channels, 3x3 stride-1 depthwise layer, 1x1
+// projection) as one kernel (kConvStemMember + kDwFused + kConvStemDwPw), against the reference,
+// and against the three layers apart (mma3x3, 3x3r1, wmma64x64): the stem computes the first
+// convolution with mma3x3's MMA sequence and rounds both intermediate tensors to half as the
+// layers apart store them, but sums the depthwise taps and the projection in its own order, so the
+// two agree far more closely than the fp16 tolerance, not bit for bit.
+struct StemCase {
+  int h, w, c1, o, stride;
+  std::string pad, act1, actd, actp;
+  bool bias;
+};
+
+Graph stem_graph(const StemCase& k, int batch) {
+  std::mt19937 rng(static_cast<uint32_t>(k.h * 29 + k.w * 3 + k.c1 + k.o + k.stride));
+  auto rnd = [&](Shape s, float scale) { return test::random_tensor(DType::F32, s, rng, -scale, scale); };
+  test::Builder b;
+  const int x = b.input("x", DType::F32, {batch, k.h, k.w, 3});
+  auto attrs = [](int stride, const std::string& pad, const std::string& act) {
+    Attrs a;
+    a.set("strides", std::vector<int64_t>{stride, stride});
+    a.set("dilations", std::vector<int64_t>{1, 1});
+    a.set("padding", pad);
+    a.set("activation", act);
+    return a;
+  };
+  std::vector<int> cin = {x, b.constant("w1", rnd({3, 3, 3, k.c1}, 0.5f))};
+  if (k.bias) cin.push_back(b.constant("b1", rnd({k.c1}, 0.5f)));
+  const int c = b.node(OpKind::Conv2D, "conv1", cin, attrs(k.stride, k.pad, k.act1));
+  std::vector<int> din = {c, b.constant("wd", rnd({3, 3, k.c1, 1}, 0.4f))};
+  if (k.bias) din.push_back(b.constant("bd", rnd({k.c1}, 0.5f)));
+  const int d = b.node(OpKind::DepthwiseConv2D, "dw", din, attrs(1, "SAME", k.actd));
+  std::vector<int> pin = {d, b.constant("wp", rnd({1, 1, k.c1, k.o}, 1.0f / std::sqrt(static_cast<float>(k.c1))))};
+  if (k.bias) pin.push_back(b.constant("bp", rnd({k.o}, 0.5f)));
+  const int y = b.node(OpKind::Conv2D, "pw", pin, attrs(1, "VALID", k.actp));
+  const int oh = k.pad == "SAME" ? (k.h + k.stride - 1) / k.stride : (k.h - 3 + k.stride) / k.stride;
+  const int ow = k.pad == "SAME" ? (k.w + k.stride - 1) / k.stride : (k.w - 3 + k.stride) / k.stride;
+  // A reshape after it, so the projection writes half (an intermediate tensor), as in a network.
+  return b.finish({b.node(OpKind::Reshape, "pw/reshape", {y, b.constant("shape", Tensor::from_ints({4}, {-1, oh, ow, k.o}))})});
+}
+
+TEST(CudaOps, StemFused) {
+  POSERT_REQUIRE_GPU();
+  const std::vector<StemCase> cases = {
+      {192, 192, 32, 16, 2, "SAME", "relu6", "relu6", "none", true},     // MoveNet Lightning's stem
+      {65, 63, 56, 32, 2, "SAME", "relu6", "relu6", "none", true},       // Thunder's widths, odd sizes (asymmetric padding)
+      {30, 34, 16, 8, 1, "VALID", "relu", "none", "relu", false},        // stride 1, VALID, no biases
+      {29, 31, 24, 16, 2, "VALID", "none", "relu6", "none", true},       // partial tiles both ways
+      {17, 40, 48, 24, 1, "SAME", "relu6", "relu", "sigmoid", true},     // one tile row, K of 3 x 16
+  };
+  int ran = 0;
+  for (const auto& k : cases) {
+    for (int batch : {1, 3}) {
+      const Graph gb = stem_graph(k, batch);
+      std::mt19937 rng(static_cast<uint32_t>(41 + batch + k.c1));
+      std::vector<Tensor> inputs;
+      for (int id : gb.inputs) inputs.push_back(test::random_tensor(gb.values[id].dtype, gb.values[id].shape, rng));
+      const Tensor ref = RefExecutor(gb).run(inputs)[0];
+      const Shape out_shape = gb.values[gb.outputs[0]].shape;
+      EnginePlan plan = build_plan(stem_graph(k, 1), "stem", Precision::FP16, batch);
+      plan.target = cuda::current_target();
+      size_t pw = 0;
+      while (pw < plan.layers.size() && plan.layers[pw].op != OpKind::DepthwiseConv2D) ++pw;
+      ++pw;  // the 1x1 layer after the depthwise layer
+      ASSERT_TRUE(stem_possible(plan, pw)) << describe_plan(plan);
+      const cuda::ConvParams c = cuda::conv_params(plan, plan.layers[pw - 2], batch), d = cuda::conv_params(plan, plan.layers[pw - 1], batch),
+                             q = cuda::conv_params(plan, plan.layers[pw], batch);
+      ASSERT_TRUE(cuda::stem_applies(c, d, q, true));
+      SCOPED_TRACE("stem " + std::to_string(k.h) + "x" + std::to_string(k.w) + " c" + std::to_string(k.c1) + " o" +
+                   std::to_string(k.o) + " s" + std::to_string(k.stride) + " " + k.pad + " batch " + std::to_string(batch));
+      EnginePlan fused = plan, apart = plan;
+      fused.layers[pw - 2].tactic = cuda::kConvStemMember;
+      fused.layers[pw - 1].tactic = cuda::kDwFused;
+      fused.layers[pw].tactic = cuda::kConvStemDwPw;
+      apart.layers[pw - 2].tactic = cuda::kConvMma3x3;
+      apart.layers[pw - 1].tactic = cuda::kDw3x3R1;
+      apart.layers[pw].tactic = cuda::kConvWmma64;
+      ASSERT_NO_THROW(fused.validate("fused plan"));
+      for (bool graphs : {false, true}) {
+        const Tensor got = run_plan_cuda(fused, batch, inputs, {out_shape}, graphs)[0];
+        const Tensor three = run_plan_cuda(apart, batch, inputs, {out_shape}, graphs)[0];
+        EXPECT_LE(test::rel_l2(got, ref), 1e-2) << (graphs ? "graph" : "direct");
+        EXPECT_LE(test::rel_l2(got, three), 2e-3) << (graphs ? "graph" : "direct");
+      }
+      ++ran;
+    }
+  }
+  EXPECT_EQ(ran, 10);
+}
+
 TEST(CudaOps, ResizeBilinear) {
   POSERT_REQUIRE_GPU();
   struct R {

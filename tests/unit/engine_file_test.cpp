@@ -484,6 +484,10 @@ TEST(EngineFile, TacticNamesAndIds) {
   EXPECT_EQ(cuda::kConvMma3x3, 21);
   EXPECT_EQ(cuda::conv_tactic_label(20), "chain+mma3x3");
   EXPECT_EQ(cuda::conv_tactic_label(21), "mma3x3");
+  EXPECT_EQ(cuda::kConvStemDwPw, 22);
+  EXPECT_EQ(cuda::kConvStemMember, 23);
+  EXPECT_EQ(cuda::conv_tactic_label(22), "conv+dw+pw");
+  EXPECT_EQ(cuda::conv_tactic_label(23), "in-conv+dw+pw");
   EXPECT_EQ(cuda::conv_tactic_label(cuda::kConvTacticCount), "?");
   EXPECT_EQ(cuda::conv_tactic_label(cuda::kConvCudnnBase + cuda::kCudnnAlgoCount), "?");
   // The ids are stored in engine files.

@@ -137,13 +137,17 @@ void check_plan_invariants(const EnginePlan& p, bool tuned = false) {
       // Before tuning, every fusion the tuner may choose: a fusable depthwise + pointwise pair
       // reads the depthwise input at the pointwise step, an expansion + depthwise pair the
       // expansion's input at the depthwise step, a chain + convolution pair the chain's input at
-      // the convolution's, a head branch its depthwise input at its last layer.
+      // the convolution's, a head branch its depthwise input at its last layer, ...
       if (dwpw_pair_possible(p, i) || pwdw_pair_possible(p, i) || chain_conv_possible(p, i)) {
         const int x = p.layers[i - 1].inputs[0];
         last[x] = std::max(last[x], s);
       }
       if (dwpwpw_possible(p, i)) {
         const int x = p.layers[dwpwpw_middle(p, i) - 1].inputs[0];
+        last[x] = std::max(last[x], s);
+      }
+      if (stem_possible(p, i)) {  // a stem its first convolution's input at the 1x1 layer
+        const int x = p.layers[i - 2].inputs[0];
         last[x] = std::max(last[x], s);
       }
     } else {
@@ -610,6 +614,75 @@ TEST(PlanBuilder, ChainRightBeforeItsConvolutionAndValidated) {
   EXPECT_TRUE(chain_conv_possible(f32, layer_index(f32, "c1")));
 }
 
+// A MobileNetV2 stem: x -> 3x3 stride-2 convolution on 3 channels "c1" -> 3x3 depthwise "d" ->
+// 1x1 projection "p" -> 1x1 "e"; with `second_reader`, another 1x1 convolution also reads c1.
+Graph stem_block(bool second_reader = false) {
+  std::mt19937 rng(13);
+  Builder b;
+  const int x = b.input("x", DType::F32, {1, 20, 18, 3});
+  const int c1 = b.node(OpKind::Conv2D, "c1", {x, b.constant("w1", rand_f32({3, 3, 3, 32}, rng)), b.constant("b1", rand_f32({32}, rng))},
+                        conv_attrs({2, 2}));
+  const int d = b.node(OpKind::DepthwiseConv2D, "d", {c1, b.constant("wd", rand_f32({3, 3, 32, 1}, rng))}, conv_attrs());
+  const int pr = b.node(OpKind::Conv2D, "p", {d, b.constant("wp", rand_f32({1, 1, 32, 16}, rng))}, conv_attrs());
+  const int e = b.node(OpKind::Conv2D, "e", {pr, b.constant("we", rand_f32({1, 1, 16, 24}, rng))}, conv_attrs());
+  if (!second_reader) return b.finish({e});
+  const int o = b.node(OpKind::Conv2D, "o", {c1, b.constant("wo", rand_f32({1, 1, 32, 8}, rng))}, conv_attrs());
+  return b.finish({e, o});
+}
+
+TEST(PlanBuilder, StemPlannedAndValidated) {
+  EnginePlan p = build_plan(stem_block(), "stem", Precision::FP16, 2);
+  check_plan_invariants(p);
+  const size_t pw = layer_index(p, "p");
+  ASSERT_EQ(layer_index(p, "d"), pw - 1) << describe_plan(p);
+  ASSERT_EQ(layer_index(p, "c1"), pw - 2) << describe_plan(p);
+  ASSERT_TRUE(stem_possible(p, pw));
+  for (size_t i = 0; i < p.layers.size(); ++i) {
+    if (i == pw) continue;
+    EXPECT_FALSE(stem_possible(p, i)) << p.layers[i].name;
+  }
+  // The first convolution's input stays alive through the projection: the output never shares its bytes.
+  const int32_t xin = p.layers[pw - 2].inputs[0];
+  const PlanTensor& x = p.tensors[xin];
+  const PlanTensor& y = p.tensors[p.layers[pw].outputs[0]];
+  EXPECT_TRUE(x.offset + x.bytes <= y.offset || y.offset + y.bytes <= x.offset);
+  p.layers[pw - 2].tactic = cuda::kConvStemMember;
+  p.layers[pw - 1].tactic = cuda::kDwFused;
+  p.layers[pw].tactic = cuda::kConvStemDwPw;
+  EXPECT_NO_THROW(p.validate("plan"));
+  EXPECT_TRUE(stem_fused(p, pw));
+  EXPECT_FALSE(dwpw_fused(p, pw));
+  EXPECT_TRUE(launches_nothing(OpKind::Conv2D, cuda::kConvStemMember));
+  const auto reads = layer_reads(p, pw);
+  EXPECT_NE(std::find(reads.begin(), reads.end(), xin), reads.end());
+  EXPECT_NE(describe_plan(p).find("tactic conv+dw+pw"), std::string::npos) << describe_plan(p);
+  EXPECT_NE(describe_plan(p).find("tactic in-conv+dw+pw"), std::string::npos) << describe_plan(p);
+  EnginePlan q = p;
+  q.layers[pw].tactic = cuda::kConvWmma64;  // nobody would compute the first two layers
+  refused(q, "a stem member and a fused depthwise layer before a 1x1 layer that does not compute them");
+  q = p;
+  q.layers[pw - 2].tactic = cuda::kConvMma3x3;  // both would compute it: not a plan the tuner makes
+  refused(q, "a stem kernel after a first convolution that runs its own kernel");
+  q = p;
+  q.layers[pw - 1].tactic = cuda::kDw3x3R1;
+  refused(q, "a stem kernel after a depthwise layer that runs its own kernel");
+  q = p;
+  q.layers[pw].tactic = cuda::kConvDwPw16;  // the dw+pw kernel would read a first-convolution output nobody wrote
+  refused(q, "a stem member before a dw+pw pair");
+  q = p;
+  q.tensors[q.layers[pw].outputs[0]].offset = x.offset;
+  q.arena_bytes = std::max(q.arena_bytes, x.offset + y.bytes);
+  refused(q, "a stem output over the first convolution's input");
+  // Planned for the fusions chosen: the input stays alive only where the stem is fused.
+  assign_arena(p, ArenaFusions::Chosen);
+  check_plan_invariants(p, true);
+  // A first convolution whose output another layer reads, and fp32 engines, cannot fuse.
+  const EnginePlan two = build_plan(stem_block(true), "stem", Precision::FP16, 1);
+  for (size_t i = 0; i < two.layers.size(); ++i) EXPECT_FALSE(stem_possible(two, i)) << two.layers[i].name;
+  const EnginePlan f32 = build_plan(stem_block(), "stem", Precision::FP32, 1);
+  for (size_t i = 0; i < f32.layers.size(); ++i) EXPECT_FALSE(stem_possible(f32, i)) << f32.layers[i].name;
+}
+
 TEST(PlanBuilder, StreamScheduleWaitsForTheGroupLeader) {
   EnginePlan p = build_plan(two_branch_sep_convs(16, true), "sep", Precision::FP16, 1);
   const size_t p1 = layer_index(p, "pw1"), p2 = layer_index(p, "pw2"), t = layer_index(p, "tail2");
@@ -921,6 +994,12 @@ void check_model_plan(const std::string& name) {
     // MoveNet's input normalization feeds its first convolution, in both precisions.
     if (spec.name.rfind("movenet", 0) == 0) {
       EXPECT_EQ(chains, 1);
+    }
+    int stems = 0;
+    for (size_t i = 0; i < p.layers.size(); ++i) stems += stem_possible(p, i);
+    // MoveNet's first convolution, first depthwise layer and first projection, in fp16 engines.
+    if (spec.name.rfind("movenet", 0) == 0) {
+      EXPECT_EQ(stems, prec == Precision::FP16 ? 1 : 0);
     }
     const auto groups = candidate_groups(p);
     if (prec == Precision::FP16 && spec.name == "movenet-lightning") {

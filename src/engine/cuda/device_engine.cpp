@@ -504,6 +504,19 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
                      bias, res, tensor(l.outputs[0]), cp, s);
         break;
       }
+      if (l.op == OpKind::Conv2D && tactic == kConvStemDwPw) {
+        if (!stem_possible(p, i))
+          throw Error("layer '" + l.name + "': tactic " + conv_tactic_label(tactic) +
+                      " needs the first convolution and depthwise layer it fuses right before it");
+        const PlanLayer& d = p.layers[i - 1];
+        const PlanLayer& c = p.layers[i - 2];
+        auto bias_of = [&](const PlanLayer& x) { return x.inputs.size() > 2 ? static_cast<const float*>(tensor(x.inputs[2])) : nullptr; };
+        const StemArgs a{tensor(c.inputs[0]), tensor(c.inputs[1]), bias_of(c), conv_params(p, c, batch),
+                         tensor(d.inputs[1]), bias_of(d), conv_params(p, d, batch),
+                         tensor(l.inputs[1]), bias, cp, tensor(l.outputs[0])};
+        stem_conv2d(a, s);
+        break;
+      }
       if (l.op == OpKind::Conv2D && is_chain_conv_tactic(tactic)) {
         if (!chain_conv_possible(p, i))
           throw Error("layer '" + l.name + "': tactic " + conv_tactic_label(tactic) + " needs the elementwise chain it fuses right before it");

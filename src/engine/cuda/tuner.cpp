@@ -552,6 +552,83 @@ void tune_chain_convs(EnginePlan& p, const std::vector<int>& own, DeviceContext&
   }
 }
 
+// MobileNetV2 stems (stem_possible), after everything else: the 1x1 layer computes the first
+// convolution and the depthwise layer too (kConvStemMember + kDwFused + kConvStemDwPw) where that
+// measures faster than the layers as chosen so far (the depthwise and 1x1 layers possibly one dw+pw
+// kernel, the first convolution possibly computing the elementwise chain before it; the stem kernel
+// reads the chain's output, so there the chain runs alone again). A 1x1 layer in a horizontal group
+// keeps its group. Cached under the layers' keys and tactics: 1 fused, 0 not.
+void tune_stems(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const BuildTarget& target, int driver, cudaEvent_t e0,
+                cudaEvent_t e1, std::vector<LayerTiming>& report, bool log_timings) {
+  for (size_t i = 2; i < p.layers.size(); ++i) {
+    if (!stem_possible(p, i)) continue;
+    PlanLayer& cv = p.layers[i - 2];
+    PlanLayer& dw = p.layers[i - 1];
+    PlanLayer& pw = p.layers[i];
+    if (pw.tactic == kConvGroupMember || is_group_leader_tactic(pw.tactic)) continue;
+    const ConvParams c = conv_params(p, cv, p.max_batch), d = conv_params(p, dw, p.max_batch), q = conv_params(p, pw, p.max_batch);
+    if (!stem_applies(c, d, q, true)) continue;
+    const bool chain = chain_fused(p, i - 2);
+    const size_t lo = chain ? i - 3 : i - 2;
+    std::vector<int> before;
+    for (size_t k = lo; k <= i; ++k) before.push_back(p.layers[k].tactic);
+    std::string key = "stem";
+    for (size_t k = lo; k <= i; ++k) {
+      key += '|';
+      key += layer_key(p, p.layers[k], target, driver);
+      key += '@';
+      key += std::to_string(p.layers[k].tactic);
+    }
+    auto set_fused = [&](bool fuse) {
+      if (!fuse) {
+        for (size_t k = lo; k <= i; ++k) p.layers[k].tactic = before[k - lo];
+        return;
+      }
+      if (chain) p.layers[i - 3].tactic = kChainKernel;
+      cv.tactic = kConvStemMember;
+      dw.tactic = kDwFused;
+      pw.tactic = kConvStemDwPw;
+    };
+    LayerTiming lt;
+    lt.layer = cv.name + " + " + dw.name + " + " + pw.name;
+    int chosen = 0;
+    if (cache.lookup(key, &chosen) && (chosen == 0 || chosen == 1)) {
+      lt.from_cache = true;
+      cache.hits++;
+    } else {
+      cache.misses++;
+      double apart = 0.0;
+      std::string parts;
+      for (size_t k = lo; k <= i; ++k) {
+        const PlanLayer& l = p.layers[k];
+        if (launches_nothing(l.op, l.tactic)) continue;
+        const double us = time_own(p, ctx, k, l.tactic, e0, e1);
+        apart += us;
+        char buf[48];
+        std::snprintf(buf, sizeof buf, "%s%.2f", parts.empty() ? "" : " + ", us);
+        parts += buf;
+      }
+      set_fused(true);
+      const double tc = chain ? time_own(p, ctx, i - 3, kChainKernel, e0, e1) : 0.0;
+      const double ts = time_own(p, ctx, i, kConvStemDwPw, e0, e1);
+      set_fused(false);
+      chosen = tc + ts < apart;
+      lt.tactic_us = {{0, apart}, {kConvStemDwPw, tc + ts}};
+      cache.store(key, chosen, std::min(apart, tc + ts));
+      if (log_timings) {
+        char with_chain[48] = "";
+        if (chain) std::snprintf(with_chain, sizeof with_chain, "chain %.2f + ", tc);
+        std::fprintf(stderr, "stem %zu (%dx%dx3 -> %d -> %d, %dx%d, batch %d): as tuned %.2f (%s) us, %sconv+dw+pw %.2f us -> %s\n", i,
+                     c.h, c.w, c.o, q.o, q.oh, q.ow, p.max_batch, apart, parts.c_str(), with_chain, ts,
+                     chosen ? "conv+dw+pw" : "as tuned");
+      }
+    }
+    set_fused(chosen != 0);
+    lt.chosen = chosen ? kConvStemDwPw : 0;
+    report.push_back(lt);
+  }
+}
+
 }  // namespace
 
 void fill_random(const DeviceEngine& engine, DeviceContext& ctx, unsigned seed) {
@@ -671,6 +748,7 @@ std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, b
       tune_groups(p, ctx, cache, target, driver, e0, e1, report, log_timings);
       revisit_partial_heads(p, own, heads, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_chain_convs(p, own, ctx, cache, target, driver, e0, e1, report, log_timings);
+      tune_stems(p, ctx, cache, target, driver, e0, e1, report, log_timings);
       check(cudaDeviceSynchronize(), "tuning");
     } catch (...) {
       cudaEventDestroy(e0);

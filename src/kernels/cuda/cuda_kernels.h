@@ -75,7 +75,12 @@ enum ConvTactic : int {
   kConvMma3x3 = 21,       // half, 3x3 on 3 input channels (a network's first convolution), 8/16/24/32/48/56/64
                           // outputs, strides and dilations 1 or 2: an implicit GEMM on the tensor cores
                           // (K = 27 padded to 32), 4x16-pixel tiles (conv_mma3x3.cu)
-  kConvTacticCount = 22,
+  kConvStemDwPw = 22,     // 1x1 stride 1 (the projection of a MobileNetV2 stem), fed by a 3x3 stride-1 depthwise layer
+                          // right before it (kDwFused) fed by a half 3x3 convolution on 3 channels right before that
+                          // (kConvStemMember): the three in one kernel, neither intermediate tensor written
+                          // (stem_conv2d, conv_stem.cu; chosen by the tuner, never alone)
+  kConvStemMember = 23,   // the first convolution of such a stem: launches nothing
+  kConvTacticCount = 24,
   // cuDNN (src/engine/cuda/cudnn_conv.h), one tactic per forward algorithm (cudnnConvolutionFwdAlgo_t
   // 0..7) and epilogue. Base + algo: cudnnConvolutionForward, then PoseRT's epilogue kernel;
   // fused base + algo: cudnnConvolutionBiasActivationForward (bias, residual and ReLU in cuDNN).
@@ -89,7 +94,7 @@ inline constexpr const char* kConvTacticNames[kConvTacticCount] = {"direct",    
                                                                    "direct8smem", "dw+pw64x64", "dw+pw16x32", "group:wmma64x64",
                                                                    "group:dw+pw16x32", "grouped", "chain+direct8smem",
                                                                    "pw16x32", "group:pw16x32", "direct8pix", "in-pw+dw", "dw+pw+pw", "in-dw+pw+pw", "group:dw+pw+pw",
-                                                                   "chain+mma3x3", "mma3x3"};
+                                                                   "chain+mma3x3", "mma3x3", "conv+dw+pw", "in-conv+dw+pw"};
 constexpr bool is_dwpw_tactic(int t) { return t == kConvDwPw64 || t == kConvDwPw16; }
 constexpr bool is_group_leader_tactic(int t) {
   return t == kConvGroupWmma || t == kConvGroupDwPw16 || t == kConvGroupPw16 || t == kConvGroupDwPwPw;
@@ -242,6 +247,30 @@ struct DwPwArgs {
   void* y;
   ConvParams p;
 };
+// A MobileNetV2 stem in one kernel (tactic kConvStemDwPw): c, the first convolution (half, 3x3 on 3
+// channels, stride 1 or 2, no dilation, any padding and activation, no residual); d, the 3x3 stride-1
+// depthwise layer reading its output (multiplier 1, padding 1 on every side, no residual); q, the
+// 1x1 convolution reading the depthwise output (no residual, half output). y = act_q(pw(act_d(dw(
+// act_c(conv(x) + b1)) + bd)) + bp), the two intermediate tensors never written: a block computes
+// a 14x14 output tile from the first convolution's outputs over the tile and its rim, rounding each
+// intermediate value to half as the layers apart store it. Compiled for (c.o, q.o) = (16, 8),
+// (24, 16), (32, 16), (48, 24), (56, 32): MobileNetV2's stems at its usual widths.
+struct StemArgs {
+  const void* x;   // the first convolution's input, half NHWC
+  const void* w1;  // half [3,3,3,c.o]
+  const float* b1; // float [c.o] or null
+  ConvParams c;
+  const void* wd;  // half [3,3,c.o,1]
+  const float* bd;
+  ConvParams d;
+  const void* wp;  // half [1,1,c.o,q.o]
+  const float* bp;
+  ConvParams q;
+  void* y;         // half NHWC, q's output
+};
+bool stem_applies(const ConvParams& c, const ConvParams& d, const ConvParams& q, bool half);
+void stem_conv2d(const StemArgs& a, void* stream);
+
 bool conv1x1_group_applies(int tactic, const ConvParams* p, int count);
 bool dw_pw_group_applies(const ConvParams* d, const ConvParams* p, int count);
 void conv1x1_group(int tactic, const Conv1x1Args* a, int count, void* stream);
