@@ -557,7 +557,7 @@ void tune_chain_convs(EnginePlan& p, const std::vector<int>& own, DeviceContext&
 // measures faster than the layers as chosen so far (the depthwise and 1x1 layers possibly one dw+pw
 // kernel, the first convolution possibly computing the elementwise chain before it; the stem kernel
 // reads the chain's output, so there the chain runs alone again). A 1x1 layer in a horizontal group
-// keeps its group. Cached under the layers' keys and tactics: 1 fused, 0 not.
+// or computed by another kernel keeps that. Cached under the layers' keys and tactics: 1 fused, 0 not.
 void tune_stems(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const BuildTarget& target, int driver, cudaEvent_t e0,
                 cudaEvent_t e1, std::vector<LayerTiming>& report, bool log_timings) {
   for (size_t i = 2; i < p.layers.size(); ++i) {
@@ -565,7 +565,9 @@ void tune_stems(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const Bui
     PlanLayer& cv = p.layers[i - 2];
     PlanLayer& dw = p.layers[i - 1];
     PlanLayer& pw = p.layers[i];
-    if (pw.tactic == kConvGroupMember || is_group_leader_tactic(pw.tactic)) continue;
+    // A 1x1 layer that another kernel computes (a group member, the middle of a fused head branch
+    // whose last layer reads the depthwise input, an expansion) or that leads a group keeps that.
+    if (launches_nothing(OpKind::Conv2D, pw.tactic) || is_group_leader_tactic(pw.tactic)) continue;
     const ConvParams c = conv_params(p, cv, p.max_batch), d = conv_params(p, dw, p.max_batch), q = conv_params(p, pw, p.max_batch);
     if (!stem_applies(c, d, q, true)) continue;
     const bool chain = chain_fused(p, i - 2);
