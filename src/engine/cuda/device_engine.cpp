@@ -351,7 +351,6 @@ void DeviceContext::launch_group(size_t i, int batch, int tactic, void* stream) 
   const auto g = group_of(p, i);
   if (g.size() < 2 || p.layers[i].tactic != tactic)
     throw Error("internal: layer '" + p.layers[i].name + "': group tactic " + conv_tactic_label(tactic) + " without its members in the plan");
-  auto bias_of = [&](const PlanLayer& l) { return l.inputs.size() > 2 ? static_cast<const float*>(tensor(l.inputs[2])) : nullptr; };
   auto res_of = [&](const PlanLayer& l) { return l.inputs.size() > 3 ? static_cast<const void*>(tensor(l.inputs[3])) : nullptr; };
   if (tactic == kConvGroupDwPwPw) {
     std::vector<DwPwPwArgs> a;
@@ -384,10 +383,13 @@ DwPwPwArgs DeviceContext::head_args(size_t i, int batch) const {
   const PlanLayer& l = p.layers[i];
   const PlanLayer& m = p.layers[dwpwpw_middle(p, i)];
   const PlanLayer& d = p.layers[dwpwpw_middle(p, i) - 1];
-  auto bias_of = [&](const PlanLayer& x) { return x.inputs.size() > 2 ? static_cast<const float*>(tensor(x.inputs[2])) : nullptr; };
   return {tensor(d.inputs[0]), tensor(d.inputs[1]), bias_of(d), conv_params(p, d, batch),
           tensor(m.inputs[1]), bias_of(m), conv_params(p, m, batch),
           tensor(l.inputs[1]), bias_of(l), tensor(l.outputs[0]), conv_params(p, l, batch)};
+}
+
+const float* DeviceContext::bias_of(const PlanLayer& l) const {
+  return l.inputs.size() > 2 ? static_cast<const float*>(tensor(l.inputs[2])) : nullptr;
 }
 
 ChainProgram DeviceContext::chain_program(const PlanLayer& l) const {
@@ -469,7 +471,7 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
       }
       const ConvParams cp = conv_params(p, l, batch);
       const bool half = in.storage == Storage::F16;
-      const float* bias = l.inputs.size() > 2 ? static_cast<const float*>(tensor(l.inputs[2])) : nullptr;
+      const float* bias = bias_of(l);
       const void* res = l.inputs.size() > 3 ? tensor(l.inputs[3]) : nullptr;
       if (l.op == OpKind::Conv2D && is_cudnn_tactic(tactic)) {
         const size_t need = cudnn_need(i, batch, tactic);
@@ -499,8 +501,7 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
         if (!dwpw_pair_possible(p, i))
           throw Error("layer '" + l.name + "': tactic " + conv_tactic_label(tactic) + " needs the depthwise layer it fuses right before it");
         const PlanLayer& d = p.layers[i - 1];
-        const float* dbias = d.inputs.size() > 2 ? static_cast<const float*>(tensor(d.inputs[2])) : nullptr;
-        dw_pw_conv2d(tactic, tensor(d.inputs[0]), tensor(d.inputs[1]), dbias, conv_params(p, d, batch), tensor(l.inputs[1]),
+        dw_pw_conv2d(tactic, tensor(d.inputs[0]), tensor(d.inputs[1]), bias_of(d), conv_params(p, d, batch), tensor(l.inputs[1]),
                      bias, res, tensor(l.outputs[0]), cp, s);
         break;
       }
@@ -510,7 +511,6 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
                       " needs the first convolution and depthwise layer it fuses right before it");
         const PlanLayer& d = p.layers[i - 1];
         const PlanLayer& c = p.layers[i - 2];
-        auto bias_of = [&](const PlanLayer& x) { return x.inputs.size() > 2 ? static_cast<const float*>(tensor(x.inputs[2])) : nullptr; };
         const StemArgs a{tensor(c.inputs[0]), tensor(c.inputs[1]), bias_of(c), conv_params(p, c, batch),
                          tensor(d.inputs[1]), bias_of(d), conv_params(p, d, batch),
                          tensor(l.inputs[1]), bias, cp, tensor(l.outputs[0])};
@@ -533,8 +533,7 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
         if (!pwdw_pair_possible(p, i))
           throw Error("layer '" + l.name + "': tactic pw+dw needs the 1x1 convolution it fuses right before it");
         const PlanLayer& e = p.layers[i - 1];
-        const float* ebias = e.inputs.size() > 2 ? static_cast<const float*>(tensor(e.inputs[2])) : nullptr;
-        pw_dw_conv2d(tensor(e.inputs[0]), tensor(e.inputs[1]), ebias, conv_params(p, e, batch), tensor(l.inputs[1]), bias, cp,
+        pw_dw_conv2d(tensor(e.inputs[0]), tensor(e.inputs[1]), bias_of(e), conv_params(p, e, batch), tensor(l.inputs[1]), bias, cp,
                      tensor(l.outputs[0]), s);
         break;
       }

@@ -115,6 +115,7 @@ class DeviceContext {
   void launch_group(size_t i, int batch, int tactic, void* stream);  // layer i leads a horizontal group
   DwPwPwArgs head_args(size_t i, int batch) const;     // the head branch layer i computes (dwpwpw_possible)
   ChainProgram chain_program(const PlanLayer& l) const;  // an ElementwiseChain layer's, constants on the device
+  const float* bias_of(const PlanLayer& l) const;        // a convolution's float bias (input 2), or null
   void build_schedule(int max_streams);
   void free_lanes();
   size_t cudnn_need(size_t i, int batch, int tactic);  // workspace bytes, cached per (layer, batch, tactic)

@@ -282,14 +282,9 @@ void launch_stem(const StemArgs& a, cudaStream_t s) {
   reserve_smem("conv+dw+pw", kernel, static_cast<size_t>(L.total));
   // Blocks that fit the GPU at once (each loads the filters once and loops over tiles), at most
   // one per tile.
-  static int per_sm[2] = {0, 0};  // per stride
-  int& r = per_sm[a.c.sh - 1];
-  if (r == 0 && cudaOccupancyMaxActiveBlocksPerMultiprocessor(&r, kernel, kThreads, static_cast<size_t>(L.total)) != cudaSuccess) {
-    cudaGetLastError();
-    r = 1;
-  }
+  const int per_sm = blocks_per_sm(kernel, kThreads, static_cast<size_t>(L.total));
   const int64_t tiles = static_cast<int64_t>(a.q.n) * ((a.q.oh + kTile - 1) / kTile) * ((a.q.ow + kTile - 1) / kTile);
-  const int grid = static_cast<int>(std::min<int64_t>(std::max<int64_t>(tiles, 1), int64_t{std::max(r, 1)} * sm_count()));
+  const int grid = static_cast<int>(std::min<int64_t>(std::max<int64_t>(tiles, 1), int64_t{per_sm} * sm_count()));
   launch_reserved("conv+dw+pw", kernel, grid, kThreads, static_cast<size_t>(L.total), s, a, aligned16(a.y));
 }
 

@@ -217,6 +217,20 @@ void launch_smem(const std::string& what, void (*kernel)(P...), dim3 grid, dim3 
   launch_reserved(what, kernel, grid, block, smem, s, std::forward<A>(args)...);
 }
 
+// Blocks of `kernel` (`threads` each, `smem` bytes of dynamic shared memory, reserved first with
+// reserve_smem: the query counts with it) that one multiprocessor of the current device runs at
+// once; 1 when the query fails. For kernels whose blocks loop over tiles: a grid of this times
+// sm_count() fills the GPU in one wave.
+template <class... P>
+int blocks_per_sm(void (*kernel)(P...), int threads, size_t smem) {
+  int per_sm = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem) != cudaSuccess || per_sm < 1) {
+    cudaGetLastError();
+    per_sm = 1;
+  }
+  return per_sm;
+}
+
 // Global -> shared copies that bypass the registers (cp.async, sm_80+). cp_async16: 16 bytes, both
 // ends 16-byte aligned; with valid false the 16 bytes are zero-filled and nothing is read.
 // cp_async8: 8 bytes, 8-byte aligned. cp_async_wait_all: this thread's copies have landed (the

@@ -276,12 +276,7 @@ void dw_pw_pw_conv2d(const DwPwPwArgs* a, int count, void* stream) {
     // never more than a member has tiles.
     const size_t smem = g.L.bytes(a[0].p2.out_f32 ? 4 : 2);
     reserve_smem(what, kernel, smem);  // before the occupancy query, which counts with it
-    int per_sm = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kHeadThreads, smem) != cudaSuccess || per_sm < 1) {
-      cudaGetLastError();
-      per_sm = 1;
-    }
-    const int resident = std::max(1, per_sm * sm_count() / count);
+    const int resident = std::max(1, blocks_per_sm(kernel, kHeadThreads, smem) * sm_count() / count);
     const dim3 grid(static_cast<unsigned>(std::min(tiles, resident)), 1, static_cast<unsigned>(count));
     launch_reserved(what, kernel, grid, kHeadThreads, smem, s, g);
   };
