@@ -514,6 +514,10 @@ void DeviceContext::launch_layer_on(size_t i, int batch, int tactic, int lane) {
         const StemArgs a{tensor(c.inputs[0]), tensor(c.inputs[1]), bias_of(c), conv_params(p, c, batch),
                          tensor(d.inputs[1]), bias_of(d), conv_params(p, d, batch),
                          tensor(l.inputs[1]), bias, cp, tensor(l.outputs[0])};
+        if (!stem_applies(a.c, a.d, a.q, half))
+          throw Error("layer '" + l.name + "': tactic " + conv_tactic_label(tactic) + " does not apply to '" + c.name + "', '" +
+                      d.name + "' and this layer (it needs half layers, a 3x3 stride-1 or -2 convolution on 3 channels with " +
+                      "16/24/32/48/56 outputs, a 3x3 stride-1 SAME depthwise layer and 8/16/16/24/32 outputs); rebuild the engine");
         stem_conv2d(a, s);
         break;
       }
