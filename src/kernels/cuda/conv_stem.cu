@@ -11,21 +11,28 @@
 //     K = 27 taps padded to 32, two m16n8k16 steps): each warp computes two rows of 16 pixels,
 //     adds the bias, applies the activation, zeroes the pixels outside the image (the depthwise
 //     layer's padding) and stores them as half (the value the layer would have stored) in shared
-//     memory.
-//  3. The depthwise layer on the CUDA cores: one thread per pixel and 8 channels, fp32 sums of
-//     the 9 taps, the bias, the activation, stored as half (as the depthwise layer would) in
-//     shared memory, rows of K = the channels padded to a multiple of 16 (the padding zero).
-//  4. The projection as a GEMM on the tensor cores (M = the 196 pixels, padded to 208, N = the
-//     output channels, K as above); its epilogue (bias, activation) writes the tile to shared
-//     memory, and the block stores it to y with 16-byte stores.
-// The filters, transposed for the MMA fragments, and the depthwise weights stay in shared memory
-// for the block's life (it loops over tiles). Rows of every shared-memory tile are a number of
-// 32-bit words that is 4 mod 8 apart, so the fragment loads and stores (8 rows x 4 words) and the
-// depthwise layer's 16-byte loads (8 consecutive pixels) fall on distinct banks.
+//     memory, rows of the channels padded to a multiple of 16 (the padding zero).
+//  3. Each warp takes 16 output pixels at a time (13 fragments of rows cover the 196) through the
+//     depthwise layer and the projection without leaving its registers:
+//     - the depthwise layer on the tensor cores: for each of the 9 taps and each 16 channels, an
+//       ldmatrix of the 16 pixels' shifted inputs (one row address per lane, so the pixels need
+//       not be evenly spaced) times a diagonal filter fragment (channel c of the tap on the
+//       diagonal, built once per block in shared memory): two m16n8k16 MMAs, fp32 sums, half the
+//       MMA's products zero, yet far fewer instructions than 8 conversions and 8 FMAs per tap on
+//       the CUDA cores;
+//     - bias, activation, rounding to half (the value the depthwise layer would have stored), and
+//       the accumulators of channel tiles 2s and 2s + 1 are exactly the A fragment of the
+//       projection's k step s (the MMA's accumulator and A layouts line up);
+//     - the projection's MMAs and epilogue (bias, activation) into an output tile in shared
+//     memory, which the block stores to y with 16-byte stores.
+// The filters (transposed, or as diagonal fragments) and the biases stay in shared memory for the
+// block's life (it loops over tiles). Rows of every shared-memory tile are a number of 32-bit
+// words that is 4 mod 8 apart, so the fragment loads and stores (8 rows x 4 words) and the
+// ldmatrix rows (8 consecutive pixels) fall on distinct banks.
 //
-// The sums are the unfused layers' products in another order (the tensor cores' for the 1x1), so
-// the results are close to, not bit-identical with, the three layers apart; the tests compare them
-// with the reference.
+// The sums are the unfused layers' products in another order (the tensor cores'), so the results
+// are close to, not bit-identical with, the three layers apart; the tests compare them with the
+// reference.
 #include <algorithm>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -39,7 +46,7 @@ constexpr int kTile = 14;                 // output tile: kTile x kTile pixels
 constexpr int kC1Side = kTile + 2;        // first-convolution outputs per tile side (with the rim)
 constexpr int kC1Pix = kC1Side * kC1Side; // 256
 constexpr int kOutPix = kTile * kTile;    // 196
-constexpr int kOutRows = 208;             // kOutPix padded to whole m16 fragments
+constexpr int kOutRows = 208;             // kOutPix padded to whole m16 fragments (13)
 constexpr int kWarps = 8;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kTaps = 27;                 // 3x3 x 3 channels
@@ -60,7 +67,7 @@ constexpr bool stem_compiled(int c1, int o) {
 }
 
 struct StemSmem {
-  int w1t, wpt, wd, xs, c1, dwo;  // byte offsets
+  int w1t, wpt, wdb, bias, xs, c1, ot;  // byte offsets
   int total;
 };
 
@@ -72,33 +79,37 @@ __host__ __device__ inline StemSmem stem_smem_layout(int c1, int o, int stride) 
   int at = 0;
   s.w1t = at, at = align16(at + c1 * row_halves(kTapsPadded) * 2);  // [c1][k]: conv1 filter, k-contiguous
   s.wpt = at, at = align16(at + o * row_halves(kp) * 2);             // [o][k]: projection filter, k-contiguous
-  s.wd = at, at = align16(at + 9 * c1 * 2);                          // [tap][c1]: depthwise filter
+  s.wdb = at, at = align16(at + 9 * (kp / 16) * 2 * 32 * 4);         // [tap][k16][2][lane]: diagonal B fragments
+  s.bias = at, at = align16(at + (2 * kp + o) * 4);                  // float: conv1 [kp], depthwise [kp], projection [o]
   s.xs = at, at = align16(at + stem_span(stride) * stem_span(stride) * 3 * 2);
-  s.c1 = at;
-  // The first convolution's tile; later in the tile the projection's output tile, which is smaller.
-  const int c1_bytes = kC1Pix * row_halves(c1) * 2, out_bytes = kOutPix * row_halves(o) * 2;
-  at = align16(at + (c1_bytes > out_bytes ? c1_bytes : out_bytes));
-  s.dwo = at, at = align16(at + kOutRows * row_halves(kp) * 2);
+  s.c1 = at, at = align16(at + kC1Pix * row_halves(kp) * 2);         // the first convolution's 16x16 tile
+  s.ot = at, at = align16(at + kOutPix * row_halves(o) * 2);         // the projection's 14x14 tile
   s.total = at;
   return s;
 }
 
 __device__ __forceinline__ uint32_t ld32(const __half* p) { return *reinterpret_cast<const uint32_t*>(p); }
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
 
 template <int NJ1, int NO>
 __global__ void __launch_bounds__(kThreads, 3) conv_stem_kernel(const StemArgs a, bool vec_out) {
   constexpr int C1 = 8 * NJ1, O = 8 * NO, KP = round16(C1), KS = KP / 16;
-  constexpr int S1 = row_halves(C1), S2 = row_halves(KP), SO = row_halves(O), SW1 = row_halves(kTapsPadded), SWP = row_halves(KP);
+  constexpr int S1 = row_halves(KP), SO = row_halves(O), SW1 = row_halves(kTapsPadded), SWP = row_halves(KP);
   extern __shared__ __align__(16) unsigned char smem_stem[];
   const ConvParams& c = a.c;  // first convolution
   const StemSmem L = stem_smem_layout(C1, O, c.sh);
   __half* w1t = reinterpret_cast<__half*>(smem_stem + L.w1t);
   __half* wpt = reinterpret_cast<__half*>(smem_stem + L.wpt);
-  __half* wds = reinterpret_cast<__half*>(smem_stem + L.wd);
+  uint32_t* wdb = reinterpret_cast<uint32_t*>(smem_stem + L.wdb);
+  float* b1s = reinterpret_cast<float*>(smem_stem + L.bias);
+  float* bds = b1s + KP;
+  float* bps = bds + KP;
   __half* xs = reinterpret_cast<__half*>(smem_stem + L.xs);
   __half* c1s = reinterpret_cast<__half*>(smem_stem + L.c1);
-  __half* ot = c1s;  // the projection's output tile reuses the first convolution's
-  __half* dwo = reinterpret_cast<__half*>(smem_stem + L.dwo);
+  __half* ot = reinterpret_cast<__half*>(smem_stem + L.ot);
   const __half* x = static_cast<const __half*>(a.x);
   const __half* w1 = static_cast<const __half*>(a.w1);
   const __half* wd = static_cast<const __half*>(a.wd);
@@ -107,7 +118,7 @@ __global__ void __launch_bounds__(kThreads, 3) conv_stem_kernel(const StemArgs a
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
   const __half zero = __float2half_rn(0.0f);
 
-  // Weights (written before the graph runs): loaded before the wait.
+  // Weights and biases (written before the graph runs): loaded before the wait.
   for (int q = tid; q < C1 * kTapsPadded; q += kThreads) {
     const int oc = q / kTapsPadded, k = q - oc * kTapsPadded;
     w1t[oc * SW1 + k] = k < kTaps ? w1[k * C1 + oc] : zero;
@@ -116,15 +127,31 @@ __global__ void __launch_bounds__(kThreads, 3) conv_stem_kernel(const StemArgs a
     const int oc = q / KP, k = q - oc * KP;
     wpt[oc * SWP + k] = k < C1 ? wp[k * O + oc] : zero;
   }
-  for (int q = tid; q < 9 * C1; q += kThreads) wds[q] = wd[q];
-  // The depthwise output's padding (rows past the tile's pixels, columns past C1): zero for good.
-  for (int q = tid; q < kOutRows * KP; q += kThreads) {
-    const int r = q / KP, k = q - r * KP;
-    if (r >= kOutPix || k >= C1) dwo[r * S2 + k] = zero;
+  // The depthwise filter as B fragments of m16n8k16 for channel block h (16 channels) and tap:
+  // jj = 0 is the n tile of channels 16h..16h+7, jj = 1 that of 16h+8..16h+15. B[k][n] is the
+  // tap's weight of channel k where k == n, else 0; lane (g, t) holds rows 2t, 2t+1 (jj = 0, b0)
+  // or 8 + 2t, +1 (jj = 1, b1) of column g, so only lanes with g - 2t in {0, 1} hold a weight.
+  for (int q = tid; q < 9 * KS * 2 * 32; q += kThreads) {
+    const int l = q & 31, jj = (q >> 5) & 1, h = (q >> 6) % KS, tap = q / (64 * KS);
+    const int lg = l >> 2, lt = l & 3, e = lg - 2 * lt, ch = 16 * h + 8 * jj + lg;
+    const __half v = (e == 0 || e == 1) && ch < C1 ? wd[tap * C1 + ch] : zero;
+    const uint32_t bits = __half_as_ushort(v);
+    wdb[q] = e == 0 ? bits : e == 1 ? bits << 16 : 0u;
   }
+  for (int q = tid; q < KP; q += kThreads) {
+    b1s[q] = a.b1 && q < C1 ? a.b1[q] : 0.0f;
+    bds[q] = a.bd && q < C1 ? a.bd[q] : 0.0f;
+  }
+  for (int q = tid; q < O; q += kThreads) bps[q] = a.bp ? a.bp[q] : 0.0f;
+  // The first convolution's tile past C1 channels (read by the depthwise MMAs): zero for good.
+  if constexpr (KP > C1)
+    for (int q = tid; q < kC1Pix * (KP - C1); q += kThreads) {
+      const int px = q / (KP - C1), k = q - px * (KP - C1);
+      c1s[px * S1 + C1 + k] = zero;
+    }
   // Where this thread's 8 k indices of the first convolution (16s + 8r + 2t + e) sit in the staged
   // input relative to a pixel's first value; -1: past the 27 taps.
-  const int span = stem_span(c.sh), row_len = span * 3;
+  const int span = stem_span(c.sh), row_len = span * 3, staged = span * row_len;
   int koff[2][2][2];
 #pragma unroll
   for (int s = 0; s < 2; ++s)
@@ -135,6 +162,10 @@ __global__ void __launch_bounds__(kThreads, 3) conv_stem_kernel(const StemArgs a
         const int k = 16 * s + 8 * r + 2 * t + e, tap = k / 3, ch = k - tap * 3, ky = tap / 3, kx = tap - ky * 3;
         koff[s][r][e] = k < kTaps ? ky * row_len + kx * 3 + ch : -1;
       }
+  // Staging walks the staged values q = tid, tid + 256, ...: row r0 + i * dr (+1 on a carry), value k.
+  const int r0 = tid / row_len, k0 = tid - r0 * row_len, dr = kThreads / row_len, dk = kThreads - dr * row_len;
+  // This lane's ldmatrix row within a fragment of 16 output pixels, and its 8-channel offset.
+  const int lrow = (lane & 7) + ((lane >> 3) & 1) * 8, lkof = (lane >> 4) * 8;
   pdl_wait();
 
   const int oh = a.q.oh, ow = a.q.ow;  // the projection's output = the depthwise layer's = the first convolution's
@@ -147,10 +178,12 @@ __global__ void __launch_bounds__(kThreads, 3) conv_stem_kernel(const StemArgs a
     {
       const int iy0 = (oy0 - 1) * c.sh - c.pad_top, ix0 = (ox0 - 1) * c.sw - c.pad_left;
       const __half* xn = x + static_cast<size_t>(n) * c.h * c.w * 3;
-      for (int q = tid; q < span * row_len; q += kThreads) {
-        const int r = q / row_len, k = q - r * row_len, col = k / 3, ch = k - col * 3;
-        const int iy = iy0 + r, ix = ix0 + col;
+      int r = r0, k = k0;
+      for (int q = tid; q < staged; q += kThreads) {
+        const int col = k / 3, ch = k - col * 3, iy = iy0 + r, ix = ix0 + col;
         xs[q] = (iy >= 0 && iy < c.h && ix >= 0 && ix < c.w) ? xn[(iy * c.w + ix) * 3 + ch] : zero;
+        r += dr, k += dk;
+        if (k >= row_len) k -= row_len, ++r;
       }
     }
     __syncthreads();
@@ -186,58 +219,50 @@ __global__ void __launch_bounds__(kThreads, 3) conv_stem_kernel(const StemArgs a
 #pragma unroll
         for (int j = 0; j < NJ1; ++j) {
           const int oc = 8 * j + 2 * t;
-          const float b0 = a.b1 ? __ldg(a.b1 + oc) : 0.0f, b1 = a.b1 ? __ldg(a.b1 + oc + 1) : 0.0f;
-          const float v0 = in ? apply_act(acc[j][2 * hh] + b0, act1) : 0.0f;
-          const float v1 = in ? apply_act(acc[j][2 * hh + 1] + b1, act1) : 0.0f;
-          *reinterpret_cast<__half2*>(c1s + (cy * kC1Side + cx) * S1 + oc) = __floats2half2_rn(v0, v1);
+          const float v0 = in ? apply_act(acc[j][2 * hh] + b1s[oc], act1) : 0.0f;
+          const float v1 = in ? apply_act(acc[j][2 * hh + 1] + b1s[oc + 1], act1) : 0.0f;
+          *reinterpret_cast<uint32_t*>(c1s + (cy * kC1Side + cx) * S1 + oc) = pack_half2(v0, v1);
         }
       }
     }
     __syncthreads();
-    // 3. The depthwise layer: item q = one pixel of the 14x14 tile and 8 channels (8 consecutive
-    // threads: 8 consecutive pixels, one channel group).
-    for (int q = tid; q < kOutPix * NJ1; q += kThreads) {
-      const int grp = q / kOutPix, px = q - grp * kOutPix, ly = px / kTile, lx = px - ly * kTile;
-      float acc[8];
-#pragma unroll
-      for (int k = 0; k < 8; ++k) acc[k] = a.bd ? __ldg(a.bd + 8 * grp + k) : 0.0f;
-#pragma unroll
-      for (int dy = 0; dy < 3; ++dy)
-#pragma unroll
-        for (int dx = 0; dx < 3; ++dx) {
-          const uint4 xv = *reinterpret_cast<const uint4*>(c1s + ((ly + dy) * kC1Side + lx + dx) * S1 + 8 * grp);
-          const uint4 wv = *reinterpret_cast<const uint4*>(wds + (dy * 3 + dx) * C1 + 8 * grp);
-          const __half2* xh = reinterpret_cast<const __half2*>(&xv);
-          const __half2* wh = reinterpret_cast<const __half2*>(&wv);
-#pragma unroll
-          for (int k = 0; k < 4; ++k) {
-            const float2 xf = __half22float2(xh[k]), wf = __half22float2(wh[k]);
-            acc[2 * k] = fmaf(xf.x, wf.x, acc[2 * k]);
-            acc[2 * k + 1] = fmaf(xf.y, wf.y, acc[2 * k + 1]);
-          }
-        }
-      uint4 ov;
-      __half2* oh2 = reinterpret_cast<__half2*>(&ov);
-#pragma unroll
-      for (int k = 0; k < 4; ++k) oh2[k] = __floats2half2_rn(apply_act(acc[2 * k], actd), apply_act(acc[2 * k + 1], actd));
-      *reinterpret_cast<uint4*>(dwo + px * S2 + 8 * grp) = ov;
-    }
-    __syncthreads();
-    // 4. The projection: warp w computes fragment rows 16w.. and 16(w + 8).. (13 fragments).
+    // 3. Per fragment of 16 output pixels: the depthwise layer, then the projection, in registers.
     for (int m = warp; m < kOutRows / 16; m += kWarps) {
-      float acc[NO][4];
+      const int p = min(16 * m + lrow, kOutPix - 1), ly = p / kTile, lx = p - ly * kTile;  // rows past 195: copies, dropped
+      const __half* arow = c1s + (ly * kC1Side + lx) * S1 + lkof;
+      float acc[2 * KS][4];
 #pragma unroll
-      for (int j = 0; j < NO; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-      const __half* ar0 = dwo + (16 * m + g) * S2 + 2 * t;
-      const __half* ar1 = ar0 + 8 * S2;
+      for (int j = 0; j < 2 * KS; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+#pragma unroll
+      for (int tap = 0; tap < 9; ++tap) {
+        const int dy = tap / 3, dx = tap - dy * 3;
+#pragma unroll
+        for (int h = 0; h < KS; ++h) {
+          uint32_t af[4];
+          ldmatrix_x4(af, arow + (dy * kC1Side + dx) * S1 + 16 * h);
+          const uint32_t* bq = wdb + ((tap * KS + h) * 2) * 32 + lane;
+          const uint32_t d0[2] = {bq[0], 0u}, d1[2] = {0u, bq[32]};
+          mma_16816(acc[2 * h], af, d0);
+          mma_16816(acc[2 * h + 1], af, d1);
+        }
+      }
+      float accp[NO][4];
+#pragma unroll
+      for (int j = 0; j < NO; ++j) accp[j][0] = accp[j][1] = accp[j][2] = accp[j][3] = 0.0f;
 #pragma unroll
       for (int s = 0; s < KS; ++s) {
-        const uint32_t af[4] = {ld32(ar0 + 16 * s), ld32(ar1 + 16 * s), ld32(ar0 + 16 * s + 8), ld32(ar1 + 16 * s + 8)};
+        // The depthwise outputs of channels 16s + 2t, +1 (tile 2s) and 16s + 8 + 2t, +1 (tile 2s + 1),
+        // rows g and g + 8, as half: the A fragment of the projection's k step s.
+        const int c0 = 16 * s + 2 * t, c8 = c0 + 8;
+        const uint32_t af[4] = {pack_half2(apply_act(acc[2 * s][0] + bds[c0], actd), apply_act(acc[2 * s][1] + bds[c0 + 1], actd)),
+                                pack_half2(apply_act(acc[2 * s][2] + bds[c0], actd), apply_act(acc[2 * s][3] + bds[c0 + 1], actd)),
+                                pack_half2(apply_act(acc[2 * s + 1][0] + bds[c8], actd), apply_act(acc[2 * s + 1][1] + bds[c8 + 1], actd)),
+                                pack_half2(apply_act(acc[2 * s + 1][2] + bds[c8], actd), apply_act(acc[2 * s + 1][3] + bds[c8 + 1], actd))};
 #pragma unroll
         for (int j = 0; j < NO; ++j) {
           const __half* bp = wpt + (8 * j + g) * SWP + 16 * s + 2 * t;
           const uint32_t bf[2] = {ld32(bp), ld32(bp + 8)};
-          mma_16816(acc[j], af, bf);
+          mma_16816(accp[j], af, bf);
         }
       }
 #pragma unroll
@@ -247,9 +272,8 @@ __global__ void __launch_bounds__(kThreads, 3) conv_stem_kernel(const StemArgs a
 #pragma unroll
         for (int j = 0; j < NO; ++j) {
           const int oc = 8 * j + 2 * t;
-          const float b0 = a.bp ? __ldg(a.bp + oc) : 0.0f, b1 = a.bp ? __ldg(a.bp + oc + 1) : 0.0f;
-          *reinterpret_cast<__half2*>(ot + px * SO + oc) =
-              __floats2half2_rn(apply_act(acc[j][2 * hh] + b0, actp), apply_act(acc[j][2 * hh + 1] + b1, actp));
+          *reinterpret_cast<uint32_t*>(ot + px * SO + oc) =
+              pack_half2(apply_act(accp[j][2 * hh] + bps[oc], actp), apply_act(accp[j][2 * hh + 1] + bps[oc + 1], actp));
         }
       }
     }
@@ -270,8 +294,9 @@ __global__ void __launch_bounds__(kThreads, 3) conv_stem_kernel(const StemArgs a
         if (oy < oh && ox < ow) yn[(oy * ow + ox) * O + oc] = ot[px * SO + oc];
       }
     }
-    // The next tile writes xs before its first barrier (nothing reads xs after this tile's second)
-    // and the output tile (c1s) only after it, when every thread has finished this store loop.
+    // The next tile writes xs before its first barrier (nothing reads xs after this tile's second),
+    // c1s after it (the ldmatrix reads ended before this tile's third) and ot after its second
+    // (when every thread has finished this store loop).
   }
 }
 
