@@ -81,18 +81,8 @@ __global__ void __launch_bounds__(kThreads) conv_mma3x3_kernel(const X* __restri
         const int k = 16 * s + 8 * r + 2 * t, col = 8 * j + g;
         b[s][j][r] = pack2(k < kTaps ? w[k * O + col] : zero, k + 1 < kTaps ? w[(k + 1) * O + col] : zero);
       }
-  // Where this thread's 8 k indices (16s + 8r + 2t + e) sit in the staged tile, relative to a
-  // pixel's first value; -1: past the 27 taps (zero).
-  int koff[2][2][2];
-#pragma unroll
-  for (int s = 0; s < 2; ++s)
-#pragma unroll
-    for (int r = 0; r < 2; ++r)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int k = 16 * s + 8 * r + 2 * t + e, tap = k / 3, c = k - tap * 3, ky = tap / 3, kx = tap - ky * 3;
-        koff[s][r][e] = k < kTaps ? ky * p.dh * row_len + kx * p.dw * 3 + c : -1;
-      }
+  int koff[2][2][2];  // this thread's k indices in the staged tile
+  conv3x3c3_koff(koff, t, row_len, p.dh, p.dw);
   float bv[NJ][2];
 #pragma unroll
   for (int j = 0; j < NJ; ++j) {
@@ -153,11 +143,7 @@ __global__ void __launch_bounds__(kThreads) conv_mma3x3_kernel(const X* __restri
 #pragma unroll
     for (int s = 0; s < 2; ++s) {
       uint32_t a[4];
-      auto val = [&](const __half* px, int r, int e) { return koff[s][r][e] >= 0 ? px[koff[s][r][e]] : zero; };
-      a[0] = pack2(val(p0, 0, 0), val(p0, 0, 1));
-      a[1] = pack2(val(p1, 0, 0), val(p1, 0, 1));
-      a[2] = pack2(val(p0, 1, 0), val(p0, 1, 1));
-      a[3] = pack2(val(p1, 1, 0), val(p1, 1, 1));
+      conv3x3c3_afrag(a, p0, p1, koff, s);
 #pragma unroll
       for (int j = 0; j < NJ; ++j) mma_16816(acc[j], a, b[s][j]);
     }

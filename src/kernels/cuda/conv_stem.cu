@@ -149,19 +149,9 @@ __global__ void __launch_bounds__(kThreads, 3) conv_stem_kernel(const StemArgs a
       const int px = q / (KP - C1), k = q - px * (KP - C1);
       c1s[px * S1 + C1 + k] = zero;
     }
-  // Where this thread's 8 k indices of the first convolution (16s + 8r + 2t + e) sit in the staged
-  // input relative to a pixel's first value; -1: past the 27 taps.
   const int span = stem_span(c.sh), row_len = span * 3, staged = span * row_len;
-  int koff[2][2][2];
-#pragma unroll
-  for (int s = 0; s < 2; ++s)
-#pragma unroll
-    for (int r = 0; r < 2; ++r)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int k = 16 * s + 8 * r + 2 * t + e, tap = k / 3, ch = k - tap * 3, ky = tap / 3, kx = tap - ky * 3;
-        koff[s][r][e] = k < kTaps ? ky * row_len + kx * 3 + ch : -1;
-      }
+  int koff[2][2][2];  // this thread's k indices of the first convolution in the staged input
+  conv3x3c3_koff(koff, t, row_len, 1, 1);
   // Staging walks the staged values q = tid, tid + 256, ...: row r0 + i * dr (+1 on a carry), value k.
   const int r0 = tid / row_len, k0 = tid - r0 * row_len, dr = kThreads / row_len, dk = kThreads - dr * row_len;
   // This lane's ldmatrix row within a fragment of 16 output pixels, and its 8-channel offset.
@@ -198,12 +188,8 @@ __global__ void __launch_bounds__(kThreads, 3) conv_stem_kernel(const StemArgs a
       const __half* p1 = p0 + 8 * c.sw * 3;
 #pragma unroll
       for (int s = 0; s < 2; ++s) {
-        auto val = [&](const __half* px, int r, int e) { return koff[s][r][e] >= 0 ? px[koff[s][r][e]] : zero; };
-        auto pk = [](__half lo, __half hi) {
-          return static_cast<uint32_t>(__half_as_ushort(lo)) | (static_cast<uint32_t>(__half_as_ushort(hi)) << 16);
-        };
-        const uint32_t af[4] = {pk(val(p0, 0, 0), val(p0, 0, 1)), pk(val(p1, 0, 0), val(p1, 0, 1)), pk(val(p0, 1, 0), val(p0, 1, 1)),
-                                pk(val(p1, 1, 0), val(p1, 1, 1))};
+        uint32_t af[4];
+        conv3x3c3_afrag(af, p0, p1, koff, s);
 #pragma unroll
         for (int j = 0; j < NJ1; ++j) {
           const __half* bp = w1t + (8 * j + g) * SW1 + 16 * s + 2 * t;

@@ -267,6 +267,36 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4],
 #endif
 }
 
+// A 3x3 convolution on 3 channels as an implicit GEMM (K = 27 taps, k = (ky * 3 + kx) * 3 + c,
+// zero-padded to 32: two m16n8k16 k steps), its input staged in shared memory as half, image rows
+// row_len values apart (conv_mma3x3.cu, conv_stem.cu). conv3x3c3_koff: where lane t's 8 k
+// indices (16s + 8r + 2t + e) sit relative to a pixel's first staged value (dilations dh, dw);
+// -1 past the 27 taps. conv3x3c3_afrag: the A fragment of k step s for the fragment's rows g (at
+// p0) and g + 8 (at p1).
+__device__ __forceinline__ void conv3x3c3_koff(int (&koff)[2][2][2], int t, int row_len, int dh, int dw) {
+#pragma unroll
+  for (int s = 0; s < 2; ++s)
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int k = 16 * s + 8 * r + 2 * t + e, tap = k / 3, c = k - tap * 3, ky = tap / 3, kx = tap - ky * 3;
+        koff[s][r][e] = k < 27 ? ky * dh * row_len + kx * dw * 3 + c : -1;
+      }
+}
+__device__ __forceinline__ void conv3x3c3_afrag(uint32_t (&a)[4], const __half* p0, const __half* p1, const int (&koff)[2][2][2],
+                                                int s) {
+  const __half zero = __float2half_rn(0.0f);
+  auto val = [&](const __half* px, int r, int e) { return koff[s][r][e] >= 0 ? px[koff[s][r][e]] : zero; };
+  auto pk = [](__half lo, __half hi) {
+    return static_cast<uint32_t>(__half_as_ushort(lo)) | (static_cast<uint32_t>(__half_as_ushort(hi)) << 16);
+  };
+  a[0] = pk(val(p0, 0, 0), val(p0, 0, 1));
+  a[1] = pk(val(p1, 0, 0), val(p1, 0, 1));
+  a[2] = pk(val(p0, 1, 0), val(p0, 1, 1));
+  a[3] = pk(val(p1, 1, 0), val(p1, 1, 1));
+}
+
 // One warp's 16-row tile on the tensor cores: acc[j] (j < nt <= NT) += A[0..16)[0..K) x B[0..K)[8j..8j+8),
 // A row-major with row stride as, B k-major with row stride bs (halves, shared memory, rows
 // 16-byte aligned), K a multiple of 16.
