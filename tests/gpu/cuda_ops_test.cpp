@@ -1090,7 +1090,10 @@ TEST(CudaOps, ResizeBilinear) {
     bool align, half;
   };
   for (const R r : {R{6, 6, 5, 12, 12, false, true}, R{5, 7, 3, 11, 3, true, false}, R{4, 9, 16, 8, 18, false, false},
-                    R{3, 3, 1, 7, 5, false, true}}) {
+                    R{3, 3, 1, 7, 5, false, true},
+                    // channels a multiple of 8: 8 channels per thread (MoveNet's 2x upsampling)
+                    R{6, 6, 64, 12, 12, false, true}, R{5, 7, 8, 11, 3, true, false}, R{7, 5, 24, 13, 9, false, false},
+                    R{12, 12, 40, 24, 24, false, true}}) {
     OpCase c;
     c.label = "resize_" + std::to_string(r.h) + "x" + std::to_string(r.w) + "_to_" + std::to_string(r.oh) + "x" + std::to_string(r.ow);
     c.op = OpKind::ResizeBilinear;

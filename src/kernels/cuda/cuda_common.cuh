@@ -129,6 +129,21 @@ __device__ __forceinline__ void load8(const T* p, float* v) {
   }
 }
 
+// 8 floats rounded to T (half or float) and stored as 8 consecutive values (16-byte aligned).
+template <class T>
+__device__ __forceinline__ void store8(T* p, const float* v) {
+  if constexpr (std::is_same_v<T, __half>) {
+    uint4 out;
+    __half2* h2 = reinterpret_cast<__half2*>(&out);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) h2[k] = __halves2half2(__float2half_rn(v[2 * k]), __float2half_rn(v[2 * k + 1]));
+    *reinterpret_cast<uint4*>(p) = out;
+  } else {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+    *reinterpret_cast<float4*>(p + 4) = make_float4(v[4], v[5], v[6], v[7]);
+  }
+}
+
 // A 1x1 stride-1 convolution that keeps the image size.
 inline bool is_pointwise(const ConvParams& p) {
   return p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pad_top == 0 && p.pad_left == 0 && p.oh == p.h &&
