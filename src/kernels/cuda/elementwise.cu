@@ -82,46 +82,20 @@ __device__ __forceinline__ void interp(const Axis& a, int o, int* lo, int* hi, f
   *lerp = src - f;
 }
 
-template <class T, class I>
+// V consecutive channels of one output pixel per thread: V = 1, or V = 8 where c % 8 == 0 and x
+// and y are 16-byte aligned (the four corners loaded with 16-byte loads, the results stored with
+// 16-byte stores). Each value gets the same arithmetic either way, so the same bits. One value per
+// thread, each with its own index divisions and 2-byte accesses, ran at a third of the memory
+// bandwidth on MoveNet's 2x upsampling at batch 64.
+template <class T, int V, class I>
 __global__ void resize_kernel(const T* __restrict__ x, T* __restrict__ y, int n, int h, int w, int c, int oh, int ow,
                               Axis ay, Axis ax) {
+  static_assert(V == 1 || V == 8, "resize_kernel: 1 or 8 channels per thread");
   pdl_wait();
-  const I total = static_cast<I>(n) * oh * ow * c;
-  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < total; i += static_cast<I>(gridDim.x) * blockDim.x) {
-    const int ch = static_cast<int>(i % c);
-    I t = i / c;
-    const int ox = static_cast<int>(t % ow);
-    t /= ow;
-    const int oy = static_cast<int>(t % oh);
-    const int b = static_cast<int>(t / oh);
-    int y0, y1, x0, x1;
-    float ly, lx;
-    interp(ay, oy, &y0, &y1, &ly);
-    interp(ax, ox, &x0, &x1, &lx);
-    const T* base = x + static_cast<int64_t>(b) * h * w * c + ch;
-    const float tl = ldf(base + (static_cast<int64_t>(y0) * w + x0) * c);
-    const float tr = ldf(base + (static_cast<int64_t>(y0) * w + x1) * c);
-    const float bl = ldf(base + (static_cast<int64_t>(y1) * w + x0) * c);
-    const float br = ldf(base + (static_cast<int64_t>(y1) * w + x1) * c);
-    const float top = tl + (tr - tl) * lx;
-    const float bot = bl + (br - bl) * lx;
-    stf(y + i, top + (bot - top) * ly);
-  }
-}
-
-// 8 consecutive channels of one output pixel per thread (c % 8 == 0, x and y 16-byte aligned):
-// the four corners loaded with 16-byte loads and the results stored with 16-byte stores, each value
-// with exactly resize_kernel's arithmetic (so the same bits). resize_kernel's one value per thread,
-// each with its own index divisions and 2-byte accesses, ran at a third of the memory bandwidth on
-// MoveNet's 2x upsampling at batch 64.
-template <class T, class I>
-__global__ void resize8_kernel(const T* __restrict__ x, T* __restrict__ y, int n, int h, int w, int c, int oh, int ow,
-                               Axis ay, Axis ax) {
-  pdl_wait();
-  const int cg = c / 8;
+  const int cg = c / V;
   const I total = static_cast<I>(n) * oh * ow * cg;
   for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < total; i += static_cast<I>(gridDim.x) * blockDim.x) {
-    const int ch = static_cast<int>(i % cg) * 8;
+    const int ch = static_cast<int>(i % cg) * V;
     I t = i / cg;
     const int ox = static_cast<int>(t % ow);
     t /= ow;
@@ -132,18 +106,22 @@ __global__ void resize8_kernel(const T* __restrict__ x, T* __restrict__ y, int n
     interp(ay, oy, &y0, &y1, &ly);
     interp(ax, ox, &x0, &x1, &lx);
     const T* base = x + static_cast<int64_t>(b) * h * w * c + ch;
-    float tl[8], tr[8], bl[8], br[8], out[8];
-    load8(base + (static_cast<int64_t>(y0) * w + x0) * c, tl);
-    load8(base + (static_cast<int64_t>(y0) * w + x1) * c, tr);
-    load8(base + (static_cast<int64_t>(y1) * w + x0) * c, bl);
-    load8(base + (static_cast<int64_t>(y1) * w + x1) * c, br);
+    const T* corner[4] = {base + (static_cast<int64_t>(y0) * w + x0) * c, base + (static_cast<int64_t>(y0) * w + x1) * c,
+                          base + (static_cast<int64_t>(y1) * w + x0) * c, base + (static_cast<int64_t>(y1) * w + x1) * c};
+    float v[4][V], out[V];
 #pragma unroll
-    for (int k = 0; k < 8; ++k) {
-      const float top = tl[k] + (tr[k] - tl[k]) * lx;
-      const float bot = bl[k] + (br[k] - bl[k]) * lx;
+    for (int q = 0; q < 4; ++q) {
+      if constexpr (V == 8) load8(corner[q], v[q]);
+      else v[q][0] = ldf(corner[q]);
+    }
+#pragma unroll
+    for (int k = 0; k < V; ++k) {  // v[0..3]: top left, top right, bottom left, bottom right
+      const float top = v[0][k] + (v[1][k] - v[0][k]) * lx;
+      const float bot = v[2][k] + (v[3][k] - v[2][k]) * lx;
       out[k] = top + (bot - top) * ly;
     }
-    store8(y + static_cast<int64_t>(i) * 8, out);
+    if constexpr (V == 8) store8(y + static_cast<int64_t>(i) * 8, out);
+    else stf(y + i, out[0]);
   }
 }
 
@@ -174,13 +152,13 @@ void resize_to(const T* x, T* y, int n, int h, int w, int c, int oh, int ow, Axi
   const int64_t total = static_cast<int64_t>(n) * oh * ow * c;
   if (c % 8 == 0 && aligned16(x) && aligned16(y)) {
     const int g = grid_for(total / 8, 256);
-    if (fits_int(total)) launch(resize8_kernel<T, int>, g, 256, 0, s, x, y, n, h, w, c, oh, ow, ay, ax);
-    else launch(resize8_kernel<T, int64_t>, g, 256, 0, s, x, y, n, h, w, c, oh, ow, ay, ax);
+    if (fits_int(total)) launch(resize_kernel<T, 8, int>, g, 256, 0, s, x, y, n, h, w, c, oh, ow, ay, ax);
+    else launch(resize_kernel<T, 8, int64_t>, g, 256, 0, s, x, y, n, h, w, c, oh, ow, ay, ax);
     return;
   }
   const int g = grid_for(total, 256);
-  if (fits_int(total)) launch(resize_kernel<T, int>, g, 256, 0, s, x, y, n, h, w, c, oh, ow, ay, ax);
-  else launch(resize_kernel<T, int64_t>, g, 256, 0, s, x, y, n, h, w, c, oh, ow, ay, ax);
+  if (fits_int(total)) launch(resize_kernel<T, 1, int>, g, 256, 0, s, x, y, n, h, w, c, oh, ow, ay, ax);
+  else launch(resize_kernel<T, 1, int64_t>, g, 256, 0, s, x, y, n, h, w, c, oh, ow, ay, ax);
 }
 
 Axis make_axis(int in, int out, bool align, bool half_pixel) {
