@@ -574,7 +574,9 @@ void tune_stems(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const Bui
     const size_t lo = chain ? i - 3 : i - 2;
     std::vector<int> before;
     for (size_t k = lo; k <= i; ++k) before.push_back(p.layers[k].tactic);
-    std::string key = "stem";
+    // "v2": the stem kernel's depthwise phase moved to the tensor cores (e298e8d); decisions cached
+    // for the CUDA-core version (never fused on MoveNet) are not reused.
+    std::string key = "stem:v2";
     for (size_t k = lo; k <= i; ++k) {
       key += '|';
       key += layer_key(p, p.layers[k], target, driver);
