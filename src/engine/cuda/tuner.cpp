@@ -227,6 +227,24 @@ double time_own(const EnginePlan& p, DeviceContext& ctx, size_t i, int t, cudaEv
   return *us;
 }
 
+// A yes/no fusion decision cached under `key` (1 fused, 0 apart): taken from the cache, or timed by
+// `time_both`, which returns {apart, fused} in microseconds and leaves the plan's tactics as it
+// found them. Fills lt's cache flag and timings (fused as `fused_tactic`); true: fuse.
+template <class TimeBoth>
+bool fuse_or_not(TimingCache& cache, const std::string& key, int fused_tactic, LayerTiming& lt, TimeBoth time_both) {
+  int chosen = 0;
+  if (cache.lookup(key, &chosen) && (chosen == 0 || chosen == 1)) {
+    lt.from_cache = true;
+    cache.hits++;
+    return chosen != 0;
+  }
+  cache.misses++;
+  const auto [apart, fused] = time_both();
+  lt.tactic_us = {{0, apart}, {fused_tactic, fused}};
+  cache.store(key, fused < apart, std::min(apart, fused));
+  return fused < apart;
+}
+
 // 1x1 expansion + depthwise pairs (pwdw_pair_possible), after the depthwise + pointwise pairs: the
 // depthwise layer computes the expansion (kConvPwDwMember + kDwPwDw) where that measures faster
 // than the two layers' kernels. A depthwise layer already fused into the 1x1 convolution after it
@@ -258,27 +276,20 @@ void tune_pwdw_pairs(EnginePlan& p, const std::vector<int>& own, DeviceContext& 
     };
     LayerTiming lt;
     lt.layer = e.name + " + " + d.name;
-    int chosen = 0;
-    if (cache.lookup(key, &chosen) && (chosen == 0 || chosen == 1)) {
-      lt.from_cache = true;
-      cache.hits++;
-    } else {
-      cache.misses++;
+    const bool chosen = fuse_or_not(cache, key, kDwPwDw, lt, [&] {
       auto time = [&](size_t k, int t) { return time_own(p, ctx, k, t, e0, e1); };
       const double te = time(i - 1, e.tactic), td = in_pair ? time(i + 1, next_before) : time(i, d.tactic);
       set_fused(true);
       const double tf = time(i, kDwPwDw), tn = in_pair ? time(i + 1, own[i + 1]) : 0.0;
       set_fused(false);
-      chosen = tf + tn < te + td;
-      lt.tactic_us = {{0, te + td}, {kDwPwDw, tf + tn}};
-      cache.store(key, chosen, std::min(te + td, tf + tn));
       if (log_timings)
         std::fprintf(stderr, "pw+dw pair %zu (c %d -> %d, %dx%d s%d, batch %d): apart %.2f (%.2f + %.2f%s) us, pw+dw %.2f%s us -> %s\n",
                      i, ecp.c, ecp.o, ecp.h, ecp.w, dcp.sh, p.max_batch, te + td, te, td, in_pair ? " as dw+pw" : "", tf + tn,
                      in_pair ? (" (" + std::to_string(tf) + " + " + std::to_string(tn) + ")").c_str() : "",
-                     chosen ? "pw+dw" : "apart");
-    }
-    set_fused(chosen != 0);
+                     tf + tn < te + td ? "pw+dw" : "apart");
+      return std::pair{te + td, tf + tn};
+    });
+    set_fused(chosen);
     lt.chosen = chosen ? kDwPwDw : 0;
     report.push_back(lt);
   }
@@ -319,27 +330,20 @@ std::vector<FusedHead> tune_heads(EnginePlan& p, const std::vector<int>& own, De
     };
     LayerTiming lt;
     lt.layer = d.name + " + " + m.name + " + " + l.name;
-    int chosen = 0;
-    if (cache.lookup(key, &chosen) && (chosen == 0 || chosen == 1)) {
-      lt.from_cache = true;
-      cache.hits++;
-    } else {
-      cache.misses++;
+    const bool chosen = fuse_or_not(cache, key, kConvDwPwPw, lt, [&] {
       auto time = [&](size_t j, int t) { return time_own(p, ctx, j, t, e0, e1); };
       const double first = pair ? time(k, m.tactic) : time(k - 1, d.tactic) + time(k, m.tactic);
       const double last = time(i, l.tactic);
       set_fused(true);
       const double fused = time(i, kConvDwPwPw);
       set_fused(false);
-      chosen = fused < first + last;
-      lt.tactic_us = {{0, first + last}, {kConvDwPwPw, fused}};
-      cache.store(key, chosen, std::min(first + last, fused));
       if (log_timings)
         std::fprintf(stderr, "head branch %zu (%d -> %d -> %d, %dx%d, batch %d): apart %.2f (%.2f%s + %.2f) us, dw+pw+pw %.2f us -> %s\n", i,
                      dcp.c, mcp.o, lcp.o, dcp.oh, dcp.ow, p.max_batch, first + last, first, pair ? " as dw+pw" : "", last, fused,
-                     chosen ? "dw+pw+pw" : "apart");
-    }
-    set_fused(chosen != 0);
+                     fused < first + last ? "dw+pw+pw" : "apart");
+      return std::pair{first + last, fused};
+    });
+    set_fused(chosen);
     if (chosen) fused_heads.push_back({i, d_before, m_before});
     lt.chosen = chosen ? kConvDwPwPw : 0;
     report.push_back(lt);
@@ -595,12 +599,7 @@ void tune_stems(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const Bui
     };
     LayerTiming lt;
     lt.layer = cv.name + " + " + dw.name + " + " + pw.name;
-    int chosen = 0;
-    if (cache.lookup(key, &chosen) && (chosen == 0 || chosen == 1)) {
-      lt.from_cache = true;
-      cache.hits++;
-    } else {
-      cache.misses++;
+    const bool chosen = fuse_or_not(cache, key, kConvStemDwPw, lt, [&] {
       double apart = 0.0;
       std::string parts;
       for (size_t k = lo; k <= i; ++k) {
@@ -616,18 +615,16 @@ void tune_stems(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const Bui
       const double tc = chain ? time_own(p, ctx, i - 3, kChainKernel, e0, e1) : 0.0;
       const double ts = time_own(p, ctx, i, kConvStemDwPw, e0, e1);
       set_fused(false);
-      chosen = tc + ts < apart;
-      lt.tactic_us = {{0, apart}, {kConvStemDwPw, tc + ts}};
-      cache.store(key, chosen, std::min(apart, tc + ts));
       if (log_timings) {
         char with_chain[48] = "";
         if (chain) std::snprintf(with_chain, sizeof with_chain, "chain %.2f + ", tc);
         std::fprintf(stderr, "stem %zu (%dx%dx3 -> %d -> %d, %dx%d, batch %d): as tuned %.2f (%s) us, %sconv+dw+pw %.2f us -> %s\n", i,
                      c.h, c.w, c.o, q.o, q.oh, q.ow, p.max_batch, apart, parts.c_str(), with_chain, ts,
-                     chosen ? "conv+dw+pw" : "as tuned");
+                     tc + ts < apart ? "conv+dw+pw" : "as tuned");
       }
-    }
-    set_fused(chosen != 0);
+      return std::pair{apart, tc + ts};
+    });
+    set_fused(chosen);
     lt.chosen = chosen ? kConvStemDwPw : 0;
     report.push_back(lt);
   }
