@@ -17,8 +17,8 @@ constexpr int kHeadHalo = kHeadTile + 2;
 constexpr int kHeadMaxC = 64, kHeadMaxMid = 128, kHeadMaxOut = 64;
 
 // Shared-memory layout for a group's widest member (halves unless said): the input halo
-// [100][xs], the depthwise output [64][xs], the
-// first filter [kp][hs], the 1x1 output [64][hs], the second filter [mp][os], then floats: the
+// [100][xs], the depthwise output [64][xs], the first filter [kp][hs], the second filter
+// [mp][os], then floats: the
 // depthwise filter [9][kp], its bias [kp], the biases [mp] and [np], then the output tile
 // [64][np] in the output type (written out in coalesced rows). Row strides are an odd number of
 // 16-byte units (ldmatrix without bank conflicts).
@@ -28,7 +28,7 @@ struct HeadLayout {
   __host__ __device__ int hs() const { return mp + 8; }
   __host__ __device__ int os() const { return np + 8; }
   __host__ __device__ size_t halves() const {
-    return static_cast<size_t>(kHeadHalo * kHeadHalo + 64) * xs() + static_cast<size_t>(kp + 64) * hs() +
+    return static_cast<size_t>(kHeadHalo * kHeadHalo + 64) * xs() + static_cast<size_t>(kp) * hs() +
            static_cast<size_t>(mp) * os();
   }
   __host__ __device__ size_t bytes(size_t out_size) const {
@@ -44,17 +44,17 @@ struct HeadGroup {
 __host__ __device__ inline int round16(int v) { return (v + 15) / 16 * 16; }
 
 // One block: 8x8 tiles of member blockIdx.z, tile blockIdx.x and every gridDim.x-th after it (the
-// filters staged once per block; the next tile's input fetched while this one's outputs are
-// written: a second input buffer, fetched earlier, measured slower for costing a block per SM).
-// Depthwise (3x3r1's
-// arithmetic: float sums in the order ky, kx, + bias, activation, rounded to half), then the first
-// 1x1 convolution on the tensor cores (+ bias, activation, rounded to half: what its layer would
-// store), then the second (+ bias, activation, rounded to the output type), staged in shared memory
-// and written out as whole rows of 16-byte stores where the row is aligned. Filters go to shared
-// memory before pdl_wait().
+// filters staged once per block; the next tile's input fetched as soon as the depthwise layer has
+// read this one's, while the 1x1 layers run and the outputs are written: a second input buffer,
+// fetched earlier, measured slower for costing a block per SM). Depthwise (3x3r1's arithmetic:
+// float sums in the order ky, kx, + bias, activation, rounded to half) into shared memory, then the
+// first 1x1 convolution on the tensor cores (+ bias, activation, rounded to half: what its layer
+// would store) and the second from the first's registers (+ bias, activation, rounded to the
+// output type), staged in shared memory and written out as whole rows of 16-byte stores where the
+// row is aligned. Filters go to shared memory before pdl_wait().
 // KP, MP, NP: the layout's channel counts compiled in (MoveNet's head branches), or 0: from g.L.
 template <class TO, int KP, int MP, int NP>
-__global__ void __launch_bounds__(kHeadThreads, 4) dw_pw_pw_kernel(const HeadGroup g) {
+__global__ void __launch_bounds__(kHeadThreads, 5) dw_pw_pw_kernel(const HeadGroup g) {
   const DwPwPwArgs& q = g.a[blockIdx.z];
   const HeadLayout L{KP ? KP : g.L.kp, MP ? MP : g.L.mp, NP ? NP : g.L.np};
   const ConvParams& d = q.d;
@@ -69,8 +69,7 @@ __global__ void __launch_bounds__(kHeadThreads, 4) dw_pw_pw_kernel(const HeadGro
   __half* xs = reinterpret_cast<__half*>(dyn);           // [100][XS]
   __half* ds = xs + kHeadHalo * kHeadHalo * XS;          // [64][XS]
   __half* w1s = ds + 64 * XS;                            // [kp][HS]
-  __half* hs = w1s + L.kp * HS;                          // [64][HS]
-  __half* w2s = hs + 64 * HS;                            // [mp][OS]
+  __half* w2s = w1s + L.kp * HS;                         // [mp][OS]
   float* wds = reinterpret_cast<float*>(w2s + L.mp * OS);  // [9][kp]
   float* bds = wds + 9 * L.kp;                           // [kp]
   float* b1s = bds + L.kp;                               // [mp]
@@ -168,43 +167,60 @@ __global__ void __launch_bounds__(kHeadThreads, 4) dw_pw_pw_kernel(const HeadGro
     }
     __syncthreads();
 
+    if (tile + static_cast<int>(gridDim.x) < all_tiles) stage_input(tile + gridDim.x);  // xs is free: in flight during the MMAs
+
+    // Both 1x1 layers without leaving the registers: the first layer's accumulators of column
+    // tiles 2s and 2s + 1 (bias, activation, rounded to half as its layer stores them) are exactly
+    // the A fragment of the second layer's k step s (the m16n8 accumulator and m16k16 A layouts
+    // line up), so the middle values never go through shared memory.
     const int r0 = warp * 16 + (lane >> 2);  // this lane's accumulator rows: r0 and r0 + 8
     {
-      float acc[kHeadMaxMid / 8][4];
+      constexpr int kMaxMidTiles = kHeadMaxMid / 8;
+      float acc[kMaxMidTiles][4];
 #pragma unroll
-      for (int j = 0; j < kHeadMaxMid / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+      for (int j = 0; j < kMaxMidTiles; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
       const int nt = L.mp / 8;
       warp_gemm(acc, nt, ds + warp * 16 * XS, XS, w1s, HS, L.kp, lane);
+      uint32_t af[kMaxMidTiles / 2][4];
 #pragma unroll
-      for (int j = 0; j < kHeadMaxMid / 8; ++j) {
+      for (int j = 0; j < kMaxMidTiles; ++j) {
         if (j >= nt) break;
         const int col = j * 8 + (lane & 3) * 2;
 #pragma unroll
-        for (int h = 0; h < 2; ++h)
-          *reinterpret_cast<__half2*>(hs + (r0 + 8 * h) * HS + col) =
-              __floats2half2_rn(apply_act(acc[j][2 * h] + b1s[col], act1), apply_act(acc[j][2 * h + 1] + b1s[col + 1], act1));
+        for (int h = 0; h < 2; ++h) {
+          const __half2 v = __floats2half2_rn(apply_act(acc[j][2 * h] + b1s[col], act1),
+                                              apply_act(acc[j][2 * h + 1] + b1s[col + 1], act1));
+          af[j / 2][(j % 2) * 2 + h] = *reinterpret_cast<const uint32_t*>(&v);
+        }
       }
-    }
-    __syncthreads();
-    {
-      float acc[kHeadMaxOut / 8][4];
+      float acc2[kHeadMaxOut / 8][4];
 #pragma unroll
-      for (int j = 0; j < kHeadMaxOut / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-      const int nt = NP ? NP / 8 : (K2 + 7) / 8;  // compiled in: the padded columns (zero filters) too
-      warp_gemm(acc, nt, hs + warp * 16 * HS, HS, w2s, OS, L.mp, lane);
+      for (int j = 0; j < kHeadMaxOut / 8; ++j) acc2[j][0] = acc2[j][1] = acc2[j][2] = acc2[j][3] = 0.0f;
+      const int nt2 = NP ? NP / 8 : (K2 + 7) / 8;  // compiled in: the padded columns (zero filters) too
+      const __half* brow = w2s + (lane & 15) * OS;
+#pragma unroll
+      for (int ks = 0; ks < kMaxMidTiles / 2; ++ks) {
+        if (2 * ks >= nt) break;  // L.mp is a multiple of 16: whole k steps
+#pragma unroll
+        for (int j = 0; j < kHeadMaxOut / 8; ++j) {
+          if (j >= nt2) break;
+          uint32_t bf[2];
+          ldmatrix_x2_trans(bf, brow + ks * 16 * OS + j * 8);
+          mma_16816(acc2[j], af[ks], bf);
+        }
+      }
 #pragma unroll
       for (int j = 0; j < kHeadMaxOut / 8; ++j) {
-        if (j >= nt) break;
+        if (j >= nt2) break;
         const int col = j * 8 + (lane & 3) * 2;
 #pragma unroll
         for (int h = 0; h < 2; ++h)
 #pragma unroll
           for (int e = 0; e < 2; ++e)
-            if (col + e < K2) stf(ys + (r0 + 8 * h) * K2 + col + e, apply_act(acc[j][2 * h + e] + b2s[col + e], act2));
+            if (col + e < K2) stf(ys + (r0 + 8 * h) * K2 + col + e, apply_act(acc2[j][2 * h + e] + b2s[col + e], act2));
       }
     }
     __syncthreads();
-    if (tile + static_cast<int>(gridDim.x) < all_tiles) stage_input(tile + gridDim.x);  // the input tile is free now
     // Each of the tile's 8 rows is `run` consecutive outputs in y: whole rows whose start is 16-byte
     // aligned go out as 16-byte stores (the row's bytes, 16 * K2 for half, are a multiple of 16),
     // the others (the image's right edge, odd widths) one value at a time.
