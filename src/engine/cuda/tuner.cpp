@@ -320,7 +320,9 @@ std::vector<FusedHead> tune_heads(EnginePlan& p, const std::vector<int>& own, De
     if (!dwpwpw_applies(dcp, mcp, lcp)) continue;
     const bool pair = d.tactic == kDwFused;  // the depthwise and middle layers already one dw+pw kernel
     const int d_before = d.tactic, m_before = m.tactic;
-    std::string key = "dw+pw+pw|" + layer_key(p, d, target, driver) + "@" + std::to_string(d.tactic) + "||" +
+    // "v2": the kernel chains its two 1x1 layers in registers (heads-regs); decisions timed with the
+    // shared-memory version are not reused.
+    std::string key = "dw+pw+pw:v2|" + layer_key(p, d, target, driver) + "@" + std::to_string(d.tactic) + "||" +
                       layer_key(p, m, target, driver) + "@" + std::to_string(m.tactic) + "||" + layer_key(p, l, target, driver) +
                       "@" + std::to_string(l.tactic);
     auto set_fused = [&](bool fuse) {
@@ -475,7 +477,7 @@ void revisit_partial_heads(EnginePlan& p, const std::vector<int>& own, const std
     partial = partial || !dwpwpw_fused(p, i);
   }
   if (!partial || lo > hi) return;
-  std::string key = "heads-vs-groups";
+  std::string key = "heads-vs-groups:v2";  // v2: see dw+pw+pw:v2 above
   for (size_t j = lo; j <= hi; ++j) key += "||" + layer_key(p, p.layers[j], target, driver) + "@" + std::to_string(p.layers[j].tactic);
   auto region_us = [&] {
     double us = 0;
