@@ -18,8 +18,8 @@ constexpr int kHeadMaxC = 64, kHeadMaxMid = 128, kHeadMaxOut = 64;
 
 // Shared-memory layout for a group's widest member (halves unless said): the input halo
 // [100][xs], the depthwise output [64][xs], the first filter [kp][hs], the second filter
-// [mp][os], then floats: the
-// depthwise filter [9][kp], its bias [kp], the biases [mp] and [np], then the output tile
+// [mp][os], then floats: the depthwise filter [9][kp], its bias [kp], the biases [mp] and
+// [np], then the output tile
 // [64][np] in the output type (written out in coalesced rows). Row strides are an odd number of
 // 16-byte units (ldmatrix without bank conflicts).
 struct HeadLayout {
