@@ -19,9 +19,8 @@ constexpr int kHeadMaxC = 64, kHeadMaxMid = 128, kHeadMaxOut = 64;
 // Shared-memory layout for a group's widest member (halves unless said): the input halo
 // [100][xs], the depthwise output [64][xs], the first filter [kp][hs], the second filter
 // [mp][os], then floats: the depthwise filter [9][kp], its bias [kp], the biases [mp] and
-// [np], then the output tile
-// [64][np] in the output type (written out in coalesced rows). Row strides are an odd number of
-// 16-byte units (ldmatrix without bank conflicts).
+// [np], then the output tile [64][np] in the output type (written out in coalesced rows). Row
+// strides are an odd number of 16-byte units (ldmatrix without bank conflicts).
 struct HeadLayout {
   int kp, mp, np;  // input channels, middle channels, outputs, each rounded up to 16
   __host__ __device__ int xs() const { return kp + 8; }
