@@ -32,7 +32,10 @@ int64_t attr_int(const json& attr, const char* k, int64_t def) {
   if (!has(attr, k)) return def;
   const json& a = attr[k];
   if (a.contains("i")) return parse_int(a["i"], k);
-  if (a.contains("b")) return a["b"].get<bool>() ? 1 : 0;
+  if (a.contains("b")) {
+    if (!a["b"].is_boolean()) throw Error(std::string("attribute '") + k + "' is not an integer or a boolean");
+    return a["b"].get<bool>() ? 1 : 0;
+  }
   return def;  // protobuf JSON omits default (zero) values: {"i": absent} means 0
 }
 

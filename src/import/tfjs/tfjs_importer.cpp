@@ -92,7 +92,7 @@ Shape signature_shape(const json& root, const std::string& name) {
       !root["signature"]["inputs"].is_object())
     return {};
   for (const auto& [key, in] : root["signature"]["inputs"].items()) {
-    if (!in.is_object()) continue;
+    if (!in.is_object() || (in.contains("name") && !in["name"].is_string())) continue;
     std::string nm = in.value("name", key);
     if (nm.size() > 2 && nm.compare(nm.size() - 2, 2, ":0") == 0) nm.resize(nm.size() - 2);
     if (nm == name && in.contains("tensorShape")) return parse_dims(in["tensorShape"]);
@@ -120,9 +120,7 @@ Shape placeholder_shape(const TfNode& n, const std::string& path, const json& ro
   return shape;
 }
 
-}  // namespace
-
-Graph import_tfjs(const std::string& path, const ImportOptions& opt) {
+Graph import_tfjs_checked(const std::string& path, const ImportOptions& opt) {
   namespace fs = std::filesystem;
   const json root = parse_json_file(path);
   if (!root.is_object() || !root.contains("modelTopology") || !root["modelTopology"].is_object())
@@ -211,6 +209,7 @@ Graph import_tfjs(const std::string& path, const ImportOptions& opt) {
       if (it == weights.end())
         throw Error(tf_where(n, path) + ": constant has no entry in the weights manifest");
       if (n.attr && n.attr->contains("dtype") && (*n.attr)["dtype"].contains("type")) {
+        if (!(*n.attr)["dtype"]["type"].is_string()) throw Error(tf_where(n, path) + ": attribute 'dtype' is not a type name");
         DType want;
         const std::string tfdt = (*n.attr)["dtype"]["type"].get<std::string>();
         if (dtype_from_tf(tfdt, &want) && want != it->second.dtype())
@@ -224,6 +223,9 @@ Graph import_tfjs(const std::string& path, const ImportOptions& opt) {
     if (n.op == "Placeholder") {
       DType dt = DType::F32;
       if (n.attr && n.attr->contains("dtype")) {
+        const json& d = (*n.attr)["dtype"];
+        if (!d.is_object() || (d.contains("type") && !d["type"].is_string()))
+          throw Error(tf_where(n, path) + ": attribute 'dtype' is not a type name");
         const std::string tfdt = (*n.attr)["dtype"].value("type", "DT_FLOAT");
         if (!dtype_from_tf(tfdt, &dt)) throw Error(tf_where(n, path) + ": input dtype " + tfdt + " is not supported");
       }
@@ -242,6 +244,8 @@ Graph import_tfjs(const std::string& path, const ImportOptions& opt) {
       m = tfjs::map_node(n.op, n.attr ? *n.attr : json::object(), static_cast<int>(n.inputs.size()));
     } catch (const Error& e) {
       throw Error(tf_where(n, path) + ": " + e.what());
+    } catch (const json::exception& e) {
+      throw Error(tf_where(n, path) + ": malformed attribute (" + e.what() + ")");
     }
     Node node;
     node.name = n.name;
@@ -272,6 +276,8 @@ Graph import_tfjs(const std::string& path, const ImportOptions& opt) {
   std::vector<std::string> outs;
   if (root.contains("signature") && root["signature"].contains("outputs") && root["signature"]["outputs"].is_object()) {
     for (const auto& [key, o] : root["signature"]["outputs"].items()) {
+      if (!o.is_object() || (o.contains("name") && !o["name"].is_string()))
+        throw Error("model '" + path + "': signature output '" + key + "' is not an object with a string 'name'");
       std::string nm = o.value("name", key);
       if (nm.size() > 2 && nm.compare(nm.size() - 2, 2, ":0") == 0) nm.resize(nm.size() - 2);
       outs.push_back(nm);
@@ -293,6 +299,18 @@ Graph import_tfjs(const std::string& path, const ImportOptions& opt) {
   infer_shapes_and_fold(g);
   verify_graph(g);
   return g;
+}
+
+}  // namespace
+
+Graph import_tfjs(const std::string& path, const ImportOptions& opt) {
+  // The checks above name what they refuse; a JSON value of a kind no check expected still ends
+  // as an Error that names the file, never as a JSON library exception.
+  try {
+    return import_tfjs_checked(path, opt);
+  } catch (const json::exception& e) {
+    throw Error("model '" + path + "': unexpected JSON structure (" + e.what() + ")");
+  }
 }
 
 }  // namespace posert
