@@ -155,7 +155,13 @@ void EnginePlan::validate(const std::string& what) const {
     if (l.outputs.empty()) bad(ln + " has no outputs");
     for (int32_t o : l.outputs)
       if (tensors[o].kind == TensorKind::Weight || tensors[o].kind == TensorKind::Input) bad(ln + " writes a weight or input tensor");
-    validate_layer_shapes(l, ln, bad);
+    try {
+      validate_layer_shapes(l, ln, bad);
+    } catch (const Error& e) {  // an attribute of the wrong type (Attrs' own message) gets the file and layer
+      const std::string m = e.what();
+      if (m.compare(0, what.size(), what) == 0) throw;
+      bad(ln + ": " + m);
+    }
     // Tactic ids the CUDA runtime knows (kernels/cuda/cuda_kernels.h); only convolutions and
     // elementwise chains have more than one. A cuDNN tactic is only valid with the cuDNN version
     // it was tuned on.

@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <new>
 #include <random>
+#include <typeinfo>
 
 #include "support/graph_builder.h"
 #include "engine/engine_builder.h"
@@ -580,6 +582,106 @@ TEST(EngineFile, RejectsEmptyMissingAndFolderPaths) {
   EXPECT_HAS(m, missing);
   m = error_of([&] { read_engine_file(dir); });
   EXPECT_HAS(m, "directory");
+}
+
+// Random edits of a real model's engine, resealed so the checksum holds (a file crafted on
+// purpose, not a damaged one): each edit of the structure (fields, counts, names, attributes,
+// ids, offsets; the weight bytes are opaque) must be refused with a posert::Error naming the file,
+// or give a plan that passed validation and that writes and reads back as itself. Deterministic;
+// POSERT_FUZZ_ITERS sets the number of edited files per model (default 150) and POSERT_FUZZ_SEED
+// shifts the series. The thorough run is a sanitizer build with thousands (README, "Engine file").
+long fuzz_env(const char* name, long def, long lo, long hi) {
+  const char* e = std::getenv(name);
+  if (!e || !*e) return def;
+  char* end = nullptr;
+  const long v = std::strtol(e, &end, 10);
+  if (*end != '\0' || v < lo || v > hi) {
+    ADD_FAILURE() << name << "='" << e << "': expected a number " << lo << ".." << hi << "; using " << def;
+    return def;
+  }
+  return v;
+}
+
+void fuzz_engine_file(const std::string& model, Precision prec, uint32_t seed) {
+  if (!test::have_model(model)) GTEST_SKIP() << model << " is not installed in " << test::models_dir();
+  const PlannedEngine pe = plan_engine(model, test::models_dir(), prec, 3);
+  const auto good = serialize_engine(pe.plan);
+  const size_t structure_end = layout_of(pe.plan).weights_size + 8;  // the weights' size field included
+  const int iters = static_cast<int>(fuzz_env("POSERT_FUZZ_ITERS", 150, 1, 1000000));
+  seed += static_cast<uint32_t>(fuzz_env("POSERT_FUZZ_SEED", 0, 0, 1L << 30));
+  std::mt19937 rng(seed);
+  auto pick = [&](size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng); };
+  const uint64_t interesting[] = {0, 1, 2, 3, 7, 8, 255, 0x7fff, 0xffff, 0x7fffffff, 0x80000000u, 0xffffffffu,
+                                  uint64_t{1} << 32, uint64_t{1} << 62, ~uint64_t{0}, uint64_t{1} << 63};
+  int accepted = 0, refused = 0, failures = 0;
+  for (int it = 0; it < iters && failures < 5; ++it) {
+    std::vector<uint8_t> b = good;
+    size_t end = structure_end;
+    std::string what;
+    const int edits = 1 + static_cast<int>(pick(4));
+    for (int e = 0; e < edits; ++e) {
+      const size_t at = kHeader + pick(end - kHeader - 8);
+      switch (pick(6)) {
+        case 0:
+          b[at] = static_cast<uint8_t>(pick(256));
+          what += " byte@" + std::to_string(at);
+          break;
+        case 1:
+          b[at] ^= static_cast<uint8_t>(1u << pick(8));
+          what += " bitflip@" + std::to_string(at);
+          break;
+        case 2:
+          put<uint32_t>(b, at, static_cast<uint32_t>(interesting[pick(16)]));
+          what += " u32@" + std::to_string(at);
+          break;
+        case 3:
+          put<uint64_t>(b, at, interesting[pick(16)]);
+          what += " u64@" + std::to_string(at);
+          break;
+        case 4: {
+          const size_t n = 1 + pick(8);
+          b.erase(b.begin() + static_cast<std::ptrdiff_t>(at), b.begin() + static_cast<std::ptrdiff_t>(at + n));
+          end -= n;
+          what += " erase" + std::to_string(n) + "@" + std::to_string(at);
+          break;
+        }
+        default: {
+          const size_t n = 1 + pick(8);
+          std::vector<uint8_t> ins(n);
+          for (auto& v : ins) v = static_cast<uint8_t>(pick(256));
+          b.insert(b.begin() + static_cast<std::ptrdiff_t>(at), ins.begin(), ins.end());
+          end += n;
+          what += " insert" + std::to_string(n) + "@" + std::to_string(at);
+        }
+      }
+    }
+    reseal(b);
+    const std::string ctx = model + " iteration " + std::to_string(it) + ":" + what;
+    try {
+      const EnginePlan got = deserialize_engine(b, "engine file 'x.engine'");
+      ++accepted;
+      // Accepted: valid, and stable through another write and read.
+      SCOPED_TRACE(ctx);
+      expect_same_plan(got, deserialize_engine(serialize_engine(got), "engine file 'y.engine'"));
+    } catch (const Error& e) {
+      ++refused;
+      if (std::string(e.what()).find("x.engine") == std::string::npos) {
+        ++failures;
+        ADD_FAILURE() << ctx << "\n  refused without naming the file: " << e.what();
+      }
+    } catch (const std::exception& e) {
+      ++failures;
+      ADD_FAILURE() << ctx << "\n  threw a " << typeid(e).name() << " instead of posert::Error: " << e.what();
+    }
+  }
+  std::printf("[ fuzz     ] %s %s engine (seed %u): %d edited files, %d accepted, %d refused\n", model.c_str(),
+              precision_name(prec), seed, iters, accepted, refused);
+  if (iters >= 100 && failures == 0) EXPECT_GT(refused, iters / 2) << "most random edits should be caught";
+}
+
+TEST(EngineFile, RandomEditsWithAValidChecksumAreRefusedOrReadBackExactly) {
+  fuzz_engine_file("movenet-lightning", Precision::FP16, 11);
+  fuzz_engine_file("movenet-multipose", Precision::FP32, 22);
 }
 
 // ---- allocations bounded by the file --------------------------------------------------------
