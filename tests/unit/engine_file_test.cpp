@@ -722,6 +722,10 @@ void limit_address_space_growth(uint64_t headroom) {
 TEST(EngineFileDeathTest, CountsAtTheirLimitDoNotAllocateMoreThanTheFileJustifies) {
   // A few hundred bytes announcing 2^20 tensors or layers (the largest counts the reader accepts)
   // must be refused as truncated without first allocating 2^20 empty records (80-150 MB).
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "an address-space limit cannot be judged under AddressSanitizer (its shadow memory); "
+                  "run this test in a plain build";
+#endif
   const EnginePlan p = sample_plan();
   const auto good = serialize_engine(p);
   const Layout l = layout_of(p);
