@@ -49,6 +49,11 @@ long env_number(const char* name, long def, long lo, long hi) {
   return v;
 }
 
+// A node's or weight's field as a string ("?" once an earlier mutation made it something else).
+std::string str_field(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "?";
+}
+
 class Mutator {
  public:
   explicit Mutator(uint32_t seed) : rng_(seed) {}
@@ -83,7 +88,7 @@ class Mutator {
     json& nodes = m["modelTopology"]["node"];
     const int nn = static_cast<int>(nodes.size());
     json& node = nodes[pick(nn)];
-    const std::string nm = node.value("name", std::string("?"));
+    const std::string nm = str_field(node, "name");
     switch (pick(12)) {
       case 0: {  // replace an attribute by a nasty value
         if (!node.contains("attr") || !node["attr"].is_object() || node["attr"].empty()) return "nothing (no attr)";
@@ -104,7 +109,7 @@ class Mutator {
       case 2: {  // rewire an input to another node (cycles included) or to a missing output
         if (!node.contains("input") || !node["input"].is_array() || node["input"].empty()) return "nothing (no input)";
         const int j = pick(static_cast<int>(node["input"].size()));
-        const std::string other = nodes[pick(nn)].value("name", std::string("?"));
+        const std::string other = str_field(nodes[pick(nn)], "name");
         const char* suffix[] = {"", ":1", ":7", ":99999"};
         const std::string ref = pick(5) == 0 ? "no-such-node" : other + suffix[pick(4)];
         node["input"][j] = ref;
@@ -133,7 +138,7 @@ class Mutator {
       }
       case 6: {  // the input placeholder's shape
         for (auto& n : nodes)
-          if (n.value("op", "") == "Placeholder") {
+          if (str_field(n, "op") == "Placeholder") {
             json dims = json::array();
             const int rank = pick(6);
             for (int d = 0; d < rank; ++d) {
@@ -147,7 +152,7 @@ class Mutator {
         return "nothing (no placeholder)";
       }
       case 7: {  // the signature's outputs
-        json v = coin() ? nasty_value() : json{{"out", {{"name", nodes[pick(nn)].value("name", std::string("?")) + ":0"}}}};
+        json v = coin() ? nasty_value() : json{{"out", {{"name", str_field(nodes[pick(nn)], "name") + ":0"}}}};
         m["signature"]["outputs"] = v;
         return "signature outputs := " + v.dump();
       }
@@ -161,12 +166,12 @@ class Mutator {
     json& ws = groups[pick(static_cast<int>(groups.size()))]["weights"];
     const int nw = static_cast<int>(ws.size());
     json& w = ws[pick(nw)];
-    const std::string nm = w.value("name", std::string("?"));
+    const std::string nm = str_field(w, "name");
     switch (pick(5)) {
       case 0: {  // swap two weights' names: the constants keep valid bytes but get other shapes
         json& o = ws[pick(nw)];
         std::swap(w["name"], o["name"]);
-        return "weights '" + nm + "' and '" + w.value("name", std::string("?")) + "' renamed into each other";
+        return "weights '" + nm + "' and '" + str_field(w, "name") + "' renamed into each other";
       }
       case 1: {  // reshape with the same element count (a permutation of the dims, or flattened)
         if (!w["shape"].is_array() || w["shape"].empty()) return "nothing (scalar weight)";
@@ -175,7 +180,10 @@ class Mutator {
           std::shuffle(s.begin(), s.end(), rng_);
         } else {
           int64_t n = 1;
-          for (const auto& d : s) n *= d.get<int64_t>();
+          for (const auto& d : s) {
+            if (!d.is_number_integer()) return "nothing (a dimension is no longer an integer)";
+            n *= d.get<int64_t>();
+          }
           s = json::array({n});
         }
         return "weight '" + nm + "' shape := " + s.dump();
