@@ -3,7 +3,7 @@
 # UndefinedBehaviorSanitizer in build-asan/ (CUDA off, so the GPU tests are not built), then ctest
 # there. Run scripts/setup.sh first (packages, models, photos). Any sanitizer report fails the test
 # that caused it. The fuzz tests take POSERT_FUZZ_ITERS / POSERT_FUZZ_SEED from the environment,
-# e.g. POSERT_FUZZ_ITERS=2000 scripts/sanitize.sh -R Fuzz
+# e.g. POSERT_FUZZ_ITERS=2000 scripts/sanitize.sh -R 'Fuzz|RandomEdits'
 # Slow: the reference kernels run several times slower under the sanitizers (about an hour on 2 cores
 # for the whole suite); CTEST_ARGS narrows it (-R REGEX).
 set -euo pipefail

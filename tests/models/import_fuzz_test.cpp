@@ -7,8 +7,8 @@
 // host); each of those too may only succeed or throw posert::Error.
 //
 // Deterministic: fixed seeds, which POSERT_FUZZ_SEED (a number) shifts for a fresh series.
-// POSERT_FUZZ_ITERS sets the mutated files per model (default 60); the thorough run is a sanitizer
-// build with a few thousand (README, "Import").
+// POSERT_FUZZ_ITERS sets the mutated files per model (default 60); the thorough run: a few
+// thousand in a sanitizer build (scripts/sanitize.sh).
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -589,7 +589,7 @@ TEST(EngineFile, RejectsEmptyMissingAndFolderPaths) {
 // ids, offsets; the weight bytes are opaque) must be refused with a posert::Error naming the file,
 // or give a plan that passed validation and that writes and reads back as itself. Deterministic;
 // POSERT_FUZZ_ITERS sets the number of edited files per model (default 150) and POSERT_FUZZ_SEED
-// shifts the series. The thorough run is a sanitizer build with thousands (README, "Engine file").
+// shifts the series. The thorough run: thousands in a sanitizer build (scripts/sanitize.sh).
 long fuzz_env(const char* name, long def, long lo, long hi) {
   const char* e = std::getenv(name);
   if (!e || !*e) return def;
