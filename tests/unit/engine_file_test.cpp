@@ -676,7 +676,9 @@ void fuzz_engine_file(const std::string& model, Precision prec, uint32_t seed) {
   }
   std::printf("[ fuzz     ] %s %s engine (seed %u): %d edited files, %d accepted, %d refused\n", model.c_str(),
               precision_name(prec), seed, iters, accepted, refused);
-  if (iters >= 100 && failures == 0) EXPECT_GT(refused, iters / 2) << "most random edits should be caught";
+  if (iters >= 100 && failures == 0) {
+    EXPECT_GT(refused, iters / 2) << "most random edits should be caught";
+  }
 }
 
 TEST(EngineFile, RandomEditsWithAValidChecksumAreRefusedOrReadBackExactly) {
