@@ -12,7 +12,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -35,19 +34,6 @@ using json = nlohmann::json;
 
 namespace posert {
 namespace {
-
-// $name as a number in lo..hi, def when unset or empty.
-long env_number(const char* name, long def, long lo, long hi) {
-  const char* e = std::getenv(name);
-  if (!e || !*e) return def;
-  char* end = nullptr;
-  const long v = std::strtol(e, &end, 10);
-  if (*end != '\0' || v < lo || v > hi) {
-    ADD_FAILURE() << name << "='" << e << "': expected a number " << lo << ".." << hi << "; using " << def;
-    return def;
-  }
-  return v;
-}
 
 // A node's or weight's field as a string ("?" once an earlier mutation made it something else).
 std::string str_field(const json& j, const char* key) {
@@ -241,8 +227,8 @@ void fuzz_model(const std::string& name, uint32_t seed) {
     if (std::find(ops.begin(), ops.end(), op) == ops.end()) ops.push_back(op);
   }
   const std::string path = dir + "/" + name + ".json";
-  const int iters = static_cast<int>(env_number("POSERT_FUZZ_ITERS", 60, 1, 1000000));
-  seed += static_cast<uint32_t>(env_number("POSERT_FUZZ_SEED", 0, 0, 1L << 30));
+  const int iters = static_cast<int>(test::env_number("POSERT_FUZZ_ITERS", 60, 1, 1000000));
+  seed += static_cast<uint32_t>(test::env_number("POSERT_FUZZ_SEED", 0, 0, 1L << 30));
   Mutator mut(seed);
   std::mt19937 rng(seed ^ 0x9e3779b9u);
   const ModelSpec& spec = find_model_spec(name);

@@ -1,5 +1,7 @@
 #include "support/test_support.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -17,6 +19,18 @@ std::string models_dir() {
 }
 
 bool have_model(const std::string& name) { return fs::exists(models_dir() + "/" + name + ".json"); }
+
+long env_number(const char* name, long def, long lo, long hi) {
+  const char* e = std::getenv(name);
+  if (!e || !*e) return def;
+  char* end = nullptr;
+  const long v = std::strtol(e, &end, 10);
+  if (*end != '\0' || v < lo || v > hi) {
+    ADD_FAILURE() << name << "='" << e << "': expected a number " << lo << ".." << hi << "; using " << def;
+    return def;
+  }
+  return v;
+}
 
 std::string photos_dir() { return source_dir() + "/data/photos"; }
 

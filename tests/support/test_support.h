@@ -13,5 +13,8 @@ std::string photos_dir();
 std::string source_dir();
 // A fresh empty temporary directory, removed at process exit.
 std::string temp_dir();
+// $name as a number in lo..hi (the fuzz tests' POSERT_FUZZ_ITERS / POSERT_FUZZ_SEED); def when
+// unset or empty; anything else is a test failure, and def is used.
+long env_number(const char* name, long def, long lo, long hi);
 
 }  // namespace posert::test

@@ -590,25 +590,13 @@ TEST(EngineFile, RejectsEmptyMissingAndFolderPaths) {
 // or give a plan that passed validation and that writes and reads back as itself. Deterministic;
 // POSERT_FUZZ_ITERS sets the number of edited files per model (default 150) and POSERT_FUZZ_SEED
 // shifts the series. The thorough run: thousands in a sanitizer build (scripts/sanitize.sh).
-long fuzz_env(const char* name, long def, long lo, long hi) {
-  const char* e = std::getenv(name);
-  if (!e || !*e) return def;
-  char* end = nullptr;
-  const long v = std::strtol(e, &end, 10);
-  if (*end != '\0' || v < lo || v > hi) {
-    ADD_FAILURE() << name << "='" << e << "': expected a number " << lo << ".." << hi << "; using " << def;
-    return def;
-  }
-  return v;
-}
-
 void fuzz_engine_file(const std::string& model, Precision prec, uint32_t seed) {
   if (!test::have_model(model)) GTEST_SKIP() << model << " is not installed in " << test::models_dir();
   const PlannedEngine pe = plan_engine(model, test::models_dir(), prec, 3);
   const auto good = serialize_engine(pe.plan);
   const size_t structure_end = layout_of(pe.plan).weights_size + 8;  // the weights' size field included
-  const int iters = static_cast<int>(fuzz_env("POSERT_FUZZ_ITERS", 150, 1, 1000000));
-  seed += static_cast<uint32_t>(fuzz_env("POSERT_FUZZ_SEED", 0, 0, 1L << 30));
+  const int iters = static_cast<int>(test::env_number("POSERT_FUZZ_ITERS", 150, 1, 1000000));
+  seed += static_cast<uint32_t>(test::env_number("POSERT_FUZZ_SEED", 0, 0, 1L << 30));
   std::mt19937 rng(seed);
   auto pick = [&](size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng); };
   const uint64_t interesting[] = {0, 1, 2, 3, 7, 8, 255, 0x7fff, 0xffff, 0x7fffffff, 0x80000000u, 0xffffffffu,
