@@ -4,8 +4,9 @@
 # there. Run scripts/setup.sh first (packages, models, photos). Any sanitizer report fails the test
 # that caused it. The fuzz tests take POSERT_FUZZ_ITERS / POSERT_FUZZ_SEED from the environment,
 # e.g. POSERT_FUZZ_ITERS=2000 scripts/sanitize.sh -R 'Fuzz|RandomEdits'
-# Slow: the reference kernels run several times slower under the sanitizers (about an hour on 2 cores
-# for the whole suite); CTEST_ARGS narrows it (-R REGEX).
+# Slower than the plain build: on a 2-core machine (2026-12-07) the first sanitizer build took
+# roughly half an hour, sharing the cores with other jobs, and the whole suite 441 s of ctest;
+# CTEST_ARGS narrows it (-R REGEX).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -226,7 +226,7 @@ Graph import_tfjs_checked(const std::string& path, const ImportOptions& opt) {
         const json& d = (*n.attr)["dtype"];
         if (!d.is_object() || (d.contains("type") && !d["type"].is_string()))
           throw Error(tf_where(n, path) + ": attribute 'dtype' is not a type name");
-        const std::string tfdt = (*n.attr)["dtype"].value("type", "DT_FLOAT");
+        const std::string tfdt = d.value("type", "DT_FLOAT");
         if (!dtype_from_tf(tfdt, &dt)) throw Error(tf_where(n, path) + ": input dtype " + tfdt + " is not supported");
       }
       Value v;
