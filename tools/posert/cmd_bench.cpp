@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "engine/engine_plan.h"
 #include "engine/gpu_bench.h"
+#include "engine/launch_bench.h"
 #include "engine/ref_executor.h"
 #include "import/tfjs/tfjs_importer.h"
 #include "pipeline/pipeline_bench.h"
@@ -35,7 +36,9 @@ Stat stats(std::vector<double> v) {
   return {at(0.5), at(0.99)};
 }
 
-std::vector<int> parse_batches(const std::string& s) {
+// A comma-separated list of integers in lo..hi; anything else is a usage error naming `flag`.
+std::vector<int> parse_int_list(const std::string& s, const std::string& flag, const std::string& example,
+                                const std::string& what, int lo, int hi) {
   std::vector<int> r;
   size_t pos = 0;
   while (pos <= s.size()) {
@@ -44,16 +47,20 @@ std::vector<int> parse_batches(const std::string& s) {
     try {
       size_t used = 0;
       const int v = std::stoi(tok, &used);
-      if (used != tok.size() || v < 1 || v > 4096) throw 0;
+      if (used != tok.size() || v < lo || v > hi) throw 0;
       r.push_back(v);
     } catch (...) {
-      throw Error("--batch needs a list like 1,8,64 of sizes in 1..4096, got '" + s + "'", ErrorKind::Usage);
+      throw Error(flag + " needs a list like " + example + " of " + what + " in " + std::to_string(lo) + ".." +
+                      std::to_string(hi) + ", got '" + s + "'",
+                  ErrorKind::Usage);
     }
     if (c == std::string::npos) break;
     pos = c + 1;
   }
   return r;
 }
+
+std::vector<int> parse_batches(const std::string& s) { return parse_int_list(s, "--batch", "1,8,64", "sizes", 1, 4096); }
 
 // --transfer: a list of the GPU pipeline's transfer modes, each once.
 std::vector<std::string> parse_transfers(const std::string& s) {
@@ -197,12 +204,38 @@ int bench_decode(const Args& a) {
   return 0;
 }
 
+int bench_launch(const Args& a) {
+  LaunchBenchOptions o;
+  o.steps = parse_int_list(a.get_or("--steps", "60"), "--steps", "10,60", "step counts", 1, 10000);
+  o.iters = a.get_int("--runs", 200, 1, 1000000);
+  o.warmup = a.get_int("--warmup", 20, 0, 100000);
+  const LaunchBenchReport r = run_launch_bench(o);
+  std::printf("launch: N dependent steps of almost no work on %s (%d SMs); each variant queued behind a spin\n"
+              "kernel, CUDA events, %d runs, ms\n",
+              r.gpu.c_str(), r.sms, r.runs);
+  std::printf("%-58s %6s %10s %10s %14s\n", "variant", "steps", "p50", "p99", "us per step");
+  for (const auto& w : r.rows) {
+    if (!w.ran) {
+      std::printf("%-58s %6d   not run: %s\n", w.what.c_str(), w.steps, w.why_not.c_str());
+      continue;
+    }
+    std::printf("%-58s %6d %10.4f %10.4f %14.3f\n", w.what.c_str(), w.steps, w.p50_ms, w.p99_ms,
+                1000.0 * (w.p50_ms - r.floor_p50_ms) / w.steps);
+  }
+  std::printf("us per step: (p50 - floor) / steps, where the floor is a CUDA graph of one empty kernel queued the\n"
+              "same way: %.4f ms. Each step reads what the step before wrote in another block (global memory, or\n"
+              "shared memory across the cluster), so steps cannot overlap.\n",
+              r.floor_p50_ms);
+  return 0;
+}
+
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--model", "--backend", "--runs", "--warmup", "--models-dir", "--width", "--height", "--precision", "--batch",
-          "--engine", "--timing-cache", "--stage", "--threads", "--transfer", "--heatmap", "--input", "--keypoints", "--top-k"},
+          "--engine", "--timing-cache", "--stage", "--threads", "--transfer", "--heatmap", "--input", "--keypoints", "--top-k",
+          "--steps"},
          {"--help", "-h", "--profile", "--no-graphs", "--one-engine"});
   if (a.has("--help") || a.has("-h")) {
     std::puts("usage: posert bench --model NAME [--backend cpu] [--runs N] [--warmup N]\n"
@@ -215,7 +248,8 @@ int cmd_bench(int argc, char** argv) {
               "                    [--transfer copy,mapped-in,mapped]\n"
               "       posert bench --stage decode --model NAME|heatmap [--batch 1,16,64,256]\n"
               "                    [--threads N] [--heatmap 64x48] [--input 256x192]\n"
-              "                    [--keypoints 17] [--top-k 1] [--runs N]\n\n"
+              "                    [--keypoints 17] [--top-k 1] [--runs N]\n"
+              "       posert bench --stage launch [--steps 60] [--runs N] [--warmup N]\n\n"
               "cpu: times the CPU pipeline on random W x H images (default 640x480): preprocessing,\n"
               "inference (reference executor, cut at the heads) and decoding, each as the median\n"
               "and p99 of N timed runs (default 10) after warm-up runs (default 2).\n"
@@ -236,13 +270,22 @@ int cmd_bench(int argc, char** argv) {
               "CUDA decoder on the same random heads per batch size (its kernels as one CUDA graph queued\n"
               "behind other work, as the pipeline runs them; the same graph from an idle stream; the\n"
               "kernels launched one by one; and an empty graph's floor); 'heatmap' is the generic heatmap\n"
-              "decoder (K heatmaps of --heatmap size upsampled to --input size, NMS, refinement, top-k).");
+              "decoder (K heatmaps of --heatmap size upsampled to --input size, NMS, refinement, top-k).\n"
+              "--stage launch: the floor under a forward pass of N small layers on this GPU: N dependent\n"
+              "steps of almost no work as a CUDA graph of N kernels (stream-ordered and with programmatic\n"
+              "launch, one block and one block per SM), as one kernel with N grid barriers, and as one\n"
+              "thread-block cluster (8 and 16 blocks) with N cluster barriers.");
     return 0;
   }
   const std::string stage = a.get_or("--stage", "");
   const std::string backend = a.get_or("--backend", stage.empty() ? "cpu" : "cuda");
   if (backend != "cpu" && backend != "cuda") throw Error("backend '" + backend + "' is unknown (cpu or cuda)", ErrorKind::Usage);
   // Each mode refuses the options it would ignore.
+  if (stage == "launch") {
+    if (backend != "cuda") throw Error("--stage launch runs on the GPU: --backend cpu does not apply", ErrorKind::Usage);
+    a.allow_only({"--stage", "--backend", "--steps", "--runs", "--warmup"}, "posert bench --stage launch");
+    return bench_launch(a);
+  }
   if (stage == "e2e" || stage == "decode") {
     if (backend != "cuda") throw Error("--stage " + stage + " runs on the GPU: --backend cpu does not apply", ErrorKind::Usage);
     if (stage == "e2e") {
@@ -256,7 +299,7 @@ int cmd_bench(int argc, char** argv) {
                  "posert bench --stage decode");
     return bench_decode(a);
   }
-  if (!stage.empty()) throw Error("--stage must be e2e or decode, got '" + stage + "'", ErrorKind::Usage);
+  if (!stage.empty()) throw Error("--stage must be e2e, decode or launch, got '" + stage + "'", ErrorKind::Usage);
   if (backend == "cuda") {
     a.allow_only({"--backend", "--model", "--models-dir", "--precision", "--batch", "--runs", "--warmup", "--engine",
                   "--timing-cache", "--profile", "--no-graphs", "--one-engine"},
