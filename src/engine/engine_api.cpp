@@ -44,7 +44,7 @@ bool cuda_available(std::string* why) {
   if (e != cudaSuccess || n == 0) {
     if (why)
       *why = std::string("no usable NVIDIA GPU (cudaGetDeviceCount: ") + (e != cudaSuccess ? cudaGetErrorString(e) : "no device") +
-             "); use --backend cpu";
+             ")";
     return false;
   }
   return true;
@@ -59,7 +59,7 @@ bool cuda_available(std::string* why) {
 namespace {
 void require_gpu() {
   std::string why;
-  if (!cuda_available(&why)) throw Error("the CUDA backend cannot run: " + why);
+  if (!cuda_available(&why)) throw Error("the CUDA backend cannot run: " + why + "; use --backend cpu");
 }
 EngineTensorInfo info(const PlanTensor& t) {
   return {t.name, t.shape, t.storage == Storage::I32 ? "i32" : "f32"};

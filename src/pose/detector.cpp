@@ -75,7 +75,7 @@ Detector::Detector(const DetectorOptions& opt) : impl_(std::make_unique<Impl>())
   if (opt.backend == "cuda") {
     std::string why;
     // An engine file is read and checked first, so a bad file is reported as such anywhere.
-    if (opt.engine_path.empty() && !cuda_available(&why)) throw Error("--backend cuda: " + why);
+    if (opt.engine_path.empty() && !cuda_available(&why)) throw Error("--backend cuda: " + why + "; use --backend cpu");
     if (!opt.engine_path.empty()) {
       impl_->engine = Engine::load(opt.engine_path);
       if (!impl_->spec) impl_->spec = &find_model_spec(impl_->engine->model());

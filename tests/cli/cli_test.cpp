@@ -101,7 +101,15 @@ TEST(Cli, BenchRefusesOptionsItsModeIgnores) {
                         Case{"bench --stage e2e --model movenet-lightning --backend cpu", "--backend cpu"},
                         Case{"bench --model movenet-lightning --backend cuda --width 320", "--width"},
                         Case{"bench --model movenet-lightning --precision fp16", "--precision"},
-                        Case{"bench --model movenet-lightning --batch 1,8", "--batch"}}) {
+                        Case{"bench --model movenet-lightning --batch 1,8", "--batch"},
+                        Case{"bench --stage launch --model movenet-lightning", "--model"},
+                        Case{"bench --stage launch --batch 1", "--batch"},
+                        Case{"bench --stage launch --backend cpu", "--backend cpu"},
+                        Case{"bench --stage launch --steps 0", "--steps"},
+                        Case{"bench --stage launch --steps 10,x", "--steps"},
+                        Case{"bench --stage launch --steps 10001", "--steps"},
+                        Case{"bench --stage e2e --model movenet-lightning --steps 10", "--steps"},
+                        Case{"bench --stage nope", "e2e, decode or launch"}}) {
     const Result r = run(c.args);
     EXPECT_EQ(r.code, 2) << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.names), std::string::npos) << c.args << "\n" << r.output;

@@ -45,7 +45,7 @@ GpuBenchReport run_gpu_bench(const GpuBenchOptions& opt) {
   }
   GpuBenchReport r;
   std::string why;
-  if (!cuda_available(&why)) throw Error("--backend cuda: " + why);
+  if (!cuda_available(&why)) throw Error("--backend cuda: " + why + "; use --backend cpu");
   size_t free0 = 0, total = 0;
   cuda::check(cudaMemGetInfo(&free0, &total), "cudaMemGetInfo");
   const int max_batch = *std::max_element(opt.batches.begin(), opt.batches.end());

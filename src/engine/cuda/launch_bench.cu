@@ -155,7 +155,7 @@ void check_done(const int* d_done, int steps, const std::string& what) {
 
 LaunchBenchReport run_launch_bench(const LaunchBenchOptions& o) {
   std::string why;
-  if (!cuda_available(&why)) throw Error("--stage launch: " + why);
+  if (!cuda_available(&why)) throw Error("--stage launch runs on a GPU only: " + why);
   LaunchBenchReport r;
   const auto t = cuda::current_target();
   r.gpu = t.gpu_name + " (sm_" + std::to_string(t.cc_major) + std::to_string(t.cc_minor) + ")";

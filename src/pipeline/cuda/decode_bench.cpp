@@ -116,7 +116,7 @@ void time_decoder(cudaStream_t s, int iters, DecodeBenchRow& row, Fn&& fn) {
 
 DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
   std::string why;
-  if (!cuda_available(&why)) throw Error("--stage decode: " + why);
+  if (!cuda_available(&why)) throw Error("--stage decode compares the CPU decoder with the CUDA one and needs a GPU: " + why);
   DecodeBenchReport r;
   const auto t = cuda::current_target();
   r.gpu = t.gpu_name + " (sm_" + std::to_string(t.cc_major) + std::to_string(t.cc_minor) + ")";

@@ -24,7 +24,7 @@ double pct(std::vector<double> v, double q) {
 
 E2eBenchReport run_e2e_bench(const E2eBenchOptions& opt) {
   std::string why;
-  if (!cuda_available(&why)) throw Error("--backend cuda: " + why);
+  if (!cuda_available(&why)) throw Error("--stage e2e runs on a GPU only: " + why);
   if (opt.width < 1 || opt.height < 1 || opt.width > 16384 || opt.height > 16384)
     throw Error("frame size " + std::to_string(opt.width) + "x" + std::to_string(opt.height) + " is out of range", ErrorKind::Usage);
   const ModelSpec& spec = find_model_spec(opt.model);
