@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/cuda/device_engine.h"
+#include "engine/cuda/gpu_timing.h"
 #include "engine/launch_bench.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
@@ -82,53 +83,6 @@ struct DevMem {
   DevMem& operator=(const DevMem&) = delete;
 };
 
-// fn() queued behind a 50 us spin kernel, between two events: warm-up, then `iters` timed runs (ms).
-std::vector<double> time_queued(cudaStream_t s, int warmup, int iters, const std::function<void()>& fn) {
-  cudaEvent_t e0, e1;
-  cuda::check(cudaEventCreate(&e0), "cudaEventCreate");
-  cuda::check(cudaEventCreate(&e1), "cudaEventCreate");
-  std::vector<double> t;
-  for (int r = 0; r < warmup + iters; ++r) {
-    cuda::spin(50000, s);
-    cuda::check(cudaEventRecord(e0, s), "cudaEventRecord");
-    fn();
-    cuda::check(cudaEventRecord(e1, s), "cudaEventRecord");
-    cuda::check(cudaEventSynchronize(e1), "launch bench run");
-    float ms = 0;
-    cuda::check(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
-    if (r >= warmup) t.push_back(ms);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  return t;
-}
-
-// capture() launches the steps on `s`; they run as one CUDA graph, timed by time_queued.
-std::vector<double> time_graph(cudaStream_t s, int warmup, int iters, const std::function<void()>& capture) {
-  cudaGraph_t graph = nullptr;
-  cuda::check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture (launch bench)");
-  try {
-    capture();
-  } catch (...) {
-    cudaStreamEndCapture(s, &graph);
-    if (graph) cudaGraphDestroy(graph);
-    throw;
-  }
-  cuda::check(cudaStreamEndCapture(s, &graph), "cudaStreamEndCapture (launch bench)");
-  cudaGraphExec_t exec = nullptr;
-  const cudaError_t ei = cudaGraphInstantiate(&exec, graph, 0);
-  cudaGraphDestroy(graph);
-  cuda::check(ei, "cudaGraphInstantiate (launch bench)");
-  try {
-    auto t = time_queued(s, warmup, iters, [&] { cuda::check(cudaGraphLaunch(exec, s), "cudaGraphLaunch (launch bench)"); });
-    cudaGraphExecDestroy(exec);
-    return t;
-  } catch (...) {
-    cudaGraphExecDestroy(exec);
-    throw;
-  }
-}
-
 void launch_step(bool pdl, dim3 grid, const float* x, float* y, int n, int step, cudaStream_t s) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
@@ -143,6 +97,25 @@ void launch_step(bool pdl, dim3 grid, const float* x, float* y, int n, int step,
   }
   cuda::check(cudaLaunchKernelEx(&cfg, step_kernel, x, y, n, step), "step_kernel launch (launch bench)");
 }
+
+// A launch of one cluster of `blocks` blocks (kThreads threads each) on `s`.
+struct ClusterLaunch {
+  cudaLaunchConfig_t cfg = {};
+  cudaLaunchAttribute attr[1] = {};
+  ClusterLaunch(int blocks, cudaStream_t s) {
+    cfg.gridDim = dim3(blocks);
+    cfg.blockDim = dim3(kThreads);
+    cfg.stream = s;
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = blocks;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+  }
+  ClusterLaunch(const ClusterLaunch&) = delete;
+  ClusterLaunch& operator=(const ClusterLaunch&) = delete;
+};
 
 void check_done(const int* d_done, int steps, const std::string& what) {
   int got = -1;
@@ -177,7 +150,7 @@ LaunchBenchReport run_launch_bench(const LaunchBenchOptions& o) {
   float* pb = static_cast<float*>(b.p);
   int* pdone = static_cast<int*>(done.p);
 
-  r.floor_p50_ms = pct(time_graph(s, o.warmup, o.iters, [&] { cuda::spin(0, s); }), 0.5);
+  r.floor_p50_ms = pct(cuda::time_graph(s, o.warmup, o.iters, false, [&] { cuda::spin(0, s); }).first, 0.5);
 
   auto add = [&](const std::string& what, int steps, const std::function<std::vector<double>()>& run,
                  const std::string& skip) {
@@ -205,9 +178,9 @@ LaunchBenchReport run_launch_bench(const LaunchBenchOptions& o) {
                                  (pdl ? ", programmatic launch" : ", stream-ordered");
         add(what, steps,
             [&] {
-              return time_graph(s, o.warmup, o.iters, [&] {
-                for (int i = 0; i < steps; ++i) launch_step(pdl, grid, (i & 1) ? pb : pa, (i & 1) ? pa : pb, n, i, s);
-              });
+              return cuda::time_graph(s, o.warmup, o.iters, false, [&] {
+                       for (int i = 0; i < steps; ++i) launch_step(pdl, grid, (i & 1) ? pb : pa, (i & 1) ? pa : pb, n, i, s);
+                     }).first;
             },
             pdl && !pdl_ok ? "programmatic launch needs sm_90" : "");
       }
@@ -226,7 +199,7 @@ LaunchBenchReport run_launch_bench(const LaunchBenchOptions& o) {
           int n = n_full, st = steps;
           void* args[] = {&pa, &pb, &n, &st, &pdone};
           cuda::check(cudaMemset(pdone, 0, sizeof(int)), "cudaMemset");
-          auto v = time_queued(s, o.warmup, o.iters, [&] {
+          auto v = cuda::time_events(s, o.warmup, o.iters, true, [&] {
             cuda::check(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(grid_steps_kernel), dim3(r.sms), dim3(kThreads),
                                                     args, 0, s),
                         "cudaLaunchCooperativeKernel (launch bench)");
@@ -245,18 +218,9 @@ LaunchBenchReport run_launch_bench(const LaunchBenchOptions& o) {
         cskip = "this GPU refuses clusters of more than 8 blocks";
       }
       if (cskip.empty()) {
-        cudaLaunchConfig_t cfg = {};
-        cfg.gridDim = dim3(cluster);
-        cfg.blockDim = dim3(kThreads);
-        cudaLaunchAttribute attr[1] = {};
-        attr[0].id = cudaLaunchAttributeClusterDimension;
-        attr[0].val.clusterDim.x = cluster;
-        attr[0].val.clusterDim.y = 1;
-        attr[0].val.clusterDim.z = 1;
-        cfg.attrs = attr;
-        cfg.numAttrs = 1;
+        ClusterLaunch cl(cluster, s);
         int clusters = 0;
-        if (cudaOccupancyMaxActiveClusters(&clusters, cluster_steps_kernel, &cfg) != cudaSuccess || clusters < 1) {
+        if (cudaOccupancyMaxActiveClusters(&clusters, cluster_steps_kernel, &cl.cfg) != cudaSuccess || clusters < 1) {
           cudaGetLastError();
           cskip = "a cluster of " + std::to_string(cluster) + " blocks does not fit on this GPU";
         }
@@ -264,19 +228,9 @@ LaunchBenchReport run_launch_bench(const LaunchBenchOptions& o) {
       add("one cluster of " + std::to_string(cluster) + " blocks, cluster barriers", steps,
           [&] {
             cuda::check(cudaMemset(pdone, 0, sizeof(int)), "cudaMemset");
-            auto v = time_queued(s, o.warmup, o.iters, [&] {
-              cudaLaunchConfig_t cfg = {};
-              cfg.gridDim = dim3(cluster);
-              cfg.blockDim = dim3(kThreads);
-              cfg.stream = s;
-              cudaLaunchAttribute attr[1] = {};
-              attr[0].id = cudaLaunchAttributeClusterDimension;
-              attr[0].val.clusterDim.x = cluster;
-              attr[0].val.clusterDim.y = 1;
-              attr[0].val.clusterDim.z = 1;
-              cfg.attrs = attr;
-              cfg.numAttrs = 1;
-              cuda::check(cudaLaunchKernelEx(&cfg, cluster_steps_kernel, pa, steps, pdone),
+            auto v = cuda::time_events(s, o.warmup, o.iters, true, [&] {
+              ClusterLaunch cl(cluster, s);
+              cuda::check(cudaLaunchKernelEx(&cl.cfg, cluster_steps_kernel, pa, steps, pdone),
                           "cluster_steps_kernel launch (launch bench)");
             });
             check_done(pdone, steps, "the cluster-barrier kernel");

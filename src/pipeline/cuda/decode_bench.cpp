@@ -15,6 +15,7 @@
 #include <cstdio>
 
 #include "engine/cuda/device_engine.h"
+#include "engine/cuda/gpu_timing.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "pipeline/pipeline_bench.h"
 #include "pose/cpu_decode.h"
@@ -45,66 +46,11 @@ int cpu_runs(const DecodeBenchOptions& o, double one_run_ms) {
   return std::clamp(static_cast<int>(5000.0 / std::max(one_run_ms, 1e-3)), 5, 50);
 }
 
-// queued: a 50 us spin kernel before the first event, so that fn()'s launches are queued before
-// the GPU gets to them (see the top of this file).
-template <class Fn>
-std::vector<double> time_gpu(cudaStream_t s, int warmup, int iters, bool queued, Fn&& fn) {
-  cudaEvent_t e0, e1;
-  cuda::check(cudaEventCreate(&e0), "cudaEventCreate");
-  cuda::check(cudaEventCreate(&e1), "cudaEventCreate");
-  for (int i = 0; i < warmup; ++i) fn();
-  std::vector<double> ms;
-  for (int i = 0; i < iters; ++i) {
-    if (queued) cuda::spin(50000, s);
-    cuda::check(cudaEventRecord(e0, s), "cudaEventRecord");
-    fn();
-    cuda::check(cudaEventRecord(e1, s), "cudaEventRecord");
-    cuda::check(cudaEventSynchronize(e1), "cudaEventSynchronize");
-    float m = 0;
-    cuda::check(cudaEventElapsedTime(&m, e0, e1), "cudaEventElapsedTime");
-    ms.push_back(m);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  return ms;
-}
-
-// fn()'s kernels captured as one CUDA graph, replayed under time_gpu (queued, then from idle).
-template <class Fn>
-std::pair<std::vector<double>, std::vector<double>> time_gpu_graph(cudaStream_t s, int warmup, int iters, Fn&& fn) {
-  fn();  // first launches outside capture (lazy module loading)
-  cuda::check(cudaStreamSynchronize(s), "decode bench");
-  cudaGraph_t graph = nullptr;
-  cuda::check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture (decode bench)");
-  try {
-    fn();
-  } catch (...) {
-    cudaStreamEndCapture(s, &graph);
-    if (graph) cudaGraphDestroy(graph);
-    throw;
-  }
-  cuda::check(cudaStreamEndCapture(s, &graph), "cudaStreamEndCapture (decode bench)");
-  cudaGraphExec_t exec = nullptr;
-  const cudaError_t ei = cudaGraphInstantiate(&exec, graph, 0);
-  cudaGraphDestroy(graph);
-  cuda::check(ei, "cudaGraphInstantiate (decode bench)");
-  try {
-    auto replay = [&] { cuda::check(cudaGraphLaunch(exec, s), "cudaGraphLaunch (decode bench)"); };
-    auto queued = time_gpu(s, warmup, iters, true, replay);
-    auto idle = time_gpu(s, warmup, iters, false, replay);
-    cudaGraphExecDestroy(exec);
-    return {std::move(queued), std::move(idle)};
-  } catch (...) {
-    cudaGraphExecDestroy(exec);
-    throw;
-  }
-}
-
 // Fills the row's GPU columns: graph replays and direct launches of fn().
 template <class Fn>
 void time_decoder(cudaStream_t s, int iters, DecodeBenchRow& row, Fn&& fn) {
-  const auto [queued, idle] = time_gpu_graph(s, 10, iters, fn);
-  const auto direct = time_gpu(s, 10, iters, false, fn);
+  const auto [queued, idle] = cuda::time_graph(s, 10, iters, true, fn);
+  const auto direct = cuda::time_events(s, 10, iters, false, fn);
   row.gpu_p50_ms = pct(queued, 0.5);
   row.gpu_p99_ms = pct(queued, 0.99);
   row.gpu_idle_p50_ms = pct(idle, 0.5);
@@ -135,7 +81,7 @@ DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
              ", NMS 3x3, quadratic refinement, top-" + std::to_string(o.top_k);
   }
   {
-    const auto [queued, idle] = time_gpu_graph(s, 10, gpu_iters, [&] { cuda::spin(0, s); });
+    const auto [queued, idle] = cuda::time_graph(s, 10, gpu_iters, true, [&] { cuda::spin(0, s); });
     r.floor_p50_ms = pct(queued, 0.5);
     r.floor_idle_p50_ms = pct(idle, 0.5);
   }
