@@ -514,8 +514,14 @@ void revisit_heads(EnginePlan& p, const std::vector<int>& own, const std::vector
     for (size_t i : branches) {
       const size_t k = dwpwpw_middle(p, i);
       const PlanLayer &d = p.layers[k - 1], &m = p.layers[k], &l = p.layers[i];
-      if (d.tactic == kDwPwDw || !dwpwpw_applies(conv_params(p, d, p.max_batch), conv_params(p, m, p.max_batch),
-                                                 conv_params(p, l, p.max_batch)))
+      // Fused with something other than its own branch or a group (tune_heads' test, with the
+      // groups allowed, since way 2 re-tunes them): the depthwise layer computing a 1x1 expansion
+      // before it, or a 1x1 layer that is another pair's member.
+      const bool l_free = l.tactic == own[i] || l.tactic == kConvDwPwPw || is_group_leader_tactic(l.tactic) ||
+                          l.tactic == kConvGroupMember;
+      const bool m_free = m.tactic != kConvPwDwMember;
+      if (d.tactic == kDwPwDw || !l_free || !m_free ||
+          !dwpwpw_applies(conv_params(p, d, p.max_batch), conv_params(p, m, p.max_batch), conv_params(p, l, p.max_batch)))
         return false;
       mine[k - 1] = mine[k] = mine[i] = true;
     }
