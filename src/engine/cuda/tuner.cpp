@@ -452,16 +452,20 @@ void tune_groups(EnginePlan& p, DeviceContext& ctx, TimingCache& cache, const Bu
   }
 }
 
-// Head branches fused one at a time (tune_heads) can cost more than they save: a horizontal group
-// needs all its members alike, so where some branches of the heads are fused and others not, the
-// groups their layers would form (tune_groups) do not. There, the two ways are compared over the
-// heads' layers, each launch timed as chosen: as tuned, against no branch fused with the groups
-// tuned. Thunder at batch 1: one branch fused saved 0.8 us and kept both groups of four (12.7 us)
-// from forming. Cached under the heads' layers and their tactics: 1 none fused, 0 as tuned.
-void revisit_partial_heads(EnginePlan& p, const std::vector<int>& own, const std::vector<FusedHead>& fused,
-                           DeviceContext& ctx, TimingCache& cache, const BuildTarget& target, int driver, cudaEvent_t e0,
-                           cudaEvent_t e1, std::vector<LayerTiming>& report, bool log_timings) {
-  if (fused.empty()) return;
+// Head branches fused one at a time (tune_heads) can cost more or save less than the per-branch
+// timings say: a horizontal group needs all its members alike, so where some branches of the
+// heads are fused and others not, the groups their layers would form (tune_groups) do not, and
+// where each branch alone is a little faster apart, all of them fused and launched as one
+// dw+pw+pw group may still be faster. So where not every branch a group could take is fused,
+// the heads' layers are timed (each launch as chosen) up to three ways: as tuned (0), no branch
+// fused with the groups tuned (1, where some are fused), and every branch fused with the groups
+// tuned (2, where some are not and all can be). Thunder at batch 1: one branch fused saved 0.8 us
+// and kept both groups of four (12.7 us) from forming; another tuning ended with no branch
+// fused, and that whole pass ran 0.012 ms slower than one with all four fused and grouped.
+// Cached under the heads' layers and their tactics: 0, 1 or 2.
+void revisit_heads(EnginePlan& p, const std::vector<int>& own, const std::vector<FusedHead>& fused, DeviceContext& ctx,
+                   TimingCache& cache, const BuildTarget& target, int driver, cudaEvent_t e0, cudaEvent_t e1,
+                   std::vector<LayerTiming>& report, bool log_timings) {
   // Only the branches a group could take: the last layer in a 1x1 group, or the middle one in a
   // dw+pw group (MobileNetV2's own dw -> 1x1 -> 1x1 sequences match the branch pattern too).
   std::vector<bool> in_group(p.layers.size(), false);
@@ -469,15 +473,17 @@ void revisit_partial_heads(EnginePlan& p, const std::vector<int>& own, const std
     for (size_t k : m) in_group[k] = true;
   auto relevant = [&](size_t i) { return in_group[i] || in_group[dwpwpw_middle(p, i)]; };
   size_t lo = SIZE_MAX, hi = 0;
-  bool partial = false;
+  std::vector<size_t> branches;  // the last layers of the relevant branches
+  size_t n_fused = 0;
   for (size_t i = 0; i < p.layers.size(); ++i) {
     if (!dwpwpw_possible(p, i) || !relevant(i)) continue;
     lo = std::min(lo, dwpwpw_middle(p, i) - 1);
     hi = std::max(hi, i);
-    partial = partial || !dwpwpw_fused(p, i);
+    branches.push_back(i);
+    n_fused += dwpwpw_fused(p, i);
   }
-  if (!partial || lo > hi) return;
-  std::string key = "heads-vs-groups:v2";  // v2: see dw+pw+pw:v2 above
+  if (branches.empty() || n_fused == branches.size() || lo > hi) return;
+  std::string key = "heads-vs-groups:v3";  // v3: the all-fused way added (v2: see dw+pw+pw:v2 above)
   for (size_t j = lo; j <= hi; ++j) key += "||" + layer_key(p, p.layers[j], target, driver) + "@" + std::to_string(p.layers[j].tactic);
   auto region_us = [&] {
     double us = 0;
@@ -487,7 +493,10 @@ void revisit_partial_heads(EnginePlan& p, const std::vector<int>& own, const std
   };
   std::vector<int> saved;
   for (const auto& l : p.layers) saved.push_back(l.tactic);
-  auto unfuse_and_group = [&] {
+  auto restore = [&] {
+    for (size_t j = 0; j < p.layers.size(); ++j) p.layers[j].tactic = saved[j];
+  };
+  auto unfuse_and_group = [&](std::vector<LayerTiming>& rep) {
     for (const FusedHead& h : fused) {
       if (!relevant(h.i)) continue;
       const size_t k = dwpwpw_middle(p, h.i);
@@ -495,28 +504,87 @@ void revisit_partial_heads(EnginePlan& p, const std::vector<int>& own, const std
       p.layers[k].tactic = h.m_before;
       p.layers[h.i].tactic = own[h.i];
     }
-    tune_groups(p, ctx, cache, target, driver, e0, e1, report, log_timings, lo, hi);
+    tune_groups(p, ctx, cache, target, driver, e0, e1, rep, log_timings, lo, hi);
   };
+  // Way 2 is possible when every relevant branch can take the dw+pw+pw kernel and no layer in
+  // [lo, hi] outside those branches is part of a horizontal group (re-tactic-ing a group's
+  // members would leave its launch broken).
+  const bool all_possible = [&] {
+    std::vector<bool> mine(p.layers.size(), false);
+    for (size_t i : branches) {
+      const size_t k = dwpwpw_middle(p, i);
+      const PlanLayer &d = p.layers[k - 1], &m = p.layers[k], &l = p.layers[i];
+      // Fused with something other than its own branch or a group (tune_heads' test, with the
+      // groups allowed, since way 2 re-tunes them): the depthwise layer computing a 1x1 expansion
+      // before it, or a 1x1 layer that is another pair's member.
+      const bool l_free = l.tactic == own[i] || l.tactic == kConvDwPwPw || is_group_leader_tactic(l.tactic) ||
+                          l.tactic == kConvGroupMember;
+      const bool m_free = m.tactic != kConvPwDwMember;
+      if (d.tactic == kDwPwDw || !l_free || !m_free ||
+          !dwpwpw_applies(conv_params(p, d, p.max_batch), conv_params(p, m, p.max_batch), conv_params(p, l, p.max_batch)))
+        return false;
+      mine[k - 1] = mine[k] = mine[i] = true;
+    }
+    for (size_t j = lo; j <= hi; ++j)
+      if (!mine[j] && p.layers[j].op == OpKind::Conv2D &&
+          (is_group_leader_tactic(p.layers[j].tactic) || p.layers[j].tactic == kConvGroupMember))
+        return false;
+    return true;
+  }();
+  auto fuse_all_and_group = [&](std::vector<LayerTiming>& rep) {
+    for (size_t i : branches) {
+      const size_t k = dwpwpw_middle(p, i);
+      p.layers[k - 1].tactic = kDwFused;
+      p.layers[k].tactic = kConvPwPwMember;
+      p.layers[i].tactic = kConvDwPwPw;
+    }
+    tune_groups(p, ctx, cache, target, driver, e0, e1, rep, log_timings, lo, hi);
+  };
+  auto apply = [&](int way, std::vector<LayerTiming>& rep) {
+    restore();
+    if (way == 1) unfuse_and_group(rep);
+    if (way == 2) fuse_all_and_group(rep);
+  };
+  const bool way1 = n_fused > 0, way2 = all_possible;
+  if (!way1 && !way2) return;
   LayerTiming lt;
-  lt.layer = "head branches " + p.layers[lo].name + " .. " + p.layers[hi].name + ": as tuned (0) or none fused, grouped (1)";
+  lt.layer = "head branches " + p.layers[lo].name + " .. " + p.layers[hi].name +
+             ": as tuned (0), none fused and grouped (1) or all fused and grouped (2)";
   int chosen = 0;
-  if (cache.lookup(key, &chosen) && (chosen == 0 || chosen == 1)) {
+  if (cache.lookup(key, &chosen) && (chosen == 0 || (chosen == 1 && way1) || (chosen == 2 && way2))) {
     lt.from_cache = true;
     cache.hits++;
-    if (chosen) unfuse_and_group();
+    apply(chosen, report);
   } else {
     cache.misses++;
     const double tuned = region_us();
-    unfuse_and_group();
-    const double alt = region_us();
-    chosen = alt < tuned;
-    if (!chosen)
-      for (size_t j = 0; j < p.layers.size(); ++j) p.layers[j].tactic = saved[j];
-    lt.tactic_us = {{0, tuned}, {1, alt}};
-    cache.store(key, chosen, std::min(tuned, alt));
+    lt.tactic_us = {{0, tuned}};
+    double best = tuned;
+    chosen = 0;
+    std::string timed;
+    std::vector<LayerTiming> trials;  // the groups' timings of the ways tried: reported once, below
+    for (int way : {1, 2}) {
+      if ((way == 1 && !way1) || (way == 2 && !way2)) continue;
+      apply(way, trials);
+      const double us = region_us();
+      lt.tactic_us.emplace_back(way, us);
+      char buf[64];
+      std::snprintf(buf, sizeof buf, ", %s %.2f us", way == 1 ? "none fused and grouped" : "all fused and grouped", us);
+      timed += buf;
+      if (us < best) best = us, chosen = way;
+    }
+    // The chosen way again; its groups' decisions are cached now, and are not counted twice.
+    std::vector<LayerTiming> again;
+    const int hits = cache.hits, misses = cache.misses;
+    apply(chosen, again);
+    cache.hits = hits;
+    cache.misses = misses;
+    report.insert(report.end(), trials.begin(), trials.end());
+    cache.store(key, chosen, best);
     if (log_timings)
-      std::fprintf(stderr, "head branches, layers %zu..%zu (%zu of them fused, batch %d): as tuned %.2f us, none fused and grouped %.2f us -> %s\n",
-                   lo, hi, fused.size(), p.max_batch, tuned, alt, chosen ? "none fused" : "as tuned");
+      std::fprintf(stderr, "head branches, layers %zu..%zu (%zu of %zu fused, batch %d): as tuned %.2f us%s -> %s\n", lo, hi,
+                   n_fused, branches.size(), p.max_batch, tuned, timed.c_str(),
+                   chosen == 0 ? "as tuned" : chosen == 1 ? "none fused" : "all fused");
   }
   lt.chosen = chosen;
   report.push_back(lt);
@@ -749,7 +817,7 @@ std::vector<LayerTiming> tune_engine(DeviceEngine& engine, TimingCache& cache, b
       tune_pwdw_pairs(p, own, ctx, cache, target, driver, e0, e1, report, log_timings);
       const std::vector<FusedHead> heads = tune_heads(p, own, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_groups(p, ctx, cache, target, driver, e0, e1, report, log_timings);
-      revisit_partial_heads(p, own, heads, ctx, cache, target, driver, e0, e1, report, log_timings);
+      revisit_heads(p, own, heads, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_chain_convs(p, own, ctx, cache, target, driver, e0, e1, report, log_timings);
       tune_stems(p, ctx, cache, target, driver, e0, e1, report, log_timings);
       check(cudaDeviceSynchronize(), "tuning");
