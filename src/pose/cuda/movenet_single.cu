@@ -66,7 +66,7 @@ __device__ __forceinline__ unsigned long long warp_max_key(unsigned long long k)
 // contiguous in memory) at a time: the block loads a tile with coalesced loads (consecutive
 // threads, consecutive floats), then warp k reads keypoint k's values from shared memory (stride
 // 17 words: no bank conflicts). (Read straight from global memory, as before, each warp's load
-// touched 32 cells 68 bytes apart: 32 cache lines for 128 useful bytes.)
+// touched 32 cells 68 bytes apart: 32 sectors in 17 cache lines for 128 useful bytes.)
 constexpr int kTileCells = 128;
 constexpr int kTileFloats = kTileCells * kK;
 constexpr int kTileLoads = (kTileFloats + kThreads - 1) / kThreads;  // per thread and tile
