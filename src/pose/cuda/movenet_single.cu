@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/engine_env.h"
 #include "pose/cuda/decode_common.cuh"
 #include "pose/cuda/device_decoders.h"
 #include "pose/movenet_single.h"
@@ -231,6 +232,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     out_scale_ = movenet_output_scale(G_);
     kernel_ = G_ == 48 ? movenet_single_kernel<48> : G_ == 64 ? movenet_single_kernel<64> : movenet_single_kernel<0>;
     resident_ = resident_blocks(kernel_, kThreads, "MoveNet decoder occupancy");
+    lanes_override_ = decode_cells_per_lane_from_env();
   }
 
   void enqueue(const std::vector<const float*>& heads, int n, const CropTransform* transforms, void* out,
@@ -239,7 +241,8 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     // blocks per item, as many as run in one wave (the centre argmax each block repeats stays a
     // small share, and no block waits for a second wave).
     const int cells = G_ * G_;
-    const int per_lane = cells_per_lane(cells, n, resident_, kMinCellsPerLane);
+    const int per_lane = lanes_override_ > 0 ? std::min(lanes_override_, (cells + 31) / 32)
+                                             : cells_per_lane(cells, n, resident_, kMinCellsPerLane);
     const int blocks = std::max(1, (cells + 32 * per_lane - 1) / (32 * per_lane));
     const int chunk = (cells + blocks - 1) / blocks;
     SingleArgs a{heads[0],   heads[1], heads[2],    heads[3],          weight_.as<float>(),
@@ -256,6 +259,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
   float out_scale_ = 0;
   void (*kernel_)(SingleArgs) = nullptr;  // movenet_single_kernel for this grid side
   int resident_ = 1;  // blocks of the kernel the GPU runs at once
+  int lanes_override_ = 0;  // $POSERT_DECODE_CELLS_PER_LANE, or 0: cells_per_lane's choice
   DeviceBuffer weight_, keys_, done_;
 };
 
