@@ -41,4 +41,19 @@ inline bool tune_log_from_env() {
   throw Error(std::string("POSERT_TUNE_LOG='") + env + "': expected 1 (print the tuner's fusion timings) or 0", ErrorKind::Usage);
 }
 
+// $POSERT_DECODE_CELLS_PER_LANE: how many cells each lane of the MoveNet single-pose GPU decoder
+// searches (fewer blocks per item for more); unset or empty: 0, chosen from the batch (a knob for
+// measuring that choice, not a setting users need).
+inline int decode_cells_per_lane_from_env() {
+  const char* env = std::getenv("POSERT_DECODE_CELLS_PER_LANE");
+  if (!env || !*env) return 0;
+  int n = 0;
+  const char* end = env + std::strlen(env);
+  const auto [ptr, ec] = std::from_chars(env, end, n);
+  if (ec != std::errc() || ptr != end || n < 1 || n > 4096)
+    throw Error(std::string("POSERT_DECODE_CELLS_PER_LANE='") + env + "': expected a number of cells from 1 to 4096",
+                ErrorKind::Usage);
+  return n;
+}
+
 }  // namespace posert

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -315,6 +316,29 @@ TEST(CudaDecode, MoveNetSingleOtherGridSizes) {
     const Heads h = random_heads(spec, 40, 5, Values::Smooth);
     expect_same(run_gpu(spec, h, 40, {}).poses, run_cpu(spec, h, 40, {}), 1e-3, 1e-5, true, spec.name + " n=40");
   }
+}
+
+// $POSERT_DECODE_CELLS_PER_LANE sets how many cells each lane searches (and so the blocks per
+// item) in place of the batch's choice: any value gives the CPU's bits, from one cell per lane to
+// one block per item (4096 is clamped to the grid).
+TEST(CudaDecode, MoveNetSingleAnyCellsPerLane) {
+  POSERT_REQUIRE_GPU();
+  const char* name = "POSERT_DECODE_CELLS_PER_LANE";
+  const char* old = std::getenv(name);
+  const std::string saved = old ? old : "";
+  for (const char* model : {"movenet-lightning", "movenet-thunder"}) {
+    const ModelSpec& spec = find_model_spec(model);
+    for (const char* per_lane : {"1", "3", "9", "17", "4096"}) {
+      setenv(name, per_lane, 1);
+      for (int n : {1, 16}) {
+        const Heads h = random_heads(spec, n, 41 + n, Values::Smooth);
+        expect_same(run_gpu(spec, h, n, {}).poses, run_cpu(spec, h, n, {}), 1e-3, 1e-5, true,
+                    std::string(model) + " cells per lane " + per_lane + " n=" + std::to_string(n));
+      }
+    }
+  }
+  if (old) setenv(name, saved.c_str(), 1);
+  else unsetenv(name);
 }
 
 // exp: the GPU's double exp rounded to float vs glibc's expf may differ by one ulp in rare

@@ -1,4 +1,5 @@
-// The CUDA engine's environment switches ($POSERT_STREAMS, $POSERT_PDL, $POSERT_TUNE_LOG): defaults when unset,
+// The CUDA engine's environment switches ($POSERT_STREAMS, $POSERT_PDL, $POSERT_TUNE_LOG,
+// $POSERT_DECODE_CELLS_PER_LANE): defaults when unset,
 // the accepted values, and a usage error naming the variable for anything else.
 #include <gtest/gtest.h>
 
@@ -93,6 +94,25 @@ TEST(EngineEnv, TuneLog) {
   }
   ScopedEnv e("POSERT_TUNE_LOG", "yes");
   expect_usage_error([] { tune_log_from_env(); }, "POSERT_TUNE_LOG");
+}
+
+TEST(EngineEnv, DecodeCellsPerLane) {
+  {
+    ScopedEnv e("POSERT_DECODE_CELLS_PER_LANE", nullptr);
+    EXPECT_EQ(decode_cells_per_lane_from_env(), 0);
+  }
+  {
+    ScopedEnv e("POSERT_DECODE_CELLS_PER_LANE", "");
+    EXPECT_EQ(decode_cells_per_lane_from_env(), 0);
+  }
+  for (const char* ok : {"1", "9", "4096"}) {
+    ScopedEnv e("POSERT_DECODE_CELLS_PER_LANE", ok);
+    EXPECT_EQ(decode_cells_per_lane_from_env(), std::atoi(ok));
+  }
+  for (const char* bad : {"0", "4097", "-3", "nine", "9 ", "99999999999"}) {
+    ScopedEnv e("POSERT_DECODE_CELLS_PER_LANE", bad);
+    expect_usage_error([] { decode_cells_per_lane_from_env(); }, "POSERT_DECODE_CELLS_PER_LANE");
+  }
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/engine_env.h"
 #include "pose/cuda/decode_common.cuh"
 #include "pose/cuda/device_decoders.h"
 #include "pose/movenet_single.h"
@@ -62,13 +63,22 @@ __device__ __forceinline__ unsigned long long warp_max_key(unsigned long long k)
   return k;
 }
 
-constexpr int kPrefetch = 4;  // heat values per lane loaded before the centre is known
+// The keypoint heat values are staged through shared memory, kTileCells cells (x 17 keypoints,
+// contiguous in memory) at a time: the block loads a tile with coalesced loads (consecutive
+// threads, consecutive floats), then warp k reads keypoint k's values from shared memory (stride
+// 17 words: no bank conflicts). (Read straight from global memory, as before, each warp's load
+// touched 32 cells 68 bytes apart: 32 sectors in 17 cache lines for 128 useful bytes.)
+constexpr int kTileCells = 128;
+constexpr int kTileFloats = kTileCells * kK;
+constexpr int kTileLoads = (kTileFloats + kThreads - 1) / kThreads;  // per thread and tile
 
 // Block (chunk, item): every block finds the item's centre (cheap), then warp k takes the
 // weighted argmax of keypoint k over the block's cells and merges it into the item's key by
 // atomicMax. The item's last block to finish writes the pose and resets the keys and counter.
-// The lane's first kPrefetch heat values do not depend on the centre: they are loaded first, so
-// their latency overlaps the centre's. Candidates are compared as argmax keys (one 64-bit max).
+// The first tile's heat values do not depend on the centre: they are loaded into registers
+// first, so their latency overlaps the centre's, and each next tile's while the current one is
+// searched. Candidates are compared as argmax keys (one 64-bit max; the order is total, so the
+// order in which cells are visited does not change the result).
 // GT: the grid side as a compile-time constant (48: lightning, 64: thunder), or 0.
 template <int GT>
 __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) {
@@ -85,14 +95,21 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
   __shared__ bool s_last;
   __shared__ float s_kp[kK][3];  // x, y, score in model-input pixels
 
+  __shared__ float s_heat[kTileFloats];  // [cell of the tile][keypoint]
+
   const int k = warp;
   const int lo = blockIdx.x * a.chunk, hi = min(lo + a.chunk, cells);
-  float hv[kPrefetch];
+  float hv[kTileLoads];  // this thread's share of the next tile
+  auto load_tile = [&](int t0) {
+    const int n = min(kTileCells, hi - t0) * kK;
+    const float* src = heat + static_cast<size_t>(t0) * kK;
 #pragma unroll
-  for (int u = 0; u < kPrefetch; ++u) {
-    const int i = lo + lane + 32 * u;
-    hv[u] = i < hi ? heat[i * kK + k] : 0.0f;
-  }
+    for (int u = 0; u < kTileLoads; ++u) {
+      const int j = tid + u * kThreads;
+      hv[u] = j < n ? src[j] : 0.0f;
+    }
+  };
+  if (lo < hi) load_tile(lo);
 
   // 1. Centre: argmax of centre * weight.
   unsigned long long c = 0;
@@ -125,13 +142,19 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
   const float ry = __fadd_rn(static_cast<float>(cell_y<GT>(best, G)), reg[best * 2 * kK + 2 * k]);
   const float rx = __fadd_rn(static_cast<float>(cell_x<GT>(best, G)), reg[best * 2 * kK + 2 * k + 1]);
   unsigned long long m = 0;
+  for (int t0 = lo; t0 < hi; t0 += kTileCells) {
+    const int tn = min(kTileCells, hi - t0);
 #pragma unroll
-  for (int u = 0; u < kPrefetch; ++u) {
-    const int i = lo + lane + 32 * u;
-    if (i < hi) m = max(m, argmax_key({keypoint_value<GT>(hv[u], i, G, ry, rx), i}));
+    for (int u = 0; u < kTileLoads; ++u) {
+      const int j = tid + u * kThreads;
+      if (j < tn * kK) s_heat[j] = hv[u];
+    }
+    __syncthreads();
+    if (t0 + kTileCells < hi) load_tile(t0 + kTileCells);  // in flight while this tile is searched
+    for (int c = lane; c < tn; c += 32)
+      m = max(m, argmax_key({keypoint_value<GT>(s_heat[c * kK + k], t0 + c, G, ry, rx), t0 + c}));
+    __syncthreads();  // every warp done with the tile before the next one overwrites it
   }
-  for (int i = lo + lane + 32 * kPrefetch; i < hi; i += 32)
-    m = max(m, argmax_key({keypoint_value<GT>(heat[i * kK + k], i, G, ry, rx), i}));
   m = warp_max_key(m);
   if (lane == 0 && m != 0) atomicMax(&a.keys[static_cast<size_t>(b) * kK + k], m);
 
@@ -209,6 +232,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     out_scale_ = movenet_output_scale(G_);
     kernel_ = G_ == 48 ? movenet_single_kernel<48> : G_ == 64 ? movenet_single_kernel<64> : movenet_single_kernel<0>;
     resident_ = resident_blocks(kernel_, kThreads, "MoveNet decoder occupancy");
+    lanes_override_ = decode_cells_per_lane_from_env();
   }
 
   void enqueue(const std::vector<const float*>& heads, int n, const CropTransform* transforms, void* out,
@@ -217,7 +241,8 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     // blocks per item, as many as run in one wave (the centre argmax each block repeats stays a
     // small share, and no block waits for a second wave).
     const int cells = G_ * G_;
-    const int per_lane = cells_per_lane(cells, n, resident_, kMinCellsPerLane);
+    const int per_lane = lanes_override_ > 0 ? std::min(lanes_override_, (cells + 31) / 32)
+                                             : cells_per_lane(cells, n, resident_, kMinCellsPerLane);
     const int blocks = std::max(1, (cells + 32 * per_lane - 1) / (32 * per_lane));
     const int chunk = (cells + blocks - 1) / blocks;
     SingleArgs a{heads[0],   heads[1], heads[2],    heads[3],          weight_.as<float>(),
@@ -234,6 +259,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
   float out_scale_ = 0;
   void (*kernel_)(SingleArgs) = nullptr;  // movenet_single_kernel for this grid side
   int resident_ = 1;  // blocks of the kernel the GPU runs at once
+  int lanes_override_ = 0;  // $POSERT_DECODE_CELLS_PER_LANE, or 0: cells_per_lane's choice
   DeviceBuffer weight_, keys_, done_;
 };
 
