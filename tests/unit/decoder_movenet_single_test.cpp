@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "pose/decode_launch.h"
 #include "pose/model_spec.h"
 #include "pose/movenet_single.h"
 #include "posert/error.h"
@@ -151,4 +152,22 @@ TEST(DecoderMoveNetSingle, NanHeadsStillGiveOnePose) {
 }
 
 }  // namespace
+// The GPU kernel's split of a batch into blocks (host arithmetic; expected values worked out by
+// hand for an H100: 132 SMs, 3 blocks of the kernel per SM = 396 resident).
+TEST(DecoderMoveNetSingle, GpuBlocksPerItem) {
+  // Lightning, 48 x 48 = 2304 cells = 72 cells of 32 lanes.
+  EXPECT_EQ(movenet_single_cells_per_lane(2304, 1, 132, 396, 2), 2);    // 36 blocks
+  EXPECT_EQ(movenet_single_cells_per_lane(2304, 8, 132, 396, 2), 5);    // 8 x 15 = 120 blocks (4: 144)
+  EXPECT_EQ(movenet_single_cells_per_lane(2304, 16, 132, 396, 2), 9);   // 16 x 8 = 128 (8: 144)
+  EXPECT_EQ(movenet_single_cells_per_lane(2304, 64, 132, 396, 2), 12);  // one per SM needs 36: 64 x 6 = 384
+  EXPECT_EQ(movenet_single_cells_per_lane(2304, 256, 132, 396, 2), 72); // one block per item
+  // Thunder, 64 x 64 = 4096 cells = 128 cells of 32 lanes.
+  EXPECT_EQ(movenet_single_cells_per_lane(4096, 1, 132, 396, 2), 2);    // 64 blocks
+  EXPECT_EQ(movenet_single_cells_per_lane(4096, 16, 132, 396, 2), 16);  // 16 x 8 = 128 (15: 144)
+  EXPECT_EQ(movenet_single_cells_per_lane(4096, 64, 132, 396, 2), 22);  // one per SM needs 64: 64 x 6 = 384
+  // The general rule stops at one block per item.
+  EXPECT_EQ(cells_per_lane(100, 1, 1, 2), 4);
+  EXPECT_EQ(cells_per_lane(100, 5, 1, 2), 4);
+}
+
 }  // namespace posert

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "pose/decode_launch.h"
 #include "pose/pose_record.h"
 #include "posert/error.h"
 
@@ -33,16 +34,6 @@ inline int resident_blocks(Kernel kernel, int threads, const char* what) {
   cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), what);
   cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0), what);
   return sms * per_sm > 0 ? sms * per_sm : 1;
-}
-
-// Cells per lane for the (chunk, item) keypoint kernels (a block's 32 lanes per warp share a
-// chunk of an item's `cells`): at least min_per_lane, and enough that the n items' blocks fit in
-// `resident` (one wave) where that is possible; large batches get fewer, larger chunks.
-inline int cells_per_lane(int cells, int n, int resident, int min_per_lane) {
-  int per_lane = min_per_lane;
-  auto blocks = [&](int pl) { return static_cast<int64_t>(n) * ((cells + 32 * pl - 1) / (32 * pl)); };
-  while (blocks(per_lane) > resident && 32 * per_lane < cells) ++per_lane;
-  return per_lane;
 }
 
 // A device allocation made at construction time, freed with its owner.

@@ -232,17 +232,21 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     out_scale_ = movenet_output_scale(G_);
     kernel_ = G_ == 48 ? movenet_single_kernel<48> : G_ == 64 ? movenet_single_kernel<64> : movenet_single_kernel<0>;
     resident_ = resident_blocks(kernel_, kThreads, "MoveNet decoder occupancy");
+    int dev = 0;
+    cuda_check(cudaGetDevice(&dev), "MoveNet decoder setup");
+    cuda_check(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, dev), "MoveNet decoder setup");
     lanes_override_ = decode_cells_per_lane_from_env();
   }
 
   void enqueue(const std::vector<const float*>& heads, int n, const CropTransform* transforms, void* out,
                void* stream) override {
-    // Small batches: many blocks per item, kMinCellsPerLane cells per lane; larger batches: fewer
-    // blocks per item, as many as run in one wave (the centre argmax each block repeats stays a
-    // small share, and no block waits for a second wave).
+    // Small batches: many blocks per item, kMinCellsPerLane cells per lane, at most one block per
+    // SM; larger batches: fewer blocks per item, as many as run in one wave (the centre argmax each
+    // block repeats stays a small share, and no block waits for a second wave). See
+    // movenet_single_cells_per_lane for the measurements.
     const int cells = G_ * G_;
     const int per_lane = lanes_override_ > 0 ? std::min(lanes_override_, (cells + 31) / 32)
-                                             : cells_per_lane(cells, n, resident_, kMinCellsPerLane);
+                                             : movenet_single_cells_per_lane(cells, n, sms_, resident_, kMinCellsPerLane);
     const int blocks = std::max(1, (cells + 32 * per_lane - 1) / (32 * per_lane));
     const int chunk = (cells + blocks - 1) / blocks;
     SingleArgs a{heads[0],   heads[1], heads[2],    heads[3],          weight_.as<float>(),
@@ -259,6 +263,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
   float out_scale_ = 0;
   void (*kernel_)(SingleArgs) = nullptr;  // movenet_single_kernel for this grid side
   int resident_ = 1;  // blocks of the kernel the GPU runs at once
+  int sms_ = 1;       // the GPU's SMs
   int lanes_override_ = 0;  // $POSERT_DECODE_CELLS_PER_LANE, or 0: cells_per_lane's choice
   DeviceBuffer weight_, keys_, done_;
 };
