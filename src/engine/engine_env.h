@@ -11,17 +11,23 @@
 
 namespace posert {
 
-// $POSERT_STREAMS: how many streams a context's forward pass may use, 1..8; unset or empty: 1.
-inline int streams_from_env() {
-  const char* env = std::getenv("POSERT_STREAMS");
-  if (!env || !*env) return 1;
+// $NAME as an integer in lo..hi; unset or empty: `unset`; anything else is a usage error that
+// names the variable and says what was expected (`what`: "streams", "cells").
+inline int int_from_env(const char* name, int lo, int hi, int unset, const char* what) {
+  const char* env = std::getenv(name);
+  if (!env || !*env) return unset;
   int n = 0;
   const char* end = env + std::strlen(env);
   const auto [ptr, ec] = std::from_chars(env, end, n);
-  if (ec != std::errc() || ptr != end || n < 1 || n > 8)
-    throw Error(std::string("POSERT_STREAMS='") + env + "': expected a number of streams from 1 to 8", ErrorKind::Usage);
+  if (ec != std::errc() || ptr != end || n < lo || n > hi)
+    throw Error(std::string(name) + "='" + env + "': expected a number of " + what + " from " + std::to_string(lo) + " to " +
+                    std::to_string(hi),
+                ErrorKind::Usage);
   return n;
 }
+
+// $POSERT_STREAMS: how many streams a context's forward pass may use, 1..8; unset or empty: 1.
+inline int streams_from_env() { return int_from_env("POSERT_STREAMS", 1, 8, 1, "streams"); }
 
 // $POSERT_PDL: 0 turns programmatic dependent launch off, 1 (or unset/empty) leaves it on where the
 // GPU supports it.
@@ -44,16 +50,6 @@ inline bool tune_log_from_env() {
 // $POSERT_DECODE_CELLS_PER_LANE: how many cells each lane of the MoveNet single-pose GPU decoder
 // searches (fewer blocks per item for more); unset or empty: 0, chosen from the batch (a knob for
 // measuring that choice, not a setting users need).
-inline int decode_cells_per_lane_from_env() {
-  const char* env = std::getenv("POSERT_DECODE_CELLS_PER_LANE");
-  if (!env || !*env) return 0;
-  int n = 0;
-  const char* end = env + std::strlen(env);
-  const auto [ptr, ec] = std::from_chars(env, end, n);
-  if (ec != std::errc() || ptr != end || n < 1 || n > 4096)
-    throw Error(std::string("POSERT_DECODE_CELLS_PER_LANE='") + env + "': expected a number of cells from 1 to 4096",
-                ErrorKind::Usage);
-  return n;
-}
+inline int decode_cells_per_lane_from_env() { return int_from_env("POSERT_DECODE_CELLS_PER_LANE", 1, 4096, 0, "cells"); }
 
 }  // namespace posert
