@@ -281,13 +281,12 @@ int cmd_bench(int argc, char** argv) {
   const std::string backend = a.get_or("--backend", stage.empty() ? "cpu" : "cuda");
   if (backend != "cpu" && backend != "cuda") throw Error("backend '" + backend + "' is unknown (cpu or cuda)", ErrorKind::Usage);
   // Each mode refuses the options it would ignore.
-  if (stage == "launch") {
-    if (backend != "cuda") throw Error("--stage launch runs on the GPU: --backend cpu does not apply", ErrorKind::Usage);
-    a.allow_only({"--stage", "--backend", "--steps", "--runs", "--warmup"}, "posert bench --stage launch");
-    return bench_launch(a);
-  }
-  if (stage == "e2e" || stage == "decode") {
+  if (stage == "e2e" || stage == "decode" || stage == "launch") {
     if (backend != "cuda") throw Error("--stage " + stage + " runs on the GPU: --backend cpu does not apply", ErrorKind::Usage);
+    if (stage == "launch") {
+      a.allow_only({"--stage", "--backend", "--steps", "--runs", "--warmup"}, "posert bench --stage launch");
+      return bench_launch(a);
+    }
     if (stage == "e2e") {
       a.allow_only({"--stage", "--backend", "--model", "--models-dir", "--precision", "--batch", "--runs", "--warmup", "--width",
                     "--height", "--timing-cache", "--transfer"},

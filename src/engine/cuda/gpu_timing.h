@@ -1,9 +1,10 @@
-// Timing helpers of the GPU benchmarks (posert bench --stage decode|launch): CUDA events around
-// work launched on one stream, optionally queued behind a spin kernel, and the same work captured
-// once as a CUDA graph and replayed.
+// Helpers of the GPU benchmarks (posert bench --stage decode|launch): CUDA events around work
+// launched on one stream, optionally queued behind a spin kernel, the same work captured once as a
+// CUDA graph and replayed, percentiles, and a scoped device buffer.
 #pragma once
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -11,6 +12,21 @@
 #include "kernels/cuda/cuda_kernels.h"
 
 namespace posert::cuda {
+
+// The q-quantile (0.5: median) of v, nearest rank.
+inline double percentile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
+}
+
+// A device allocation (at least one byte) owned by a benchmark, freed at scope exit.
+struct BenchBuffer {
+  void* p = nullptr;
+  explicit BenchBuffer(size_t bytes) { check(cudaMalloc(&p, std::max<size_t>(bytes, 1)), "cudaMalloc (benchmark)"); }
+  ~BenchBuffer() { cudaFree(p); }
+  BenchBuffer(const BenchBuffer&) = delete;
+  BenchBuffer& operator=(const BenchBuffer&) = delete;
+};
 
 // fn() between two events on `s`: `warmup` untimed calls, then `iters` timed ones (ms each).
 // queued: a 50 us spin kernel before the first event, so that the event, fn()'s launches and the

@@ -70,19 +70,6 @@ __global__ void cluster_steps_kernel(float* out, int steps, int* done) {
 #endif
 }
 
-double pct(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
-}
-
-struct DevMem {
-  void* p = nullptr;
-  explicit DevMem(size_t bytes) { cuda::check(cudaMalloc(&p, bytes), "cudaMalloc (launch bench)"); }
-  ~DevMem() { cudaFree(p); }
-  DevMem(const DevMem&) = delete;
-  DevMem& operator=(const DevMem&) = delete;
-};
-
 void launch_step(bool pdl, dim3 grid, const float* x, float* y, int n, int step, cudaStream_t s) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
@@ -143,14 +130,14 @@ LaunchBenchReport run_launch_bench(const LaunchBenchOptions& o) {
   cudaStream_t s = nullptr;
   cuda::check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
   const int n_full = r.sms * kThreads;
-  DevMem a(n_full * sizeof(float)), b(n_full * sizeof(float)), done(sizeof(int));
+  cuda::BenchBuffer a(n_full * sizeof(float)), b(n_full * sizeof(float)), done(sizeof(int));
   cuda::check(cudaMemset(a.p, 0, n_full * sizeof(float)), "cudaMemset");
   cuda::check(cudaMemset(b.p, 0, n_full * sizeof(float)), "cudaMemset");
   float* pa = static_cast<float*>(a.p);
   float* pb = static_cast<float*>(b.p);
   int* pdone = static_cast<int*>(done.p);
 
-  r.floor_p50_ms = pct(cuda::time_graph(s, o.warmup, o.iters, false, [&] { cuda::spin(0, s); }).first, 0.5);
+  r.floor_p50_ms = cuda::percentile(cuda::time_graph(s, o.warmup, o.iters, false, [&] { cuda::spin(0, s); }).first, 0.5);
 
   auto add = [&](const std::string& what, int steps, const std::function<std::vector<double>()>& run,
                  const std::string& skip) {
@@ -163,8 +150,8 @@ LaunchBenchReport run_launch_bench(const LaunchBenchOptions& o) {
       std::fprintf(stderr, "launch bench: %s, %d steps\n", what.c_str(), steps);
       const auto v = run();
       row.ran = true;
-      row.p50_ms = pct(v, 0.5);
-      row.p99_ms = pct(v, 0.99);
+      row.p50_ms = cuda::percentile(v, 0.5);
+      row.p99_ms = cuda::percentile(v, 0.99);
     }
     r.rows.push_back(row);
   };

@@ -27,19 +27,6 @@ namespace posert {
 
 namespace {
 
-double pct(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
-}
-
-struct DeviceBuffer {
-  void* p = nullptr;
-  explicit DeviceBuffer(size_t bytes) { cuda::check(cudaMalloc(&p, std::max<size_t>(bytes, 1)), "cudaMalloc (decode bench)"); }
-  ~DeviceBuffer() { cudaFree(p); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
-
 // CPU runs: the requested count, or as many as fit in ~5 s (at least 5, at most 50).
 int cpu_runs(const DecodeBenchOptions& o, double one_run_ms) {
   if (o.iters > 0) return o.iters;
@@ -51,10 +38,10 @@ template <class Fn>
 void time_decoder(cudaStream_t s, int iters, DecodeBenchRow& row, Fn&& fn) {
   const auto [queued, idle] = cuda::time_graph(s, 10, iters, true, fn);
   const auto direct = cuda::time_events(s, 10, iters, false, fn);
-  row.gpu_p50_ms = pct(queued, 0.5);
-  row.gpu_p99_ms = pct(queued, 0.99);
-  row.gpu_idle_p50_ms = pct(idle, 0.5);
-  row.gpu_direct_p50_ms = pct(direct, 0.5);
+  row.gpu_p50_ms = cuda::percentile(queued, 0.5);
+  row.gpu_p99_ms = cuda::percentile(queued, 0.99);
+  row.gpu_idle_p50_ms = cuda::percentile(idle, 0.5);
+  row.gpu_direct_p50_ms = cuda::percentile(direct, 0.5);
   row.gpu_runs = iters;
 }
 
@@ -82,8 +69,8 @@ DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
   }
   {
     const auto [queued, idle] = cuda::time_graph(s, 10, gpu_iters, true, [&] { cuda::spin(0, s); });
-    r.floor_p50_ms = pct(queued, 0.5);
-    r.floor_idle_p50_ms = pct(idle, 0.5);
+    r.floor_p50_ms = cuda::percentile(queued, 0.5);
+    r.floor_idle_p50_ms = cuda::percentile(idle, 0.5);
   }
   for (int n : o.batches) {
     std::fprintf(stderr, "decode bench: batch %d\n", n);
@@ -91,7 +78,7 @@ DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
     row.batch = n;
     const uint32_t seed = 17 + n;
     const auto tf = random_transforms(n, seed);
-    DeviceBuffer d_tf(n * sizeof(CropTransform));
+    cuda::BenchBuffer d_tf(n * sizeof(CropTransform));
     cuda::check(cudaMemcpy(d_tf.p, tf.data(), n * sizeof(CropTransform), cudaMemcpyHostToDevice), "upload");
     if (heatmap) {
       const DecodeTiming probe = bench_cpu_heatmap_decode(n, o.hm_h, o.hm_w, o.keypoints, hp, o.threads, 0, 1, seed);
@@ -101,7 +88,7 @@ DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
       row.cpu_p99_ms = cpu.p99_ms;
       row.cpu_runs = static_cast<int>(cpu.run_ms.size());
       const Tensor hm = random_heatmaps(n, o.hm_h, o.hm_w, o.keypoints, seed);
-      DeviceBuffer d_hm(hm.nbytes()), d_peaks(static_cast<size_t>(n) * o.keypoints * o.top_k * sizeof(HeatmapPeak)),
+      cuda::BenchBuffer d_hm(hm.nbytes()), d_peaks(static_cast<size_t>(n) * o.keypoints * o.top_k * sizeof(HeatmapPeak)),
           d_counts(static_cast<size_t>(n) * o.keypoints * sizeof(int32_t));
       cuda::check(cudaMemcpy(d_hm.p, hm.raw(), hm.nbytes(), cudaMemcpyHostToDevice), "upload");
       cuda::check(cudaDeviceSynchronize(), "upload");  // pageable copies; `s` is non-blocking
@@ -121,16 +108,16 @@ DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
       row.cpu_p99_ms = cpu.p99_ms;
       row.cpu_runs = static_cast<int>(cpu.run_ms.size());
       const auto heads = random_pose_heads(spec, n, seed);
-      std::vector<std::unique_ptr<DeviceBuffer>> d_heads;
+      std::vector<std::unique_ptr<cuda::BenchBuffer>> d_heads;
       std::vector<const float*> ptrs;
       for (const auto& h : heads) {
-        d_heads.push_back(std::make_unique<DeviceBuffer>(h.nbytes()));
+        d_heads.push_back(std::make_unique<cuda::BenchBuffer>(h.nbytes()));
         cuda::check(cudaMemcpy(d_heads.back()->p, h.raw(), h.nbytes(), cudaMemcpyHostToDevice), "upload");
         ptrs.push_back(static_cast<const float*>(d_heads.back()->p));
       }
       cuda::check(cudaDeviceSynchronize(), "upload");  // pageable copies; `s` is non-blocking
       cuda::GpuPoseDecoder dec(spec, n, dopt);
-      DeviceBuffer d_out(dec.output_bytes(n));
+      cuda::BenchBuffer d_out(dec.output_bytes(n));
       time_decoder(s, gpu_iters, row, [&] { dec.enqueue(ptrs, n, static_cast<const CropTransform*>(d_tf.p), d_out.p, s); });
       r.cpu_threads = CpuPoseDecoder(spec, dopt, o.threads).threads();
     }

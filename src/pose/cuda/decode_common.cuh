@@ -25,15 +25,21 @@ inline void launch_check(const char* kernel) {
   if (e != cudaSuccess) throw Error(std::string("CUDA kernel ") + kernel + " failed to launch: " + cudaGetErrorString(e));
 }
 
+// The current device's SM count (at least 1).
+inline int sm_count(const char* what) {
+  int dev = 0, sms = 0;
+  cuda_check(cudaGetDevice(&dev), what);
+  cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), what);
+  return sms > 0 ? sms : 1;
+}
+
 // How many blocks of `kernel` (blocks of `threads`, no dynamic shared memory) the current device
 // runs at once: the most a launch can have and still run in one wave.
 template <class Kernel>
 inline int resident_blocks(Kernel kernel, int threads, const char* what) {
-  int dev = 0, sms = 0, per_sm = 0;
-  cuda_check(cudaGetDevice(&dev), what);
-  cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), what);
+  int per_sm = 0;
   cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0), what);
-  return sms * per_sm > 0 ? sms * per_sm : 1;
+  return per_sm > 0 ? sm_count(what) * per_sm : 1;
 }
 
 // A device allocation made at construction time, freed with its owner.

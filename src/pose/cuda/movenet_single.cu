@@ -232,9 +232,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     out_scale_ = movenet_output_scale(G_);
     kernel_ = G_ == 48 ? movenet_single_kernel<48> : G_ == 64 ? movenet_single_kernel<64> : movenet_single_kernel<0>;
     resident_ = resident_blocks(kernel_, kThreads, "MoveNet decoder occupancy");
-    int dev = 0;
-    cuda_check(cudaGetDevice(&dev), "MoveNet decoder setup");
-    cuda_check(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, dev), "MoveNet decoder setup");
+    sms_ = sm_count("MoveNet decoder setup");
     lanes_override_ = decode_cells_per_lane_from_env();
   }
 
@@ -264,7 +262,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
   void (*kernel_)(SingleArgs) = nullptr;  // movenet_single_kernel for this grid side
   int resident_ = 1;  // blocks of the kernel the GPU runs at once
   int sms_ = 1;       // the GPU's SMs
-  int lanes_override_ = 0;  // $POSERT_DECODE_CELLS_PER_LANE, or 0: cells_per_lane's choice
+  int lanes_override_ = 0;  // $POSERT_DECODE_CELLS_PER_LANE, or 0: movenet_single_cells_per_lane's choice
   DeviceBuffer weight_, keys_, done_;
 };
 
