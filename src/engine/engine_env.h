@@ -29,27 +29,39 @@ inline int int_from_env(const char* name, int lo, int hi, int unset, const char*
 // $POSERT_STREAMS: how many streams a context's forward pass may use, 1..8; unset or empty: 1.
 inline int streams_from_env() { return int_from_env("POSERT_STREAMS", 1, 8, 1, "streams"); }
 
+// $NAME as a switch: "1" or "0"; unset or empty: `unset`; anything else is a usage error that
+// names the variable and says what each value does (`on`, `off`).
+inline bool switch_from_env(const char* name, bool unset, const char* on, const char* off) {
+  const char* env = std::getenv(name);
+  if (!env || !*env) return unset;
+  if (std::strcmp(env, "1") == 0) return true;
+  if (std::strcmp(env, "0") == 0) return false;
+  throw Error(std::string(name) + "='" + env + "': expected 1 (" + on + ") or 0 (" + off + ")", ErrorKind::Usage);
+}
+
 // $POSERT_PDL: 0 turns programmatic dependent launch off, 1 (or unset/empty) leaves it on where the
 // GPU supports it.
 inline bool pdl_allowed_by_env() {
-  const char* env = std::getenv("POSERT_PDL");
-  if (!env || !*env || std::strcmp(env, "1") == 0) return true;
-  if (std::strcmp(env, "0") == 0) return false;
-  throw Error(std::string("POSERT_PDL='") + env + "': expected 0 (off) or 1 (on where the GPU supports it)", ErrorKind::Usage);
+  return switch_from_env("POSERT_PDL", true, "on where the GPU supports it", "off");
 }
 
 // $POSERT_TUNE_LOG: 1 makes the tuner print every convolution layer's tactic timings and its fusion
 // and grouping timings; 0, unset or empty: quiet.
 inline bool tune_log_from_env() {
-  const char* env = std::getenv("POSERT_TUNE_LOG");
-  if (!env || !*env || std::strcmp(env, "0") == 0) return false;
-  if (std::strcmp(env, "1") == 0) return true;
-  throw Error(std::string("POSERT_TUNE_LOG='") + env + "': expected 1 (print the tuner's fusion timings) or 0", ErrorKind::Usage);
+  return switch_from_env("POSERT_TUNE_LOG", false, "print the tuner's fusion timings", "quiet");
 }
 
 // $POSERT_DECODE_CELLS_PER_LANE: how many cells each lane of the MoveNet single-pose GPU decoder
 // searches (fewer blocks per item for more); unset or empty: 0, chosen from the batch (a knob for
 // measuring that choice, not a setting users need).
 inline int decode_cells_per_lane_from_env() { return int_from_env("POSERT_DECODE_CELLS_PER_LANE", 1, 4096, 0, "cells"); }
+
+// $POSERT_DECODE_EXHAUSTIVE: 1 makes the MoveNet MultiPose GPU decoder compute every cell's
+// weighted keypoint value, not only those inside the person's box; 0, unset or empty: box only
+// (a knob for tests and A/B timing, not a setting users need).
+inline bool decode_exhaustive_from_env() {
+  return switch_from_env("POSERT_DECODE_EXHAUSTIVE", false, "every MultiPose cell computed",
+                         "the cells of the person's box");
+}
 
 }  // namespace posert

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -607,6 +608,56 @@ TEST(CudaDecode, MoveNetMultiFindsPlacedPeople) {
       }
     }
   }
+}
+
+// The MultiPose keypoint search computes a person's keypoint values inside the person's box only
+// and takes the first cell with a finite heat value outside it (where every value is +-0);
+// $POSERT_DECODE_EXHAUSTIVE=1 computes every cell. Both give the same bytes on heads made to
+// stress that: one heat value in eight huge, negative, infinite, NaN, zero or subnormal (a
+// chunk's first cells outside the box may be NaN); of every three items, the second and third
+// with boxes over the whole grid (no cell outside), the second also with its keypoints regressed
+// 38-44 rows above the grid (exp(-d2 / sigma) down in the subnormal floats); batch 1, 16 and 40
+// (1 to 16 cells per lane).
+TEST(CudaDecode, MoveNetMultiBoxSpansGiveTheExhaustiveBytes) {
+  POSERT_REQUIRE_GPU();
+  const ModelSpec& spec = find_model_spec("movenet-multipose");
+  const int G = grid_of(spec);
+  const char* name = "POSERT_DECODE_EXHAUSTIVE";
+  const char* old = std::getenv(name);
+  const std::string saved = old ? old : "";
+  const float special[] = {1e38f, 3e38f, 1e30f, 2.0f, -0.5f, -1e30f, INFINITY, -INFINITY, NAN, 0.0f, -0.0f, 1e-40f};
+  for (int n : {1, 16, 40}) {
+    Heads h = random_heads(spec, n, 61 + n, Values::Smooth);
+    std::mt19937 rng(7 + n);
+    auto uni = [&](float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); };
+    float* heat = h.t[1].data<float>();
+    for (int64_t i = 0; i < h.t[1].numel(); ++i)
+      if (rng() % 8 == 0) heat[i] = special[rng() % (sizeof(special) / sizeof(special[0]))];
+    for (int b = 0; b < n; ++b) {
+      float* reg = h.t[2].data<float>() + static_cast<size_t>(b) * G * G * 34;
+      float* bscale = h.t[4].data<float>() + static_cast<size_t>(b) * G * G * 2;
+      for (int cell = 0; cell < G * G; ++cell) {
+        const int y = cell / G, x = cell % G;
+        if (b % 3 == 1)
+          for (int k = 0; k < 17; ++k) {
+            reg[cell * 34 + 2 * k] = -static_cast<float>(y) - uni(38.0f, 44.0f);
+            reg[cell * 34 + 2 * k + 1] = uni(0.0f, static_cast<float>(G)) - static_cast<float>(x);
+          }
+        if (b % 3 != 0) bscale[cell * 2] = bscale[cell * 2 + 1] = 4.0f * G;
+      }
+    }
+    setenv(name, "1", 1);
+    const GpuResult all = run_gpu(spec, h, n, {});
+    setenv(name, "0", 1);
+    const GpuResult spans = run_gpu(spec, h, n, {});
+    EXPECT_EQ(spans.bytes, all.bytes) << "n=" << n;
+    int poses = 0;
+    for (const auto& item : all.poses) poses += static_cast<int>(item.size());
+    std::printf("[ box spans ] n=%d: %d poses, same bytes as every cell computed: %s\n", n, poses,
+                spans.bytes == all.bytes ? "yes" : "no");
+  }
+  if (old) setenv(name, saved.c_str(), 1);
+  else unsetenv(name);
 }
 
 // PoseNet: two people drawn into all four heads (peaks, offsets, displacements exactly between

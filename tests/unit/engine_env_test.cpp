@@ -1,5 +1,5 @@
 // The CUDA engine's environment switches ($POSERT_STREAMS, $POSERT_PDL, $POSERT_TUNE_LOG,
-// $POSERT_DECODE_CELLS_PER_LANE): defaults when unset,
+// $POSERT_DECODE_CELLS_PER_LANE, $POSERT_DECODE_EXHAUSTIVE): defaults when unset,
 // the accepted values, and a usage error naming the variable for anything else.
 #include <gtest/gtest.h>
 
@@ -112,6 +112,25 @@ TEST(EngineEnv, DecodeCellsPerLane) {
   for (const char* bad : {"0", "4097", "-3", "nine", "9 ", "99999999999"}) {
     ScopedEnv e("POSERT_DECODE_CELLS_PER_LANE", bad);
     expect_usage_error([] { decode_cells_per_lane_from_env(); }, "POSERT_DECODE_CELLS_PER_LANE");
+  }
+}
+
+TEST(EngineEnv, DecodeExhaustive) {
+  for (const char* off : {"", "0"}) {
+    ScopedEnv e("POSERT_DECODE_EXHAUSTIVE", off);
+    EXPECT_FALSE(decode_exhaustive_from_env());
+  }
+  {
+    ScopedEnv e("POSERT_DECODE_EXHAUSTIVE", nullptr);
+    EXPECT_FALSE(decode_exhaustive_from_env());
+  }
+  {
+    ScopedEnv e("POSERT_DECODE_EXHAUSTIVE", "1");
+    EXPECT_TRUE(decode_exhaustive_from_env());
+  }
+  for (const char* bad : {"yes", "2", "01", "on"}) {
+    ScopedEnv e("POSERT_DECODE_EXHAUSTIVE", bad);
+    expect_usage_error([] { decode_exhaustive_from_env(); }, "POSERT_DECODE_EXHAUSTIVE");
   }
 }
 

@@ -118,14 +118,15 @@ __device__ __forceinline__ int argmax_key_index(unsigned long long key) {
   return static_cast<int>(0xffffffffu - static_cast<unsigned>(key & 0xffffffffu));
 }
 
-__device__ __forceinline__ ArgMax warp_argmax(ArgMax a) {
+// The warp's largest argmax key (argmax_key's order is the CPU scan's: value descending, NaN
+// last, then index ascending; 0 = no candidate, below every key).
+__device__ __forceinline__ unsigned long long warp_max_key(unsigned long long k) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
-    const float v = __shfl_xor_sync(0xffffffffu, a.v, o);
-    const int i = __shfl_xor_sync(0xffffffffu, a.i, o);
-    argmax_take(a, v, i);
+    const unsigned long long other = __shfl_xor_sync(0xffffffffu, k, o);
+    k = other > k ? other : k;
   }
-  return a;
+  return k;
 }
 
 // Start of item b's records and its header, in a PoseItemLayout buffer.

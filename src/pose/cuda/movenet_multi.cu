@@ -1,13 +1,14 @@
 // MoveNet MultiPose on the GPU: movenet_multi_raw + decode_movenet_multi + the crop transform in
 // two kernels: centres (5x5 NMS, top 6, boxes, regression; block per item), then keypoint argmax
-// for all six people over (cell chunk, item) blocks, the item's last block writing the rows and
-// scores. Float for float as the CPU; exp is exp_as_cpu (see decode_common.cuh).
+// for all six people over (cell chunk, item) blocks, computed inside each person's box only, the
+// item's last block writing the rows and scores. Float for float as the CPU; exp is exp_as_cpu (see decode_common.cuh).
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <string>
 
+#include "engine/engine_env.h"
 #include "pose/cuda/decode_common.cuh"
 #include "pose/cuda/device_decoders.h"
 #include "pose/movenet_multi.h"
@@ -40,6 +41,7 @@ struct MultiArgs {
   unsigned* done;            // [N] keypoint blocks of the item finished; reset by the last block
   void* out;
   int max_poses;
+  bool exhaustive;  // $POSERT_DECODE_EXHAUSTIVE: every cell of the chunk computed (no box spans)
 };
 
 // TopK's order: key descending (NaN peaks rank as -inf), lower index first.
@@ -48,17 +50,35 @@ __device__ __forceinline__ bool topk_before(float ka, int ia, float kb, int ib) 
   return ka > kb || (ka == kb && ia < ib);
 }
 
+// A cell as TopK ranks it: key = topk_key(value); empty = after every cell.
+struct Cand {
+  float k;
+  int i;
+};
+__device__ __forceinline__ Cand cand_empty() { return {-HUGE_VALF, INT_MAX}; }
+__device__ __forceinline__ bool cand_before(Cand a, Cand b) { return topk_before(a.k, a.i, b.k, b.i); }
+__device__ __forceinline__ Cand warp_best(Cand c) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const Cand other{__shfl_xor_sync(0xffffffffu, c.k, o), __shfl_xor_sync(0xffffffffu, c.i, o)};
+    if (cand_before(other, c)) c = other;
+  }
+  return c;
+}
+
 constexpr int kCentreThreads = 1024;
 constexpr int kCentreWarps = kCentreThreads / 32;
 constexpr int kCentreCells = (kMaxGrid * kMaxGrid + kCentreThreads - 1) / kCentreThreads;  // per thread
 
+// GT: the grid side as a compile-time constant (64: MultiPose at 256), or 0 (a.G).
+template <int GT>
 __global__ void __launch_bounds__(kCentreThreads) multi_centres_kernel(MultiArgs a) {
-  const int b = blockIdx.x, G = a.G, cells = G * G;
+  const int b = blockIdx.x, G = GT > 0 ? GT : a.G, cells = G * G;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const float* centre = a.centre + static_cast<size_t>(b) * cells;
   __shared__ float s_c[kMaxGrid * kMaxGrid];
   __shared__ float s_peak[kMaxGrid * kMaxGrid];  // first the 5-wide row max, then the peaks
-  __shared__ ArgMax s_part[kCentreWarps];
+  __shared__ Cand s_top[kCentreWarps][kPeople];  // each warp's best six, in order
   __shared__ int s_sel[kPeople];
 
   // Centre NMS: a cell survives where it (nearly) equals the max of its 5x5 window. The CPU's
@@ -94,43 +114,39 @@ __global__ void __launch_bounds__(kCentreThreads) multi_centres_kernel(MultiArgs
   }
   __syncthreads();
 
-  // Top 6: round r takes the best cell ranking after round r-1's pick (a strict total order).
-  float prev_k = HUGE_VALF;
-  int prev_i = -1;
-  for (int r = 0; r < kPeople; ++r) {
-    float bk = -HUGE_VALF;
-    int bi = INT_MAX;
+  // Top 6 in TopK's order (a strict total order, so any grouping finds the same six): each warp
+  // takes its own best six, lane by lane, with no block barrier; warp 0 then takes the best six
+  // of the 32 warps' lists, each already in order.
+  Cand mine[kCentreCells];
 #pragma unroll
-    for (int j = 0; j < kCentreCells; ++j) {
-      const int i = tid + j * kCentreThreads;
-      if (i < cells) {
-        const float k = topk_key(peak[j]);
-        if (topk_before(prev_k, prev_i, k, i) && topk_before(k, i, bk, bi)) bk = k, bi = i;
-      }
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const float k = __shfl_xor_sync(0xffffffffu, bk, o);
-      const int i = __shfl_xor_sync(0xffffffffu, bi, o);
-      if (topk_before(k, i, bk, bi)) bk = k, bi = i;
-    }
-    if (lane == 0) s_part[warp] = {bk, bi};
-    __syncthreads();
-    if (warp == 0) {
-      bk = s_part[lane].v;
-      bi = s_part[lane].i;
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) {
-        const float k = __shfl_xor_sync(0xffffffffu, bk, o);
-        const int i = __shfl_xor_sync(0xffffffffu, bi, o);
-        if (topk_before(k, i, bk, bi)) bk = k, bi = i;
-      }
-      if (lane == 0) s_sel[r] = bi;
-    }
-    __syncthreads();  // also: s_part is rewritten only after this
-    prev_i = s_sel[r];
-    prev_k = topk_key(s_peak[prev_i]);
+  for (int j = 0; j < kCentreCells; ++j) {
+    const int i = tid + j * kCentreThreads;
+    mine[j] = i < cells ? Cand{topk_key(peak[j]), i} : cand_empty();
   }
+  unsigned taken = 0;  // bit j: mine[j] is in the warp's list
+  Cand top = cand_empty();
+  for (int r = 0; r < kPeople; ++r) {
+    Cand head = cand_empty();
+    int hj = 0;
+#pragma unroll
+    for (int j = 0; j < kCentreCells; ++j)
+      if (!((taken >> j) & 1u) && cand_before(mine[j], head)) head = mine[j], hj = j;
+    const Cand w = warp_best(head);
+    if (head.i != INT_MAX && w.i == head.i) taken |= 1u << hj;  // indices are unique: one owner
+    if (lane == r) top = w;
+  }
+  if (lane < kPeople) s_top[warp][lane] = top;
+  __syncthreads();
+  if (warp == 0) {
+    int pos = 0;
+    for (int r = 0; r < kPeople; ++r) {
+      const Cand head = lane < kCentreWarps && pos < kPeople ? s_top[lane][pos] : cand_empty();
+      const Cand w = warp_best(head);
+      if (head.i != INT_MAX && w.i == head.i) ++pos;
+      if (lane == 0) s_sel[r] = w.i;
+    }
+  }
+  __syncthreads();
 
   // Per person: centre cell, box and regressed keypoints.
   Person* people = a.people + static_cast<size_t>(b) * kPeople;
@@ -169,13 +185,67 @@ __device__ __forceinline__ float weighted(const float* heat, int cell, int G, co
   return isnan(d2) ? d2 : __fmul_rn(h, 0.0f);
 }
 
+// The integers v in 0..G-1 with lo <= v < hi (a box side, clipped to [0, G], or NaN: none), as the
+// range [first, end).
+struct Span {
+  int first, end;
+  __device__ bool has(int v) const { return v >= first && v < end; }
+};
+__device__ __forceinline__ Span box_span(float lo, float hi, int G) {
+  if (isnan(lo) || isnan(hi)) return {0, 0};
+  const float Gf = static_cast<float>(G);
+  return {static_cast<int>(ceilf(fminf(fmaxf(lo, 0.0f), Gf))), static_cast<int>(ceilf(fminf(fmaxf(hi, 0.0f), Gf)))};
+}
+
+// The argmax of weighted(cell, P, k) over the cells [lo, hi) of the calling warp's lanes (each
+// lane's candidate; the caller reduces them). Outside P's box every finite heat value gives +-0,
+// so the outside contributes the first of its cells with a finite value (infinite or NaN heat
+// gives NaN, which never wins); inside, only the box's cells within [lo, hi) are computed, the
+// lanes over (row, column) pairs. Where the regressed keypoint is NaN every value is NaN, cell 0's
+// too, and the caller's cell-0 rule decides: no candidate. h0: heat[(lo + lane) * 17 + k] (any
+// value past hi), loaded once for all six people. exhaustive: every cell computed.
+__device__ ArgMax person_argmax(const float* heat, int lo, int hi, int G, const Person& P, int k, float sigma,
+                                float h0, bool exhaustive) {
+  const int lane = threadIdx.x & 31;
+  ArgMax m = argmax_empty();
+  if (exhaustive) {
+    for (int cell = lo + lane; cell < hi; cell += 32) argmax_take(m, weighted(heat, cell, G, P, k, sigma), cell);
+    return m;
+  }
+  if (isnan(P.ry[k]) || isnan(P.rx[k])) return m;
+  const Span ys = box_span(P.box[0], P.box[2], G), xs = box_span(P.box[1], P.box[3], G);
+  for (int base = lo; base < hi; base += 32) {
+    const int cell = base + lane;
+    bool zero = false;
+    if (cell < hi) {
+      const int y = cell / G, x = cell - y * G;
+      zero = !(ys.has(y) && xs.has(x)) && isfinite(base == lo ? h0 : heat[cell * kK + k]);
+    }
+    const unsigned found = __ballot_sync(0xffffffffu, zero);
+    if (found) {
+      if (lane == __ffs(found) - 1) m = {0.0f, cell};
+      break;
+    }
+  }
+  const int w = xs.end - xs.first;
+  const int ya = max(ys.first, lo / G), yb = min(ys.end, (hi - 1) / G + 1);
+  if (w <= 0 || ya >= yb) return m;
+  const int n = (yb - ya) * w;
+  for (int t = lane; t < n; t += 32) {
+    const int r = t / w;
+    const int cell = (ya + r) * G + xs.first + (t - r * w);
+    if (cell >= lo && cell < hi) argmax_take(m, weighted(heat, cell, G, P, k, sigma), cell);
+  }
+  return m;
+}
 
 constexpr int kArgThreads = 32 * kK;  // warp k takes keypoint k
 constexpr int kMinCellsPerLane = 2;
 
-// Block (chunk, item): warp k takes the weighted argmax of keypoint k for all six people over
-// the block's cells and merges it into the item's keys by atomicMax; the item's last block to
-// finish (threadfence + counter) writes the rows, scores and records and resets keys and counter.
+// Block (chunk, item): warp k takes the weighted argmax of keypoint k for each of the six people
+// over the block's cells (person_argmax: the cells of the person's box, and the first cell
+// outside it) and merges it into the item's keys by atomicMax; the item's last block to finish
+// (threadfence + counter) writes the rows, scores and records and resets keys and counter.
 __global__ void __launch_bounds__(kArgThreads, 2) multi_keypoints_kernel(MultiArgs a) {
   const int b = blockIdx.y, G = a.G, cells = G * G;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -197,18 +267,19 @@ __global__ void __launch_bounds__(kArgThreads, 2) multi_keypoints_kernel(MultiAr
   {
     const int k = warp;
     const int lo = blockIdx.x * a.chunk, hi = min(lo + a.chunk, cells);
-    ArgMax m[kPeople];
-#pragma unroll
-    for (int p = 0; p < kPeople; ++p) m[p] = argmax_empty();
-    for (int cell = lo + lane; cell < hi; cell += 32) {
-#pragma unroll
-      for (int p = 0; p < kPeople; ++p) argmax_take(m[p], weighted(heat, cell, G, s_people[p], k, sigma), cell);
-    }
+    const float h0 = lo + lane < hi ? heat[(lo + lane) * kK + k] : 0.0f;
+    unsigned long long key[kPeople];  // the six searches first, then their reductions side by side
 #pragma unroll
     for (int p = 0; p < kPeople; ++p) {
-      const ArgMax r = warp_argmax(m[p]);
-      if (lane == 0 && r.i != INT_MAX) atomicMax(&a.keys[(static_cast<size_t>(b) * kPeople + p) * kK + k], argmax_key(r));
+      const ArgMax m = person_argmax(heat, lo, hi, G, s_people[p], k, sigma, h0, a.exhaustive);
+      key[p] = m.i != INT_MAX ? argmax_key(m) : 0ull;
     }
+#pragma unroll
+    for (int p = 0; p < kPeople; ++p) key[p] = warp_max_key(key[p]);
+    if (lane == 0)
+#pragma unroll
+      for (int p = 0; p < kPeople; ++p)
+        if (key[p] != 0) atomicMax(&a.keys[(static_cast<size_t>(b) * kPeople + p) * kK + k], key[p]);
   }
   __threadfence();
   __syncthreads();
@@ -314,6 +385,7 @@ class MoveNetMultiDecoder : public DeviceDecoder {
                "clearing the MoveNet MultiPose keypoint workspace");
     cuda_check(cudaDeviceSynchronize(), "clearing the MoveNet MultiPose keypoint workspace");
     resident_ = resident_blocks(multi_keypoints_kernel, kArgThreads, "MoveNet MultiPose decoder occupancy");
+    exhaustive_ = decode_exhaustive_from_env();
   }
 
   void enqueue(const std::vector<const float*>& heads, int n, const CropTransform* transforms, void* out,
@@ -340,8 +412,9 @@ class MoveNetMultiDecoder : public DeviceDecoder {
     a.done = done_.as<unsigned>();
     a.out = out;
     a.max_poses = max_poses_;
+    a.exhaustive = exhaustive_;
     const auto s = static_cast<cudaStream_t>(stream);
-    multi_centres_kernel<<<n, kCentreThreads, 0, s>>>(a);
+    (G_ == 64 ? multi_centres_kernel<64> : multi_centres_kernel<0>)<<<n, kCentreThreads, 0, s>>>(a);
     launch_check("multi_centres_kernel");
     multi_keypoints_kernel<<<dim3(blocks, n), kArgThreads, 0, s>>>(a);
     launch_check("multi_keypoints_kernel");
@@ -353,6 +426,7 @@ class MoveNetMultiDecoder : public DeviceDecoder {
   float min_pose_score_;
   int max_poses_;
   int resident_ = 1;  // blocks of the keypoint kernel the GPU runs at once
+  bool exhaustive_ = false;  // $POSERT_DECODE_EXHAUSTIVE
   DeviceBuffer people_, keys_, done_;
 };
 

@@ -52,17 +52,6 @@ __device__ __forceinline__ float keypoint_value(float h, int i, int G, float ry,
   return __fdiv_rn(h, __fadd_rn(dist, kMoveNetKeypointDistEps));
 }
 
-// The warp's largest argmax key (argmax_key's order is the CPU scan's: value descending, NaN
-// last, then index ascending; 0 = no candidate, below every key).
-__device__ __forceinline__ unsigned long long warp_max_key(unsigned long long k) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const unsigned long long other = __shfl_xor_sync(0xffffffffu, k, o);
-    k = other > k ? other : k;
-  }
-  return k;
-}
-
 // The keypoint heat values are staged through shared memory, kTileCells cells (x 17 keypoints,
 // contiguous in memory) at a time: the block loads a tile with coalesced loads (consecutive
 // threads, consecutive floats), then warp k reads keypoint k's values from shared memory (stride
