@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <functional>
+#include <initializer_list>
 #include <string>
 
 #include "engine/engine_env.h"
@@ -41,98 +42,59 @@ void expect_usage_error(const std::function<void()>& f, const std::string& name)
   }
 }
 
+// An integer variable: unset and empty give `unset`, each of `ok` its number, each of `bad` a
+// usage error naming the variable.
+void expect_int(const char* name, int unset, std::initializer_list<const char*> ok,
+                std::initializer_list<const char*> bad, int (*read)()) {
+  for (const char* v : {static_cast<const char*>(nullptr), ""}) {
+    ScopedEnv e(name, v);
+    EXPECT_EQ(read(), unset) << name << (v ? " empty" : " unset");
+  }
+  for (const char* v : ok) {
+    ScopedEnv e(name, v);
+    EXPECT_EQ(read(), std::atoi(v)) << name << "=" << v;
+  }
+  for (const char* v : bad) {
+    ScopedEnv e(name, v);
+    expect_usage_error([read] { read(); }, name);
+  }
+}
+
 TEST(EngineEnv, Streams) {
-  {
-    ScopedEnv e("POSERT_STREAMS", nullptr);
-    EXPECT_EQ(streams_from_env(), 1);
-  }
-  {
-    ScopedEnv e("POSERT_STREAMS", "");
-    EXPECT_EQ(streams_from_env(), 1);
-  }
-  for (const char* ok : {"1", "4", "8"}) {
-    ScopedEnv e("POSERT_STREAMS", ok);
-    EXPECT_EQ(streams_from_env(), std::atoi(ok));
-  }
-  for (const char* bad : {"0", "9", "-2", "four", "4x", " 4", "99999999999"}) {
-    ScopedEnv e("POSERT_STREAMS", bad);
-    expect_usage_error([] { streams_from_env(); }, "POSERT_STREAMS");
-  }
-}
-
-TEST(EngineEnv, ProgrammaticLaunch) {
-  {
-    ScopedEnv e("POSERT_PDL", nullptr);
-    EXPECT_TRUE(pdl_allowed_by_env());
-  }
-  {
-    ScopedEnv e("POSERT_PDL", "1");
-    EXPECT_TRUE(pdl_allowed_by_env());
-  }
-  {
-    ScopedEnv e("POSERT_PDL", "0");
-    EXPECT_FALSE(pdl_allowed_by_env());
-  }
-  for (const char* bad : {"off", "2", "00", "true"}) {
-    ScopedEnv e("POSERT_PDL", bad);
-    expect_usage_error([] { pdl_allowed_by_env(); }, "POSERT_PDL");
-  }
-}
-
-TEST(EngineEnv, TuneLog) {
-  for (const char* off : {"", "0"}) {
-    ScopedEnv e("POSERT_TUNE_LOG", off);
-    EXPECT_FALSE(tune_log_from_env());
-  }
-  {
-    ScopedEnv e("POSERT_TUNE_LOG", nullptr);
-    EXPECT_FALSE(tune_log_from_env());
-  }
-  {
-    ScopedEnv e("POSERT_TUNE_LOG", "1");
-    EXPECT_TRUE(tune_log_from_env());
-  }
-  ScopedEnv e("POSERT_TUNE_LOG", "yes");
-  expect_usage_error([] { tune_log_from_env(); }, "POSERT_TUNE_LOG");
+  expect_int("POSERT_STREAMS", 1, {"1", "4", "8"}, {"0", "9", "-2", "four", "4x", " 4", "99999999999"}, streams_from_env);
 }
 
 TEST(EngineEnv, DecodeCellsPerLane) {
-  {
-    ScopedEnv e("POSERT_DECODE_CELLS_PER_LANE", nullptr);
-    EXPECT_EQ(decode_cells_per_lane_from_env(), 0);
+  expect_int("POSERT_DECODE_CELLS_PER_LANE", 0, {"1", "9", "4096"}, {"0", "4097", "-3", "nine", "9 ", "99999999999"},
+             decode_cells_per_lane_from_env);
+}
+
+// A 0/1 switch: unset and empty give `unset`, "1" true, "0" false, anything else a usage error
+// naming the variable.
+void expect_switch(const char* name, bool unset, bool (*read)()) {
+  for (const char* v : {static_cast<const char*>(nullptr), ""}) {
+    ScopedEnv e(name, v);
+    EXPECT_EQ(read(), unset) << name << (v ? " empty" : " unset");
   }
   {
-    ScopedEnv e("POSERT_DECODE_CELLS_PER_LANE", "");
-    EXPECT_EQ(decode_cells_per_lane_from_env(), 0);
+    ScopedEnv e(name, "1");
+    EXPECT_TRUE(read()) << name;
   }
-  for (const char* ok : {"1", "9", "4096"}) {
-    ScopedEnv e("POSERT_DECODE_CELLS_PER_LANE", ok);
-    EXPECT_EQ(decode_cells_per_lane_from_env(), std::atoi(ok));
+  {
+    ScopedEnv e(name, "0");
+    EXPECT_FALSE(read()) << name;
   }
-  for (const char* bad : {"0", "4097", "-3", "nine", "9 ", "99999999999"}) {
-    ScopedEnv e("POSERT_DECODE_CELLS_PER_LANE", bad);
-    expect_usage_error([] { decode_cells_per_lane_from_env(); }, "POSERT_DECODE_CELLS_PER_LANE");
+  for (const char* bad : {"off", "on", "yes", "2", "00", "01", "true", " 1"}) {
+    ScopedEnv e(name, bad);
+    expect_usage_error([read] { read(); }, name);
   }
 }
 
-TEST(EngineEnv, DecodeExhaustive) {
-  for (const char* off : {"", "0"}) {
-    ScopedEnv e("POSERT_DECODE_EXHAUSTIVE", off);
-    EXPECT_FALSE(decode_exhaustive_from_env());
-  }
-  {
-    ScopedEnv e("POSERT_DECODE_EXHAUSTIVE", nullptr);
-    EXPECT_FALSE(decode_exhaustive_from_env());
-  }
-  {
-    ScopedEnv e("POSERT_DECODE_EXHAUSTIVE", "1");
-    EXPECT_TRUE(decode_exhaustive_from_env());
-  }
-  for (const char* bad : {"yes", "2", "01", "on"}) {
-    ScopedEnv e("POSERT_DECODE_EXHAUSTIVE", bad);
-    expect_usage_error([] { decode_exhaustive_from_env(); }, "POSERT_DECODE_EXHAUSTIVE");
-  }
-}
+TEST(EngineEnv, ProgrammaticLaunch) { expect_switch("POSERT_PDL", true, pdl_allowed_by_env); }
+
+TEST(EngineEnv, TuneLog) { expect_switch("POSERT_TUNE_LOG", false, tune_log_from_env); }
+
+TEST(EngineEnv, DecodeExhaustive) { expect_switch("POSERT_DECODE_EXHAUSTIVE", false, decode_exhaustive_from_env); }
 
 }  // namespace
 }  // namespace posert
