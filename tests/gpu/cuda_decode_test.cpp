@@ -610,6 +610,20 @@ TEST(CudaDecode, MoveNetMultiFindsPlacedPeople) {
   }
 }
 
+// MultiPose on grids other than 64 x 64 (the centres kernel's generic case, box spans on a
+// 40-cell and an odd 25-cell grid): the CPU's poses, at batch 1, 7 and 40.
+TEST(CudaDecode, MoveNetMultiOtherGridSizes) {
+  POSERT_REQUIRE_GPU();
+  for (int input : {160, 100}) {
+    ModelSpec spec = find_model_spec("movenet-multipose");
+    spec.input_size = input;
+    spec.name += " at " + std::to_string(input);
+    check_random(spec, false, 1e-3, 1e-5);
+    const Heads h = random_heads(spec, 40, 13, Values::Smooth);
+    expect_same(run_gpu(spec, h, 40, {}).poses, run_cpu(spec, h, 40, {}), 1e-3, 1e-5, false, spec.name + " n=40");
+  }
+}
+
 // The MultiPose keypoint search computes a person's keypoint values inside the person's box only
 // and takes the first cell with a finite heat value outside it (where every value is +-0);
 // $POSERT_DECODE_EXHAUSTIVE=1 computes every cell. Both give the same bytes on heads made to
