@@ -1,7 +1,8 @@
 // MoveNet MultiPose on the GPU: movenet_multi_raw + decode_movenet_multi + the crop transform in
 // two kernels: centres (5x5 NMS, top 6, boxes, regression; block per item), then keypoint argmax
 // for all six people over (cell chunk, item) blocks, computed inside each person's box only, the
-// item's last block writing the rows and scores. Float for float as the CPU; exp is exp_as_cpu (see decode_common.cuh).
+// item's last block writing the rows and scores. Float for float as the CPU; exp is exp_as_cpu
+// (see decode_common.cuh).
 #include <cuda_runtime.h>
 
 #include <algorithm>
