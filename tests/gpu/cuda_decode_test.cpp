@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <random>
 #include <stdexcept>
@@ -307,16 +308,21 @@ TEST(CudaDecode, MoveNetSingleMatchesCpuBitForBit) {
 
 // The single-pose kernel has compiled cases for lightning's and thunder's grids (48, 64) and a
 // general one: grids of 49 (an odd cell count: no 16-byte centre loads) and 50 cells a side.
-TEST(CudaDecode, MoveNetSingleOtherGridSizes) {
-  POSERT_REQUIRE_GPU();
-  for (int input : {196, 200}) {
-    ModelSpec spec = find_model_spec("movenet-lightning");
+// `model` at other input sizes: check_random, then batch 40 (seed `seed`), against the CPU.
+void check_other_inputs(const char* model, std::initializer_list<int> inputs, bool exact, uint32_t seed) {
+  for (int input : inputs) {
+    ModelSpec spec = find_model_spec(model);
     spec.input_size = input;
     spec.name += " at " + std::to_string(input);
-    check_random(spec, true, 1e-3, 1e-5);
-    const Heads h = random_heads(spec, 40, 5, Values::Smooth);
-    expect_same(run_gpu(spec, h, 40, {}).poses, run_cpu(spec, h, 40, {}), 1e-3, 1e-5, true, spec.name + " n=40");
+    check_random(spec, exact, 1e-3, 1e-5);
+    const Heads h = random_heads(spec, 40, seed, Values::Smooth);
+    expect_same(run_gpu(spec, h, 40, {}).poses, run_cpu(spec, h, 40, {}), 1e-3, 1e-5, exact, spec.name + " n=40");
   }
+}
+
+TEST(CudaDecode, MoveNetSingleOtherGridSizes) {
+  POSERT_REQUIRE_GPU();
+  check_other_inputs("movenet-lightning", {196, 200}, true, 5);
 }
 
 // $POSERT_DECODE_CELLS_PER_LANE sets how many cells each lane searches (and so the blocks per
@@ -614,14 +620,7 @@ TEST(CudaDecode, MoveNetMultiFindsPlacedPeople) {
 // 40-cell and an odd 25-cell grid): the CPU's poses, at batch 1, 7 and 40.
 TEST(CudaDecode, MoveNetMultiOtherGridSizes) {
   POSERT_REQUIRE_GPU();
-  for (int input : {160, 100}) {
-    ModelSpec spec = find_model_spec("movenet-multipose");
-    spec.input_size = input;
-    spec.name += " at " + std::to_string(input);
-    check_random(spec, false, 1e-3, 1e-5);
-    const Heads h = random_heads(spec, 40, 13, Values::Smooth);
-    expect_same(run_gpu(spec, h, 40, {}).poses, run_cpu(spec, h, 40, {}), 1e-3, 1e-5, false, spec.name + " n=40");
-  }
+  check_other_inputs("movenet-multipose", {160, 100}, false, 13);
 }
 
 // The MultiPose keypoint search computes a person's keypoint values inside the person's box only
