@@ -9,16 +9,12 @@
 #include <random>
 
 #include "engine/cuda/device_engine.h"
+#include "engine/cuda/gpu_timing.h"
 #include "posert/engine.h"
 
 namespace posert {
 
 namespace {
-
-double pct(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
-}
 
 std::string version(int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); }
 
@@ -134,8 +130,8 @@ GpuBenchReport run_gpu_bench(const GpuBenchOptions& opt) {
       Context& c = *ctxs[i % ctxs.size()];
       ms.push_back(time_ms(static_cast<cudaStream_t>(c.stream()), [&] { c.enqueue(b); }));
     }
-    row.p50_ms = pct(ms, 0.5);
-    row.p99_ms = pct(ms, 0.99);
+    row.p50_ms = cuda::percentile(ms, 0.5);
+    row.p99_ms = cuda::percentile(ms, 0.99);
     row.images_per_s = b / (row.p50_ms / 1000.0);
     // Transfers through pinned host memory: the input batch in, every head out.
     for (const auto& in : inputs) {
@@ -177,8 +173,8 @@ GpuBenchReport run_gpu_bench(const GpuBenchOptions& opt) {
     }
     cudaFreeHost(hin);
     cudaFreeHost(hout);
-    row.upload_ms = pct(up, 0.5);
-    row.download_ms = pct(down, 0.5);
+    row.upload_ms = cuda::percentile(up, 0.5);
+    row.download_ms = cuda::percentile(down, 0.5);
     r.rows.push_back(row);
   }
   if (opt.profile) r.profile = ctxs[0]->profile_layers(max_batch);

@@ -8,19 +8,11 @@
 #include <random>
 
 #include "engine/cuda/device_engine.h"
+#include "engine/cuda/gpu_timing.h"
 #include "pipeline/cuda/gpu_pipeline.h"
 #include "pipeline/pipeline_bench.h"
 
 namespace posert {
-
-namespace {
-
-double pct(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
-}
-
-}  // namespace
 
 E2eBenchReport run_e2e_bench(const E2eBenchOptions& opt) {
   std::string why;
@@ -130,24 +122,24 @@ E2eBenchReport run_e2e_bench(const E2eBenchOptions& opt) {
       E2eBenchRow row;
       row.batch = b;
       row.transfer = std::string(cuda::transfer_name(modes[m])) + (st[m].fell_back ? ">copy" : "");
-      row.gpu_p50_ms = pct(gpu[m], 0.5);
-      row.gpu_p99_ms = pct(gpu[m], 0.99);
-      row.wall_p50_ms = pct(wall[m], 0.5);
-      row.wall_p99_ms = pct(wall[m], 0.99);
+      row.gpu_p50_ms = cuda::percentile(gpu[m], 0.5);
+      row.gpu_p99_ms = cuda::percentile(gpu[m], 0.99);
+      row.wall_p50_ms = cuda::percentile(wall[m], 0.5);
+      row.wall_p99_ms = cuda::percentile(wall[m], 0.99);
       row.images_per_s = b / (row.wall_p50_ms / 1000.0);
-      row.pinned_wall_p50_ms = pct(pinned_wall[m], 0.5);
-      row.pinned_wall_p99_ms = pct(pinned_wall[m], 0.99);
-      row.pinned_gpu_p50_ms = pct(pinned_gpu[m], 0.5);
-      row.pinned_stage_ms = pct(h_stage[m], 0.5);
-      row.pinned_launch_ms = pct(h_launch[m], 0.5);
-      row.pinned_wait_ms = pct(h_wait[m], 0.5);
-      row.pinned_results_ms = pct(h_results[m], 0.5);
-      row.upload_ms = pct(st[m].up, 0.5);
-      row.preprocess_ms = pct(st[m].pre, 0.5);
-      row.inference_ms = pct(st[m].inf, 0.5);
-      row.decode_ms = pct(st[m].dec, 0.5);
-      row.download_ms = pct(st[m].down, 0.5);
-      row.staged_total_ms = pct(st[m].tot, 0.5);
+      row.pinned_wall_p50_ms = cuda::percentile(pinned_wall[m], 0.5);
+      row.pinned_wall_p99_ms = cuda::percentile(pinned_wall[m], 0.99);
+      row.pinned_gpu_p50_ms = cuda::percentile(pinned_gpu[m], 0.5);
+      row.pinned_stage_ms = cuda::percentile(h_stage[m], 0.5);
+      row.pinned_launch_ms = cuda::percentile(h_launch[m], 0.5);
+      row.pinned_wait_ms = cuda::percentile(h_wait[m], 0.5);
+      row.pinned_results_ms = cuda::percentile(h_results[m], 0.5);
+      row.upload_ms = cuda::percentile(st[m].up, 0.5);
+      row.preprocess_ms = cuda::percentile(st[m].pre, 0.5);
+      row.inference_ms = cuda::percentile(st[m].inf, 0.5);
+      row.decode_ms = cuda::percentile(st[m].dec, 0.5);
+      row.download_ms = cuda::percentile(st[m].down, 0.5);
+      row.staged_total_ms = cuda::percentile(st[m].tot, 0.5);
       row.upload_bytes = st[m].up_bytes;
       row.download_bytes = st[m].down_bytes;
       r.rows.push_back(row);
