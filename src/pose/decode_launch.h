@@ -15,6 +15,16 @@ inline int cells_per_lane(int cells, int n, int slots, int min_per_lane) {
   return per_lane;
 }
 
+// The (chunk, item) grid for `per_lane` cells per lane: blocks per item, and cells per block.
+struct CellSplit {
+  int blocks, chunk;
+};
+inline CellSplit split_cells(int cells, int per_lane) {
+  const int blocks = (cells + 32 * per_lane - 1) / (32 * per_lane);
+  const int b = blocks > 1 ? blocks : 1;
+  return {b, (cells + b - 1) / b};
+}
+
 // The MoveNet single-pose kernel: at most one block per SM where that takes at most 16 cells per
 // lane, else as many blocks as the GPU runs at once (`resident`). Measured on an H100 (132 SMs, 3
 // blocks of this kernel per SM; posert bench --stage decode with $POSERT_DECODE_CELLS_PER_LANE,

@@ -168,6 +168,15 @@ TEST(DecoderMoveNetSingle, GpuBlocksPerItem) {
   // The general rule stops at one block per item.
   EXPECT_EQ(cells_per_lane(100, 1, 1, 2), 4);
   EXPECT_EQ(cells_per_lane(100, 5, 1, 2), 4);
+  // Blocks per item and cells per block.
+  EXPECT_EQ(split_cells(2304, 9).blocks, 8);
+  EXPECT_EQ(split_cells(2304, 9).chunk, 288);
+  EXPECT_EQ(split_cells(2304, 5).blocks, 15);
+  EXPECT_EQ(split_cells(2304, 5).chunk, 154);
+  EXPECT_EQ(split_cells(100, 2).blocks, 2);
+  EXPECT_EQ(split_cells(100, 2).chunk, 50);
+  EXPECT_EQ(split_cells(100, 4).blocks, 1);
+  EXPECT_EQ(split_cells(100, 4).chunk, 100);
 }
 
 }  // namespace posert

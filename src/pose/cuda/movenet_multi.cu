@@ -395,7 +395,7 @@ class MoveNetMultiDecoder : public DeviceDecoder {
     // as many as run in one wave.
     const int cells = G_ * G_;
     const int per_lane = cells_per_lane(cells, n, resident_, kMinCellsPerLane);
-    const int blocks = std::max(1, (cells + 32 * per_lane - 1) / (32 * per_lane));
+    const auto [blocks, chunk] = split_cells(cells, per_lane);
     MultiArgs a{};
     a.centre = heads[0];
     a.heat = heads[1];
@@ -408,7 +408,7 @@ class MoveNetMultiDecoder : public DeviceDecoder {
     a.input_size = input_size_;
     a.tf = transforms;
     a.people = people_.as<Person>();
-    a.chunk = (cells + blocks - 1) / blocks;
+    a.chunk = chunk;
     a.keys = keys_.as<unsigned long long>();
     a.done = done_.as<unsigned>();
     a.out = out;

@@ -234,8 +234,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     const int cells = G_ * G_;
     const int per_lane = lanes_override_ > 0 ? std::min(lanes_override_, (cells + 31) / 32)
                                              : movenet_single_cells_per_lane(cells, n, sms_, resident_, kMinCellsPerLane);
-    const int blocks = std::max(1, (cells + 32 * per_lane - 1) / (32 * per_lane));
-    const int chunk = (cells + blocks - 1) / blocks;
+    const auto [blocks, chunk] = split_cells(cells, per_lane);
     SingleArgs a{heads[0],   heads[1], heads[2],    heads[3],          weight_.as<float>(),
                  G_,         chunk,    out_scale_,  input_size_,       transforms,
                  out,        max_poses_, keys_.as<unsigned long long>(), done_.as<unsigned>()};
