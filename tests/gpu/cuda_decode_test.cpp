@@ -368,13 +368,16 @@ TEST(CudaDecode, PoseNetMatchesCpu) {
 }
 
 // The grouping kernel copies an item's offsets into shared memory where they fit (PoseNet's 25 x 25
-// grid, 85 KB) and reads them in place where they do not: a 51 x 51 grid (input 801, 354 KB).
+// grid, 85 KB; a 35 x 35 grid, input 545, 167 KB, on sm_80 and sm_90) and reads them in place where
+// they do not: a 51 x 51 grid (input 801, 354 KB).
 TEST(CudaDecode, PoseNetLargeGridReadsOffsetsInPlace) {
   POSERT_REQUIRE_GPU();
-  ModelSpec spec = find_model_spec("posenet");
-  spec.input_size = 801;
-  spec.name += " at 801";
-  check_random(spec, false, 1e-3, 1e-5);
+  for (const int input : {545, 801}) {
+    ModelSpec spec = find_model_spec("posenet");
+    spec.input_size = input;
+    spec.name += " at " + std::to_string(input);
+    check_random(spec, false, 1e-3, 1e-5);
+  }
 }
 
 // NaN in the heads (a broken engine): the CPU's argmax and min/max rules, value for value.
@@ -488,6 +491,59 @@ TEST(CudaDecode, PoseNetWalksFarIntoTheRootQueue) {
   const auto cpu = run_cpu(spec, h, n, {});
   ASSERT_EQ(cpu[0].size(), 6u);
   expect_same(run_gpu(spec, h, n, {}).poses, cpu, 1e-3, 1e-5, false, "posenet flat");
+}
+
+// PoseNet's first roots come from a score histogram where at most 64 peaks lie in the bins from the
+// one that holds the 32nd best up, and from a full sort otherwise. One item per case around those
+// edges: no peak, 1, 31, 32, 33; 64 and 65 peaks of one score (the 32nd best's bin then holds them
+// all: the histogram path at 64, the sort at 65); 40 peaks whose 32nd and 33rd best share a score;
+// logits a float step apart; 300 peaks of random scores. Peaks sit on every other cell so that
+// each is a local maximum, and the offsets and displacements are zero, so each pose lies on its root's
+// cell and, up to 169 peaks, no root is within the NMS radius of another.
+TEST(CudaDecode, PoseNetRootsAroundTheHistogramCut) {
+  POSERT_REQUIRE_GPU();
+  const ModelSpec& spec = find_model_spec("posenet");
+  const int G = grid_of(spec);
+  const std::vector<int> peaks_per_item = {0, 1, 31, 32, 33, 64, 65, 40, 48, 300};
+  const int n = static_cast<int>(peaks_per_item.size());
+  Heads h = zero_heads(spec, n);
+  float* logits = h.t[0].data<float>();
+  std::fill(logits, logits + h.t[0].numel(), -10.0f);
+  std::mt19937 rng(77);
+  std::uniform_real_distribution<float> uni(0.0f, 3.0f);
+  const size_t item = static_cast<size_t>(G) * G * 17;
+  const int side = (G + 1) / 2;  // every other cell in y and x
+  for (int b = 0; b < n; ++b) {
+    const int count = peaks_per_item[b];
+    ASSERT_LE(count, side * side * 17);
+    for (int p = 0; p < count; ++p) {
+      const int k = p % 17, c = p * 7 % (side * side);  // distinct cells for p < 169
+      const int y = 2 * (c / side), x = 2 * (c % side);
+      float v = 1.0f + 0.01f * static_cast<float>(p);     // distinct scores
+      if (b == 5 || b == 6) v = 1.5f;                     // one score
+      if (b == 7) v = p == 31 || p == 32 ? 0.75f : p < 31 ? 2.0f - 0.01f * p : 0.5f - 0.001f * p;
+      if (b == 8) v = std::nextafter(1.0f, 2.0f) + static_cast<float>(p) * 1.2e-7f;  // a float step apart
+      if (b == 9) v = uni(rng);
+      logits[b * item + (static_cast<size_t>(y) * G + x) * 17 + k] = v;
+    }
+  }
+  const auto cpu = run_cpu(spec, h, n, {});
+  for (int b = 0; b < n; ++b) EXPECT_EQ(cpu[b].size(), std::min<size_t>(peaks_per_item[b], 6)) << "item " << b;
+  expect_same(run_gpu(spec, h, n, {}).poses, cpu, 1e-3, 1e-5, false, "posenet histogram cut");
+
+  // Logits from 17 up in steps of 0.02 on neighbouring cells: every score rounds to 1, so no
+  // neighbour scores higher and each cell is a peak, although its neighbours' logits are 0.02
+  // above (the peaks kernel decides on logits alone only up to 8). Then 7.9 to 8.1.
+  for (const float base : {17.0f, 7.9f}) {
+    Heads flat = zero_heads(spec, 1);
+    float* lg = flat.t[0].data<float>();
+    std::fill(lg, lg + flat.t[0].numel(), -10.0f);
+    for (int y = 0; y < 6; ++y)
+      for (int x = 0; x < 6; ++x) lg[(static_cast<size_t>(y) * G + x) * 17 + 3] = base + 0.02f * (y * 6 + x);
+    const auto want = run_cpu(spec, flat, 1, {});
+    ASSERT_FALSE(want[0].empty());
+    expect_same(run_gpu(spec, flat, 1, {}).poses, want, 1e-3, 1e-5, false, "posenet logits from " + std::to_string(base));
+  }
 }
 
 TEST(CudaDecode, RejectsBadBatchAndHeads) {

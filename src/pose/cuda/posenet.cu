@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -21,7 +22,6 @@ namespace {
 
 constexpr int kK = kPoseKeypoints;
 constexpr int kEdges = 16;
-constexpr double kStride = 16.0;
 constexpr double kInvStride = 1.0 / 16.0;  // v / 16 and v * (1/16) round alike: a power of two
 
 using Key = unsigned long long;
@@ -30,11 +30,13 @@ using Key = unsigned long long;
 // `edge` (forward: parent -> child), at tree distance `level` from the root (0: the root itself or
 // an unused lane). The CPU's two passes over the edges reach each keypoint from its neighbour on
 // the path to the root, so keypoints of one level are independent of each other.
-struct Step {
+// The grouping kernel copies the plan into shared memory: a warp reading its lanes' different
+// entries from constant memory is served one address at a time (ncu: a third of the tree walk).
+struct alignas(4) Step {
   signed char src, edge, forward, level;
 };
-__constant__ Step c_plan[kK][32];
-__constant__ int c_depth[kK];
+__device__ Step g_plan[kK][32];
+__device__ int g_depth[kK];
 
 // A peak as one integer: score bits (score >= 0) above the inverted part index, so the unsigned
 // order is the CPU's (score descending, then index ascending). 0 is never a peak.
@@ -59,20 +61,23 @@ struct PoseNetArgs {
   double sq_radius;
   float min_pose_score;
   Key* peaks;       // [N, cap] in any order
-  int* peak_count;  // [N]; posenet_peaks_kernel appends, posenet_group_kernel reads and resets
+  int* peak_count;  // [N * kCountStride]; posenet_peaks_kernel appends, posenet_group_kernel reads and resets
   int cap;          // G * G * 17
+  unsigned bin_lo;  // first_top32's histogram: bin = (score bits - bin_lo) >> bin_shift, clamped
+  int bin_shift;
   const CropTransform* tf;
   void* out;
   int max_poses;
-  bool stage_offsets;  // posenet_group_kernel copies the item's offsets into shared memory first
 };
 
 constexpr int kPeakThreads = 256;
+// Items' peak counters lie 128 bytes apart, so that no two share an L2 line.
+constexpr int kCountStride = 32;
 
 // Part i is a peak when score >= threshold and no score in its window is larger. The sigmoid is
 // monotone, so a logit below `cut` (0.01 under logit(threshold), as the CPU decoder) cannot reach
-// the threshold, and a neighbour whose logit is more than 0.01 below ours cannot score higher:
-// only the rest need their sigmoid.
+// the threshold, a neighbour whose logit is more than 0.01 below ours cannot score higher, and
+// (radius 1, below) one 0.01 or more above ours does: only the rest need their sigmoid.
 __global__ void __launch_bounds__(kPeakThreads) posenet_peaks_kernel(PoseNetArgs a) {
   const int b = blockIdx.y, G = a.G;
   const int i = blockIdx.x * kPeakThreads + threadIdx.x;
@@ -84,7 +89,7 @@ __global__ void __launch_bounds__(kPeakThreads) posenet_peaks_kernel(PoseNetArgs
     if (!(l < a.cut)) {  // NaN goes on, and fails the threshold
       const int k = i % kK, cell = i / kK, y = cell / G, x = cell % G, r = a.local_maximum_radius;
       // PoseNet's radius 1: the 8 neighbours' logits are loaded at once (-inf outside the grid),
-      // their latency overlapping the sigmoid, instead of one round trip per neighbour.
+      // instead of one round trip per neighbour.
       float nb[8];
       if (r == 1) {
         int u = 0;
@@ -97,8 +102,18 @@ __global__ void __launch_bounds__(kPeakThreads) posenet_peaks_kernel(PoseNetArgs
             nb[u++] = yy >= 0 && yy < G && xx >= 0 && xx < G ? lg[(yy * G + xx) * kK + k] : -HUGE_VALF;
           }
       }
-      s = sigmoid_as_cpu(l);
-      if (s >= a.part_threshold) {
+      // A neighbour whose logit is 0.01 or more above ours, where ours is at most 8, scores higher:
+      // the sigmoid rises by a relative 3.3e-6 or more over that step (at 8; more below), ten times
+      // what the float roundings of exp, 1 + e and 1 / d can take back. Such a part is no peak,
+      // whatever its score, and needs no sigmoid at all.
+      bool beaten = false;
+      if (r == 1 && l <= 8.0f) {
+        const float above = __fadd_rn(l, 0.01f);
+#pragma unroll
+        for (int v = 0; v < 8; ++v) beaten |= nb[v] >= above;
+      }
+      if (!beaten) s = sigmoid_as_cpu(l);
+      if (!beaten && s >= a.part_threshold) {
         peak = true;
         const float near = __fsub_rn(l, 0.01f);
         if (r == 1) {
@@ -119,14 +134,29 @@ __global__ void __launch_bounds__(kPeakThreads) posenet_peaks_kernel(PoseNetArgs
       }
     }
   }
-  // Append this warp's peaks with one atomic.
+  // Append the block's peaks with one atomic: an item's counter takes one atomic per block, not one
+  // per warp (ncu: the warps' atomics on one address, waited for in turn, were half the kernel's
+  // stall samples at batch 16).
+  __shared__ int s_warp_base[kPeakThreads / 32];
+  __shared__ int s_block_base;
   const unsigned mask = __ballot_sync(0xffffffffu, peak);
-  if (mask == 0) return;
-  const int lane = threadIdx.x & 31;
-  int base = 0;
-  if (lane == __ffs(mask) - 1) base = atomicAdd(&a.peak_count[b], __popc(mask));
-  base = __shfl_sync(0xffffffffu, base, __ffs(mask) - 1);
-  if (peak) a.peaks[static_cast<size_t>(b) * a.cap + base + __popc(mask & ((1u << lane) - 1))] = peak_key(s, i);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) s_warp_base[warp] = __popc(mask);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int total = 0;
+#pragma unroll
+    for (int w = 0; w < kPeakThreads / 32; ++w) {
+      const int c = s_warp_base[w];
+      s_warp_base[w] = total;
+      total += c;
+    }
+    s_block_base = total > 0 ? atomicAdd(&a.peak_count[b * kCountStride], total) : 0;
+  }
+  __syncthreads();
+  if (peak)
+    a.peaks[static_cast<size_t>(b) * a.cap + s_block_base + s_warp_base[warp] + __popc(mask & ((1u << lane) - 1))] =
+        peak_key(s, i);
 }
 
 // Warp bitonic sort of one key per lane, descending across the lanes.
@@ -182,6 +212,84 @@ __device__ void block_top32(const Key* keys, int count, Key below, Key (*s_list)
   }
 }
 
+// The first round's 32 roots without sorting every peak. A shared-memory histogram of the peaks'
+// scores (score bits above bin_lo, >> bin_shift; a monotone map) gives the bin where the 32 best
+// begin; the peaks from that bin up are ranked by counting, where there are at most kCollect of
+// them. The peaks come in registers: thread t holds peaks t, t + kGroupThreads, ... (0 past the
+// count). Fills s_list[0] as block_top32(keys, count, ~0ull, s_list) does and returns true, or
+// returns false (block-uniform) and leaves s_list to block_top32. All threads.
+constexpr int kBinsPerLane = 30;
+constexpr int kBins = 32 * kBinsPerLane;
+constexpr int kCollect = 64;
+// Bin b's slot: each lane's 30 bins take 31 slots, so that warp 0's lanes, reading their own bins
+// side by side, hit 32 different banks.
+__device__ __forceinline__ int bin_slot(int b) { return b + b / kBinsPerLane; }
+struct FirstRoots {
+  Key cand[kCollect];
+  int from_bin, collected, filled;
+};
+constexpr int kKeysPerThread = 4;  // first_top32 takes up to kGroupThreads * 4 peaks from registers
+__device__ bool first_top32(const Key (&mine)[kKeysPerThread], int count, unsigned bin_lo, int bin_shift,
+                            Key (*s_list)[32], FirstRoots& s) {
+  if (count > kGroupThreads * kKeysPerThread) return false;
+  static_assert(32 * (kBinsPerLane + 1) * sizeof(int) <= sizeof(Key) * kGroupWarps * 32, "the histogram lives in s_list");
+  int* hist = reinterpret_cast<int*>(s_list);
+  const int tid = threadIdx.x, lane = tid & 31;
+  auto bin_of = [&](Key k) {
+    const unsigned bits = static_cast<unsigned>(k >> 32);
+    return bits > bin_lo ? min((bits - bin_lo) >> bin_shift, static_cast<unsigned>(kBins - 1)) : 0u;
+  };
+  for (int i = tid; i < 32 * (kBinsPerLane + 1); i += kGroupThreads) hist[i] = 0;
+  __syncthreads();
+#pragma unroll
+  for (int r = 0; r < kKeysPerThread; ++r)
+    if (mine[r] != 0) atomicAdd(&hist[bin_slot(bin_of(mine[r]))], 1);
+  __syncthreads();
+  if (tid < 32) {
+    // Lane l sums bins [kBins - 30 (l + 1), kBins - 30 l): lane 0 the best. The first lane whose
+    // running total reaches 32 walks its bins down to the one where it does.
+    const int top = kBins - kBinsPerLane * lane;
+    int sum = 0;
+#pragma unroll 10
+    for (int j = 1; j <= kBinsPerLane; ++j) sum += hist[bin_slot(top - j)];
+    int run = sum;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int v = __shfl_up_sync(0xffffffffu, run, o);
+      if (lane >= o) run += v;
+    }
+    const unsigned reach = __ballot_sync(0xffffffffu, run >= 32);
+    if (reach == 0) {  // fewer than 32 peaks: all of them
+      if (lane == 0) s.from_bin = 0, s.collected = count;
+    } else if (lane == __ffs(reach) - 1) {
+      int c = run - sum, t = top - 1;
+      while ((c += hist[bin_slot(t)]) < 32) --t;
+      s.from_bin = t;
+      s.collected = c;
+    }
+    if (lane == 0) s.filled = 0;
+  }
+  __syncthreads();
+  const unsigned from = static_cast<unsigned>(s.from_bin);
+  const int collected = s.collected;
+  if (collected > kCollect) return false;
+#pragma unroll
+  for (int r = 0; r < kKeysPerThread; ++r)
+    if (mine[r] != 0 && bin_of(mine[r]) >= from) s.cand[atomicAdd(&s.filled, 1)] = mine[r];
+  __syncthreads();
+  // Keys are distinct: a candidate's rank is the number of larger ones.
+  if (tid < collected) {
+    const Key k = s.cand[tid];
+    int rank = 0;
+    for (int j = 0; j < collected; ++j) rank += s.cand[j] > k;
+    if (rank < 32) s_list[0][rank] = k;
+  } else if (tid < 32) {
+    s_list[0][tid] = 0;
+  }
+  __syncthreads();
+  return true;
+}
+
 struct Point {
   double y, x;
 };
@@ -191,15 +299,18 @@ struct Grouping {
   int G;
 
   __device__ float score(int y, int x, int k) const { return sigmoid_as_cpu(logits[(y * G + x) * kK + k]); }
+  // The cell's position times the stride (exact in double: y * 16 as an integer) plus the offset.
   __device__ Point image_coords(int y, int x, int k) const {
     const float* o = offsets + (y * G + x) * 2 * kK;
-    return {__dadd_rn(__dmul_rn(static_cast<double>(y), kStride), static_cast<double>(o[k])),
-            __dadd_rn(__dmul_rn(static_cast<double>(x), kStride), static_cast<double>(o[kK + k]))};
+    return {__dadd_rn(static_cast<double>(y * 16), static_cast<double>(o[k])),
+            __dadd_rn(static_cast<double>(x * 16), static_cast<double>(o[kK + k]))};
   }
-  // JS Math.round to a cell, clamped before the cast (NaN -> 0), as the CPU.
+  // JS Math.round to a cell, clamped, NaN -> 0, as the CPU's floor(v / 16 + 0.5) then clamp.
+  // v / 16 is exact (a power of two; where it underflows, + 0.5 rounds to 0.5 either way), so one
+  // fma rounds as the CPU's divide-then-add. Clamping before the floor gives the same cell, and
+  // fmax maps NaN to 0: four dependent instructions instead of a floor, compares and branches.
   __device__ int nearest_index(double v) const {
-    const double c = floor(__dadd_rn(__dmul_rn(v, kInvStride), 0.5));
-    return c >= G - 1 ? G - 1 : c >= 0 ? static_cast<int>(c) : 0;
+    return __double2int_rd(fmin(fmax(__fma_rn(v, kInvStride, 0.5), 0.0), static_cast<double>(G - 1)));
   }
   // Where keypoint `target` lies reached from `source` along `edge`: the displacement, then
   // refine_steps offset refinements. Its score (score_at) is left off this dependent chain.
@@ -225,7 +336,8 @@ __device__ __forceinline__ bool within(Point q, Point p, double sq_radius) {
 }
 
 // The pose grown from root `key` by the calling warp, lane k computing keypoint k.
-__device__ void grow_pose(const Grouping& g, Key key, int refine_steps, RawPose* out) {
+__device__ void grow_pose(const Grouping& g, Key key, int refine_steps, const Step (*plan)[32], const int* depths,
+                          RawPose* out) {
   const int lane = threadIdx.x & 31;
   const int index = key_index(key), rk = index % kK, cell = index / kK;
   Point p{0, 0};
@@ -234,8 +346,8 @@ __device__ void grow_pose(const Grouping& g, Key key, int refine_steps, RawPose*
     p = g.image_coords(cell / g.G, cell % g.G, rk);
     ks = key_score(key);
   }
-  const Step st = c_plan[rk][lane];
-  const int depth = c_depth[rk];
+  const Step st = plan[rk][lane];
+  const int depth = depths[rk];
   for (int level = 1; level <= depth; ++level) {
     const double sy = __shfl_sync(0xffffffffu, p.y, st.src), sx = __shfl_sync(0xffffffffu, p.x, st.src);
     if (st.level == level) p = g.traverse(st.edge, {sy, sx}, lane, st.forward != 0, refine_steps);
@@ -254,25 +366,37 @@ __device__ void grow_pose(const Grouping& g, Key key, int refine_steps, RawPose*
 // candidates in order as the CPU's queue walk does, on the masks alone, and a warp per taken
 // candidate computes its instance score. Records: a warp per pose.
 static_assert(kMaxPosesPerItem + kGroupWarps <= 32, "the earlier-pose masks are 32-bit");
-__global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArgs a) {
+template <bool kStaged>
+__global__ void __launch_bounds__(kGroupThreads, 1) posenet_group_kernel(PoseNetArgs a) {
   const int b = blockIdx.x, G = a.G, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const size_t cells = static_cast<size_t>(G) * G;
   // The item's offsets (read by every refinement step of the tree walk, a chain of dependent
-  // loads) go to shared memory while the first roots are chosen, where they fit (stage_offsets:
+  // loads) go to shared memory while the first roots are chosen, where they fit (kStaged:
   // PoseNet's 25 x 25 grid, 85 KB); 8-byte copies, as an item's offsets start 8-byte aligned.
   extern __shared__ float2 s_off[];
   const float* offsets = a.offsets + static_cast<size_t>(b) * cells * 2 * kK;
-  if (a.stage_offsets) {
+  // The first peaks and the tree plan are loaded first, ahead of the copies in the load queue.
+  const Key* keys = a.peaks + static_cast<size_t>(b) * a.cap;
+  const int count = a.peak_count[b * kCountStride];
+  Key mine[kKeysPerThread];
+#pragma unroll
+  for (int r = 0; r < kKeysPerThread; ++r) {
+    const int j = tid + r * kGroupThreads;
+    mine[r] = j < count ? keys[j] : 0;
+  }
+  __shared__ Step s_plan[kK][32];
+  __shared__ int s_depth[kK];
+  for (int i = tid; i < kK * 32; i += kGroupThreads) (&s_plan[0][0])[i] = (&g_plan[0][0])[i];
+  if (tid < kK) s_depth[tid] = g_depth[tid];  // both read after the first round's barriers
+  if (kStaged) {
     const float2* src = reinterpret_cast<const float2*>(offsets);
     const int pairs = static_cast<int>(cells) * kK;  // cells * 2 * kK floats
     for (int i = tid; i < pairs; i += kGroupThreads) cp_async8(&s_off[i], &src[i]);
   }
   const Grouping g{a.logits + static_cast<size_t>(b) * cells * kK,
-                   a.stage_offsets ? reinterpret_cast<const float*>(s_off) : offsets,
+                   kStaged ? reinterpret_cast<const float*>(s_off) : offsets,
                    a.fwd + static_cast<size_t>(b) * cells * 2 * kEdges,
                    a.bwd + static_cast<size_t>(b) * cells * 2 * kEdges, G};
-  const Key* keys = a.peaks + static_cast<size_t>(b) * a.cap;
-  const int count = a.peak_count[b];
   __shared__ Key s_list[kGroupWarps][32];
   __shared__ RawPose s_grown[kGroupWarps];
   __shared__ RawPose s_poses[kMaxPosesPerItem];
@@ -285,16 +409,18 @@ __global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArg
 
   int npose = 0;  // block-uniform
   Key below = ~0ull;
+  __shared__ FirstRoots s_first;
   while (npose < a.max_detections) {
-    block_top32(keys, count, below, s_list);  // ends with __syncthreads
-    if (a.stage_offsets && below == ~0ull) {   // the first round: the offsets are needed from here
+    if (below != ~0ull || !first_top32(mine, count, a.bin_lo, a.bin_shift, s_list, s_first))
+      block_top32(keys, count, below, s_list);  // both end with __syncthreads
+    if (kStaged && below == ~0ull) {   // the first round: the offsets are needed from here
       cp_async_wait_all();
       __syncthreads();
     }
     const int nroots = __syncthreads_count(lane < 32 && warp == 0 && s_list[0][lane] != 0);
     if (nroots == 0) break;
     for (int first = 0; first < nroots && npose < a.max_detections; first += kGroupWarps) {
-      if (first + warp < nroots) grow_pose(g, s_list[0][first + warp], a.refine_steps, &s_grown[warp]);
+      if (first + warp < nroots) grow_pose(g, s_list[0][first + warp], a.refine_steps, s_plan, s_depth, &s_grown[warp]);
       __syncthreads();
       // Which earlier poses each grown keypoint lies within the radius of: bits 0..P-1 the poses
       // taken before this round, P + j' this round's candidate j' < j (taken or not: the scan
@@ -371,17 +497,22 @@ __global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArg
     below = s_list[0][31];
     __syncthreads();  // s_list is rebuilt by the next round
   }
-  if (a.stage_offsets) cp_async_wait_all();  // no copy may outlive the block (max_detections 0: no round ran)
-  if (tid == 0) a.peak_count[b] = 0;  // for the next launch; everyone has read it
+  if (kStaged) cp_async_wait_all();  // no copy may outlive the block (max_detections 0: no round ran)
+  if (tid == 0) a.peak_count[b * kCountStride] = 0;  // for the next launch; everyone has read it
 
   // Poses scoring at least min_pose_score -> records in frame pixels, a warp per pose.
-  if (tid == 0) {
-    int n = 0;
-    for (int p = 0; p < npose; ++p) s_slot[p] = s_poses[p].score < a.min_pose_score ? -1 : n++;
-    write_item_header(a.out, b, a.max_poses, n);
-    s_written = n;
+  static_assert(kMaxPosesPerItem <= 32, "warp 0 numbers the poses");
+  if (warp == 0) {
+    const bool keep = lane < npose && !(s_poses[lane].score < a.min_pose_score);
+    const unsigned kept = __ballot_sync(0xffffffffu, keep);
+    if (lane < npose) s_slot[lane] = keep ? __popc(kept & ((1u << lane) - 1)) : -1;
+    if (lane == 0) {
+      write_item_header(a.out, b, a.max_poses, __popc(kept));
+      s_written = __popc(kept);
+    }
   }
   __syncthreads();
+  zero_item_records(a.out, b, a.max_poses, s_written);  // the records past the poses; the warps write the rest
   {
     const CropTransform t = a.tf[b];
     PoseRecord* recs = item_records(a.out, b, a.max_poses);
@@ -437,8 +568,12 @@ __global__ void __launch_bounds__(kGroupThreads) posenet_group_kernel(PoseNetArg
       }
     }
   }
-  __syncthreads();
-  zero_item_records(a.out, b, a.max_poses, s_written);
+}
+
+unsigned host_float_bits(float v) {
+  unsigned u;
+  std::memcpy(&u, &v, sizeof u);
+  return u;
 }
 
 class PoseNetDecoder : public DeviceDecoder {
@@ -449,7 +584,7 @@ class PoseNetDecoder : public DeviceDecoder {
         params_(params),
         max_poses_(layout.max_poses),
         peaks_(static_cast<size_t>(max_batch) * cap_ * sizeof(Key), "PoseNet peak workspace"),
-        count_(static_cast<size_t>(max_batch) * sizeof(int), "PoseNet peak workspace") {
+        count_(static_cast<size_t>(max_batch) * kCountStride * sizeof(int), "PoseNet peak workspace") {
     if (params.max_detections < 0 || params.max_detections > layout.max_poses)
       throw Error(spec.name + ": max_detections " + std::to_string(params.max_detections) + " is not in 0.." +
                   std::to_string(layout.max_poses));
@@ -473,22 +608,30 @@ class PoseNetDecoder : public DeviceDecoder {
       for (int e = kEdges - 1; e >= 0; --e) reach(e, kPoseNetEdges[e][1], kPoseNetEdges[e][0], false);
       for (int e = 0; e < kEdges; ++e) reach(e, kPoseNetEdges[e][0], kPoseNetEdges[e][1], true);
     }
-    cuda_check(cudaMemcpyToSymbol(c_plan, plan, sizeof(plan)), "uploading the PoseNet tree");
-    cuda_check(cudaMemcpyToSymbol(c_depth, depth, sizeof(depth)), "uploading the PoseNet tree");
+    cuda_check(cudaMemcpyToSymbol(g_plan, plan, sizeof(plan)), "uploading the PoseNet tree");
+    cuda_check(cudaMemcpyToSymbol(g_depth, depth, sizeof(depth)), "uploading the PoseNet tree");
     // Kernel 2 leaves the peak counts at zero for the next launch; start them so.
-    cuda_check(cudaMemset(count_.as<void>(), 0, static_cast<size_t>(max_batch) * sizeof(int)), "clearing the PoseNet peak counts");
+    cuda_check(cudaMemset(count_.as<void>(), 0, static_cast<size_t>(max_batch) * kCountStride * sizeof(int)), "clearing the PoseNet peak counts");
     cuda_check(cudaDeviceSynchronize(), "clearing the PoseNet peak counts");
     // Stage the offsets in shared memory where they fit next to the kernel's own (the opt-in
     // limit: 227 KiB on sm_90, 163 on sm_80, 99 on sm_86/89).
     {
       cudaFuncAttributes attr{};
-      cuda_check(cudaFuncGetAttributes(&attr, posenet_group_kernel), "PoseNet decoder setup");
+      cuda_check(cudaFuncGetAttributes(&attr, posenet_group_kernel<true>), "PoseNet decoder setup");
       const size_t bytes = static_cast<size_t>(G_) * G_ * 2 * kK * sizeof(float);
       if (bytes + attr.sharedSizeBytes <= max_smem_optin() &&
-          cudaFuncSetAttribute(posenet_group_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)) ==
+          cudaFuncSetAttribute(posenet_group_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)) ==
               cudaSuccess)
         stage_bytes_ = bytes;
       cudaGetLastError();  // a refused attribute leaves the kernel reading the offsets in place
+    }
+    // Peak scores lie in [max(threshold, 0), 1]: first_top32's histogram spreads that range of
+    // float bits over its bins.
+    {
+      const float lo = std::max(params.part_threshold, 0.0f);
+      bin_lo_ = lo <= 1.0f ? host_float_bits(lo) : host_float_bits(1.0f);
+      const unsigned range = host_float_bits(1.0f) - bin_lo_;
+      while ((range >> bin_shift_) >= static_cast<unsigned>(kBins)) ++bin_shift_;
     }
     // As the CPU decoder: a logit 0.01 below logit(threshold) scores below the threshold.
     const float thr = params.part_threshold;
@@ -515,14 +658,18 @@ class PoseNetDecoder : public DeviceDecoder {
     a.peaks = peaks_.as<Key>();
     a.peak_count = count_.as<int>();
     a.cap = cap_;
+    a.bin_lo = bin_lo_;
+    a.bin_shift = bin_shift_;
     a.tf = transforms;
     a.out = out;
     a.max_poses = max_poses_;
     const auto s = static_cast<cudaStream_t>(stream);
     posenet_peaks_kernel<<<dim3((cap_ + kPeakThreads - 1) / kPeakThreads, n), kPeakThreads, 0, s>>>(a);
     launch_check("posenet_peaks_kernel");
-    a.stage_offsets = stage_bytes_ > 0;
-    posenet_group_kernel<<<n, kGroupThreads, stage_bytes_, s>>>(a);
+    if (stage_bytes_ > 0)
+      posenet_group_kernel<true><<<n, kGroupThreads, stage_bytes_, s>>>(a);
+    else
+      posenet_group_kernel<false><<<n, kGroupThreads, 0, s>>>(a);
     launch_check("posenet_group_kernel");
   }
 
@@ -532,6 +679,8 @@ class PoseNetDecoder : public DeviceDecoder {
   PoseNetParams params_;
   int max_poses_;
   float cut_ = 0;
+  unsigned bin_lo_ = 0;
+  int bin_shift_ = 0;
   DeviceBuffer peaks_, count_;
 };
 
