@@ -164,14 +164,18 @@ struct GpuResult {
   std::vector<uint8_t> bytes;
 };
 
-// Runs the GPU decoder on n items (transform_for(b)); checks the wire format of every item.
-GpuResult run_gpu(const ModelSpec& spec, const Heads& heads, int n, const DecodeOptions& opt, bool graph = false) {
+// Runs the GPU decoder on n items (transform_for(b)); checks the wire format of every item. The
+// heads start head_shift bytes (a multiple of 4) past a cudaMalloc'd address.
+GpuResult run_gpu(const ModelSpec& spec, const Heads& heads, int n, const DecodeOptions& opt, bool graph = false,
+                  size_t head_shift = 0) {
   cuda::GpuPoseDecoder dec(spec, n, opt);
   std::vector<std::unique_ptr<DevBuf>> dh;
   std::vector<const float*> ptrs;
   for (const auto& t : heads.t) {
-    dh.push_back(std::make_unique<DevBuf>(t.raw(), t.nbytes()));
-    ptrs.push_back(static_cast<const float*>(dh.back()->p));
+    dh.push_back(std::make_unique<DevBuf>(t.nbytes() + head_shift));
+    char* at = static_cast<char*>(dh.back()->p) + head_shift;
+    cuda_ok(cudaMemcpy(at, t.raw(), t.nbytes(), cudaMemcpyHostToDevice), "upload");
+    ptrs.push_back(reinterpret_cast<const float*>(at));
   }
   std::vector<CropTransform> tf(n);
   for (int b = 0; b < n; ++b) tf[b] = transform_for(b);
@@ -378,6 +382,19 @@ TEST(CudaDecode, PoseNetLargeGridReadsOffsetsInPlace) {
     spec.name += " at " + std::to_string(input);
     check_random(spec, false, 1e-3, 1e-5);
   }
+}
+
+// Heads that start 4, 8 or 12 bytes past a 16-byte boundary: the grouping kernel's copies into
+// shared memory take the ragged ends word by word (sm_90) or copy 4 bytes at a time (older GPUs).
+TEST(CudaDecode, PoseNetHeadsAtAnyWordAlignment) {
+  POSERT_REQUIRE_GPU();
+  const ModelSpec& spec = find_model_spec("posenet");
+  const int n = 3;
+  const Heads h = random_heads(spec, n, 23, Values::Smooth);
+  const auto want = run_cpu(spec, h, n, {});
+  for (const size_t shift : {4, 8, 12})
+    expect_same(run_gpu(spec, h, n, {}, false, shift).poses, want, 1e-3, 1e-5, false,
+                "posenet heads " + std::to_string(shift) + " bytes past 16");
 }
 
 // NaN in the heads (a broken engine): the CPU's argmax and min/max rules, value for value.

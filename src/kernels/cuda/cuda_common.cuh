@@ -248,7 +248,7 @@ int blocks_per_sm(void (*kernel)(P...), int threads, size_t smem) {
 
 // Global -> shared copies that bypass the registers (cp.async, sm_80+). cp_async16: 16 bytes, both
 // ends 16-byte aligned; with valid false the 16 bytes are zero-filled and nothing is read.
-// cp_async8: 8 bytes, 8-byte aligned. cp_async_wait_all: this thread's copies have landed (the
+// cp_async8: 8 bytes, 8-byte aligned; cp_async4: 4 bytes, 4-byte aligned. cp_async_wait_all: this thread's copies have landed (the
 // block still synchronizes before reading what other threads copied).
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
@@ -258,7 +258,42 @@ __device__ __forceinline__ void cp_async8(void* smem, const void* gmem) {
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(dst), "l"(gmem) : "memory");
 }
+__device__ __forceinline__ void cp_async4(void* smem, const void* gmem) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(gmem) : "memory");
+}
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
+// Bulk global -> shared copies by the copy engine (TMA, sm_90+) that complete on an mbarrier in
+// shared memory: one thread inits the barrier (count 1), announces the bytes and issues the copies
+// (16-byte aligned ends, sizes a multiple of 16); every thread that reads the data waits on the
+// barrier's phase 0. A handful of instructions instead of a copy instruction per 8 or 16 bytes per
+// thread, which queue in the load pipeline ahead of the block's own loads.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+__device__ __forceinline__ unsigned smem_u32(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
+__device__ __forceinline__ void mbarrier_init_one(unsigned long long* bar) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_u32(bar)) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(unsigned long long* bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void bulk_copy_to_shared(void* smem, const void* gmem, unsigned bytes, unsigned long long* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                   smem_u32(smem)),
+               "l"(gmem), "r"(bytes), "r"(smem_u32(bar))
+               : "memory");
+}
+__device__ __forceinline__ void mbarrier_wait_phase0(unsigned long long* bar) {
+  unsigned done = 0;
+  while (!done)
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0;\n selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(smem_u32(bar))
+        : "memory");
+}
+#endif
 
 // Tensor-core helpers (sm_80+): ldmatrix of four 8x8 b16 matrices (lane l gives the address of
 // row l % 8 of matrix l / 8), of two transposed (lanes 0-15), and the m16n8k16 MMA with fp16

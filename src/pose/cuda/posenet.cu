@@ -1,9 +1,11 @@
 // PoseNet decodeMultiplePoses on the GPU, as decode_posenet + the crop transform, in two kernels.
-// 1: part peaks (thread per part; the sigmoid only where the logit can reach the threshold),
-// appended to the item's list as keys whose order is the CPU's stable score order. 2 (block per
-// item): the next 32 roots by a warp bitonic top-32, every warp grows one root's pose (lane per
+// 1: part peaks (thread per part; the sigmoid only where the logits cannot decide), appended to
+// the item's list, one atomic per block, as keys whose order is the CPU's stable score order.
+// 2 (block per item, the item's heads staged in shared memory): the first 32 roots from a score
+// histogram (later ones by a block bitonic top-32), every warp grows one root's pose (lane per
 // keypoint, tree level by level), then they are taken in order against the earlier poses.
-// Positions are double as on the CPU, with _rn intrinsics so nothing is contracted into FMAs.
+// Positions are double as on the CPU, with _rn intrinsics (and fma only where it rounds as the
+// CPU's two steps) so that every cell and coordinate is the CPU's.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -63,6 +65,7 @@ struct PoseNetArgs {
   Key* peaks;       // [N, cap] in any order
   int* peak_count;  // [N * kCountStride]; posenet_peaks_kernel appends, posenet_group_kernel reads and resets
   int cap;          // G * G * 17
+  int fwd_cells, bwd_cells;  // the displacement cells posenet_group_kernel<true> stages
   unsigned bin_lo;  // first_top32's histogram: bin = (score bits - bin_lo) >> bin_shift, clamped
   int bin_shift;
   const CropTransform* tf;
@@ -297,6 +300,9 @@ struct Point {
 struct Grouping {
   const float *logits, *offsets, *fwd, *bwd;
   int G;
+  // The displacements of cells [0, fwd_cells) and [0, bwd_cells) in shared memory (kStaged).
+  const float *s_fwd, *s_bwd;
+  int fwd_cells, bwd_cells;
 
   __device__ float score(int y, int x, int k) const { return sigmoid_as_cpu(logits[(y * G + x) * kK + k]); }
   // The cell's position times the stride (exact in double: y * 16 as an integer) plus the offset.
@@ -315,9 +321,18 @@ struct Grouping {
   // Where keypoint `target` lies reached from `source` along `edge`: the displacement, then
   // refine_steps offset refinements. Its score (score_at) is left off this dependent chain.
   __device__ Point traverse(int edge, Point source, int target, bool forward, int refine_steps) const {
-    const int sy = nearest_index(source.y), sx = nearest_index(source.x);
-    const float* d = (forward ? fwd : bwd) + (sy * G + sx) * 2 * kEdges;
-    Point t{__dadd_rn(source.y, static_cast<double>(d[edge])), __dadd_rn(source.x, static_cast<double>(d[kEdges + edge]))};
+    const int cell = nearest_index(source.y) * G + nearest_index(source.x);
+    float dy, dx;
+    if (cell < (forward ? fwd_cells : bwd_cells)) {
+      const float* d = (forward ? s_fwd : s_bwd) + cell * 2 * kEdges;
+      dy = d[edge];
+      dx = d[kEdges + edge];
+    } else {
+      const float* d = (forward ? fwd : bwd) + cell * 2 * kEdges;
+      dy = d[edge];
+      dx = d[kEdges + edge];
+    }
+    Point t{__dadd_rn(source.y, static_cast<double>(dy)), __dadd_rn(source.x, static_cast<double>(dx))};
     for (int i = 0; i < refine_steps; ++i) t = image_coords(nearest_index(t.y), nearest_index(t.x), target);
     return t;
   }
@@ -360,6 +375,96 @@ __device__ void grow_pose(const Grouping& g, Key key, int refine_steps, const St
   }
 }
 
+// Where posenet_group_kernel<true> puts an item's heads in its dynamic shared memory: the offsets,
+// then the displacements of forward cells [0, fwd_cells) and backward cells [0, bwd_cells). Each
+// region starts at a 16-byte boundary plus its source's address mod 16 (so that the copy engine's
+// 16-byte-aligned middle lines up) and has 16 spare bytes: staged_bytes gives the total.
+struct StagedHeads {
+  float *offsets, *fwd, *bwd;
+  unsigned offset_bytes, fwd_bytes, bwd_bytes;
+};
+__host__ __device__ inline size_t staged_region(size_t bytes) { return (bytes + 15) / 16 * 16 + 16; }
+inline size_t staged_bytes(int cells, int fwd_cells, int bwd_cells) {
+  const size_t cell_bytes = 2 * kEdges * sizeof(float);
+  return staged_region(static_cast<size_t>(cells) * 2 * kK * sizeof(float)) + staged_region(fwd_cells * cell_bytes) +
+         staged_region(bwd_cells * cell_bytes);
+}
+extern __shared__ __align__(16) unsigned char s_staged[];
+__device__ StagedHeads staged_heads(const float* offsets, const float* fwd, const float* bwd, int cells, int fwd_cells,
+                                    int bwd_cells) {
+  StagedHeads h;
+  h.offset_bytes = static_cast<unsigned>(cells) * 2 * kK * sizeof(float);
+  h.fwd_bytes = static_cast<unsigned>(fwd_cells) * 2 * kEdges * sizeof(float);
+  h.bwd_bytes = static_cast<unsigned>(bwd_cells) * 2 * kEdges * sizeof(float);
+  unsigned char* p = s_staged;
+  auto place = [&](const float* src, unsigned bytes) {
+    float* dst = reinterpret_cast<float*>(p + (reinterpret_cast<size_t>(src) & 15));
+    p += staged_region(bytes);
+    return dst;
+  };
+  h.offsets = place(offsets, h.offset_bytes);
+  h.fwd = place(fwd, h.fwd_bytes);
+  h.bwd = place(bwd, h.bwd_bytes);
+  return h;
+}
+// Starts the copies (all threads call it). sm_90: thread 0 has the copy engine move each region's
+// 16-byte-aligned middle (one instruction per region, completing on *bar); the ragged ends, under
+// 16 bytes each, go word by word. Older GPUs: cp.async by every thread, 8 bytes at a time where the
+// region starts 8-byte aligned (as it does from an aligned tensor: cells times 136 or 128 bytes
+// per item), else 4.
+__device__ void stage_heads(const StagedHeads& h, const float* offsets, const float* fwd, const float* bwd,
+                            unsigned long long* bar) {
+  const float* src[3] = {offsets, fwd, bwd};
+  float* dst[3] = {h.offsets, h.fwd, h.bwd};
+  const unsigned bytes[3] = {h.offset_bytes, h.fwd_bytes, h.bwd_bytes};
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  unsigned head[3], bulk[3], total = 0;
+#pragma unroll
+  for (int r = 0; r < 3; ++r) {
+    const unsigned mis = static_cast<unsigned>(reinterpret_cast<size_t>(src[r]) & 15);
+    head[r] = mis != 0 ? min(16 - mis, bytes[r]) : 0;
+    bulk[r] = (bytes[r] - head[r]) & ~15u;
+    total += bulk[r];
+  }
+  if (threadIdx.x == 0) {
+    mbarrier_init_one(bar);
+    mbarrier_arrive_expect_tx(bar, total);  // 0 bytes: phase 0 completes on this arrival
+#pragma unroll
+    for (int r = 0; r < 3; ++r)
+      if (bulk[r] > 0) bulk_copy_to_shared(dst[r] + head[r] / 4, src[r] + head[r] / 4, bulk[r], bar);
+  }
+  // Threads 0..23: region tid / 8, head words 0..2 and tail words 4..6.
+  if (threadIdx.x < 24) {
+    const int r = threadIdx.x / 8, w = threadIdx.x % 8;
+    const unsigned tail_from = (head[r] + bulk[r]) / 4, words = bytes[r] / 4;
+    if (w < 3 && static_cast<unsigned>(w) < head[r] / 4) dst[r][w] = src[r][w];
+    if (w >= 4 && w < 7 && tail_from + (w - 4) < words) dst[r][tail_from + (w - 4)] = src[r][tail_from + (w - 4)];
+  }
+#else
+  (void)bar;
+#pragma unroll
+  for (int r = 0; r < 3; ++r) {
+    if ((reinterpret_cast<size_t>(src[r]) & 7) == 0 && bytes[r] % 8 == 0) {
+      const float2* s = reinterpret_cast<const float2*>(src[r]);
+      float2* d = reinterpret_cast<float2*>(dst[r]);
+      for (unsigned i = threadIdx.x; i < bytes[r] / 8; i += blockDim.x) cp_async8(&d[i], &s[i]);
+    } else {
+      for (unsigned i = threadIdx.x; i < bytes[r] / 4; i += blockDim.x) cp_async4(&dst[r][i], &src[r][i]);
+    }
+  }
+#endif
+}
+// Every thread: the copies stage_heads started have landed (the caller synchronizes the block before
+// reading what other threads copied).
+__device__ __forceinline__ void staged_wait(unsigned long long* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  mbarrier_wait_phase0(bar);
+#else
+  (void)bar;
+  cp_async_wait_all();
+#endif
+}
+
 // Block per item: roots in score order, 32 at a time; each warp grows one root's pose at once
 // (speculatively: whether a root is taken depends only on the poses before it); then every grown
 // keypoint is checked against the earlier poses at once (bit masks), one thread walks the
@@ -370,11 +475,9 @@ template <bool kStaged>
 __global__ void __launch_bounds__(kGroupThreads, 1) posenet_group_kernel(PoseNetArgs a) {
   const int b = blockIdx.x, G = a.G, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const size_t cells = static_cast<size_t>(G) * G;
-  // The item's offsets (read by every refinement step of the tree walk, a chain of dependent
-  // loads) go to shared memory while the first roots are chosen, where they fit (kStaged:
-  // PoseNet's 25 x 25 grid, 85 KB); 8-byte copies, as an item's offsets start 8-byte aligned.
-  extern __shared__ float2 s_off[];
   const float* offsets = a.offsets + static_cast<size_t>(b) * cells * 2 * kK;
+  const float* fwd = a.fwd + static_cast<size_t>(b) * cells * 2 * kEdges;
+  const float* bwd = a.bwd + static_cast<size_t>(b) * cells * 2 * kEdges;
   // The first peaks and the tree plan are loaded first, ahead of the copies in the load queue.
   const Key* keys = a.peaks + static_cast<size_t>(b) * a.cap;
   const int count = a.peak_count[b * kCountStride];
@@ -388,15 +491,21 @@ __global__ void __launch_bounds__(kGroupThreads, 1) posenet_group_kernel(PoseNet
   __shared__ int s_depth[kK];
   for (int i = tid; i < kK * 32; i += kGroupThreads) (&s_plan[0][0])[i] = (&g_plan[0][0])[i];
   if (tid < kK) s_depth[tid] = g_depth[tid];  // both read after the first round's barriers
-  if (kStaged) {
-    const float2* src = reinterpret_cast<const float2*>(offsets);
-    const int pairs = static_cast<int>(cells) * kK;  // cells * 2 * kK floats
-    for (int i = tid; i < pairs; i += kGroupThreads) cp_async8(&s_off[i], &src[i]);
-  }
+  // kStaged: the item's offsets (read by every refinement step of the tree walk, a chain of
+  // dependent loads), then as many cells' forward and backward displacements as fit (each tree
+  // level reads one), go to shared memory while the first roots are chosen (StagedHeads).
+  __shared__ unsigned long long s_copied;  // the copy engine's barrier (sm_90)
+  const StagedHeads st = staged_heads(offsets, fwd, bwd, static_cast<int>(cells), a.fwd_cells, a.bwd_cells);
+  if (kStaged) stage_heads(st, offsets, fwd, bwd, &s_copied);
   const Grouping g{a.logits + static_cast<size_t>(b) * cells * kK,
-                   kStaged ? reinterpret_cast<const float*>(s_off) : offsets,
-                   a.fwd + static_cast<size_t>(b) * cells * 2 * kEdges,
-                   a.bwd + static_cast<size_t>(b) * cells * 2 * kEdges, G};
+                   kStaged ? st.offsets : offsets,
+                   fwd,
+                   bwd,
+                   G,
+                   st.fwd,
+                   st.bwd,
+                   kStaged ? a.fwd_cells : 0,
+                   kStaged ? a.bwd_cells : 0};
   __shared__ Key s_list[kGroupWarps][32];
   __shared__ RawPose s_grown[kGroupWarps];
   __shared__ RawPose s_poses[kMaxPosesPerItem];
@@ -413,8 +522,8 @@ __global__ void __launch_bounds__(kGroupThreads, 1) posenet_group_kernel(PoseNet
   while (npose < a.max_detections) {
     if (below != ~0ull || !first_top32(mine, count, a.bin_lo, a.bin_shift, s_list, s_first))
       block_top32(keys, count, below, s_list);  // both end with __syncthreads
-    if (kStaged && below == ~0ull) {   // the first round: the offsets are needed from here
-      cp_async_wait_all();
+    if (kStaged && below == ~0ull) {  // the first round: the staged heads are needed from here
+      staged_wait(&s_copied);
       __syncthreads();
     }
     const int nroots = __syncthreads_count(lane < 32 && warp == 0 && s_list[0][lane] != 0);
@@ -497,7 +606,7 @@ __global__ void __launch_bounds__(kGroupThreads, 1) posenet_group_kernel(PoseNet
     below = s_list[0][31];
     __syncthreads();  // s_list is rebuilt by the next round
   }
-  if (kStaged) cp_async_wait_all();  // no copy may outlive the block (max_detections 0: no round ran)
+  if (kStaged) staged_wait(&s_copied);  // no copy may outlive the block (max_detections 0: no round ran)
   if (tid == 0) a.peak_count[b * kCountStride] = 0;  // for the next launch; everyone has read it
 
   // Poses scoring at least min_pose_score -> records in frame pixels, a warp per pose.
@@ -612,18 +721,29 @@ class PoseNetDecoder : public DeviceDecoder {
     cuda_check(cudaMemcpyToSymbol(g_depth, depth, sizeof(depth)), "uploading the PoseNet tree");
     // Kernel 2 leaves the peak counts at zero for the next launch; start them so.
     cuda_check(cudaMemset(count_.as<void>(), 0, static_cast<size_t>(max_batch) * kCountStride * sizeof(int)), "clearing the PoseNet peak counts");
+    sm_count_ = sm_count("PoseNet decoder setup");
     cuda_check(cudaDeviceSynchronize(), "clearing the PoseNet peak counts");
     // Stage the offsets in shared memory where they fit next to the kernel's own (the opt-in
     // limit: 227 KiB on sm_90, 163 on sm_80, 99 on sm_86/89).
     {
       cudaFuncAttributes attr{};
       cuda_check(cudaFuncGetAttributes(&attr, posenet_group_kernel<true>), "PoseNet decoder setup");
-      const size_t bytes = static_cast<size_t>(G_) * G_ * 2 * kK * sizeof(float);
-      if (bytes + attr.sharedSizeBytes <= max_smem_optin() &&
-          cudaFuncSetAttribute(posenet_group_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)) ==
-              cudaSuccess)
-        stage_bytes_ = bytes;
-      cudaGetLastError();  // a refused attribute leaves the kernel reading the offsets in place
+      const int cells = G_ * G_;
+      const size_t limit = max_smem_optin();
+      if (staged_bytes(cells, 0, 0) + attr.sharedSizeBytes <= limit) {
+        auto fits = [&](int f, int w) { return staged_bytes(cells, f, w) + attr.sharedSizeBytes <= limit; };
+        while (fwd_cells_ < cells && fits(fwd_cells_ + 1, 0)) ++fwd_cells_;
+        while (fwd_cells_ == cells && bwd_cells_ < cells && fits(cells, bwd_cells_ + 1)) ++bwd_cells_;
+        const size_t bytes = staged_bytes(cells, fwd_cells_, bwd_cells_);
+        if (cudaFuncSetAttribute(posenet_group_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(bytes)) == cudaSuccess) {
+          stage_bytes_ = bytes;
+          offsets_only_bytes_ = staged_bytes(cells, 0, 0);
+        } else {
+          fwd_cells_ = bwd_cells_ = 0;
+        }
+      }
+      cudaGetLastError();  // a refused attribute leaves the kernel reading the heads in place
     }
     // Peak scores lie in [max(threshold, 0), 1]: first_top32's histogram spreads that range of
     // float bits over its bins.
@@ -658,6 +778,11 @@ class PoseNetDecoder : public DeviceDecoder {
     a.peaks = peaks_.as<Key>();
     a.peak_count = count_.as<int>();
     a.cap = cap_;
+    // The displacements are staged where every item has an SM of its own; with more items the
+    // copies' extra traffic cost more than they saved (batch 256 0.067 -> 0.077 ms on the H100).
+    const bool one_wave = n <= sm_count_;
+    a.fwd_cells = one_wave ? fwd_cells_ : 0;
+    a.bwd_cells = one_wave ? bwd_cells_ : 0;
     a.bin_lo = bin_lo_;
     a.bin_shift = bin_shift_;
     a.tf = transforms;
@@ -667,7 +792,7 @@ class PoseNetDecoder : public DeviceDecoder {
     posenet_peaks_kernel<<<dim3((cap_ + kPeakThreads - 1) / kPeakThreads, n), kPeakThreads, 0, s>>>(a);
     launch_check("posenet_peaks_kernel");
     if (stage_bytes_ > 0)
-      posenet_group_kernel<true><<<n, kGroupThreads, stage_bytes_, s>>>(a);
+      posenet_group_kernel<true><<<n, kGroupThreads, one_wave ? stage_bytes_ : offsets_only_bytes_, s>>>(a);
     else
       posenet_group_kernel<false><<<n, kGroupThreads, 0, s>>>(a);
     launch_check("posenet_group_kernel");
@@ -675,7 +800,10 @@ class PoseNetDecoder : public DeviceDecoder {
 
  private:
   int G_, cap_;
-  size_t stage_bytes_ = 0;  // dynamic shared memory of posenet_group_kernel: the staged offsets, or 0
+  size_t stage_bytes_ = 0;  // dynamic shared memory of posenet_group_kernel: the staged heads, or 0
+  size_t offsets_only_bytes_ = 0;  // the same with no displacements staged
+  int fwd_cells_ = 0, bwd_cells_ = 0;
+  int sm_count_ = 1;
   PoseNetParams params_;
   int max_poses_;
   float cut_ = 0;
