@@ -314,7 +314,7 @@ struct Grouping {
   // JS Math.round to a cell, clamped, NaN -> 0, as the CPU's floor(v / 16 + 0.5) then clamp.
   // v / 16 is exact (a power of two; where it underflows, + 0.5 rounds to 0.5 either way), so one
   // fma rounds as the CPU's divide-then-add. Clamping before the floor gives the same cell, and
-  // fmax maps NaN to 0: four dependent instructions instead of a floor, compares and branches.
+  // fmax maps NaN to 0: an fma, a max, a min and a floor-convert, with no branches.
   __device__ int nearest_index(double v) const {
     return __double2int_rd(fmin(fmax(__fma_rn(v, kInvStride, 0.5), 0.0), static_cast<double>(G - 1)));
   }
