@@ -82,6 +82,11 @@ constexpr int kCountStride = 32;
 // the threshold, a neighbour whose logit is more than 0.01 below ours cannot score higher, and
 // (radius 1, below) one 0.01 or more above ours does: only the rest need their sigmoid.
 __global__ void __launch_bounds__(kPeakThreads) posenet_peaks_kernel(PoseNetArgs a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // The grouping kernel (launched programmatically, see enqueue) may be scheduled from here on: its
+  // blocks start their copies and wait for this grid's peaks in pdl_wait().
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
   const int b = blockIdx.y, G = a.G;
   const int i = blockIdx.x * kPeakThreads + threadIdx.x;
   const float* lg = a.logits + static_cast<size_t>(b) * a.cap;
@@ -228,7 +233,7 @@ constexpr int kCollect = 64;
 // side by side, hit 32 different banks.
 __device__ __forceinline__ int bin_slot(int b) { return b + b / kBinsPerLane; }
 struct FirstRoots {
-  Key cand[kCollect];
+  alignas(16) Key cand[kCollect];
   int from_bin, collected, filled;
 };
 constexpr int kKeysPerThread = 4;  // first_top32 takes up to kGroupThreads * 4 peaks from registers
@@ -264,11 +269,22 @@ __device__ bool first_top32(const Key (&mine)[kKeysPerThread], int count, unsign
     const unsigned reach = __ballot_sync(0xffffffffu, run >= 32);
     if (reach == 0) {  // fewer than 32 peaks: all of them
       if (lane == 0) s.from_bin = 0, s.collected = count;
-    } else if (lane == __ffs(reach) - 1) {
-      int c = run - sum, t = top - 1;
-      while ((c += hist[bin_slot(t)]) < 32) --t;
-      s.from_bin = t;
-      s.collected = c;
+    } else {
+      // The crossing lane x's bins, walked down by the whole warp: lane l takes bin top_x - 1 - l;
+      // a prefix sum gives each bin's running total, and the first to reach 32 is the cut.
+      const int x = __ffs(reach) - 1, top_x = kBins - kBinsPerLane * x;
+      const int above = __shfl_sync(0xffffffffu, run - sum, x);
+      int c = lane < kBinsPerLane ? hist[bin_slot(top_x - 1 - lane)] : 0;
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const int v = __shfl_up_sync(0xffffffffu, c, o);
+        if (lane >= o) c += v;
+      }
+      const unsigned cut = __ballot_sync(0xffffffffu, above + c >= 32);  // lane x's sum reaches it
+      if (lane == __ffs(cut) - 1) {
+        s.from_bin = top_x - 1 - lane;
+        s.collected = above + c;
+      }
     }
     if (lane == 0) s.filled = 0;
   }
@@ -279,12 +295,17 @@ __device__ bool first_top32(const Key (&mine)[kKeysPerThread], int count, unsign
 #pragma unroll
   for (int r = 0; r < kKeysPerThread; ++r)
     if (mine[r] != 0 && bin_of(mine[r]) >= from) s.cand[atomicAdd(&s.filled, 1)] = mine[r];
+  if (tid == 0 && (collected & 1)) s.cand[collected] = 0;  // a pair's second half; 0 ranks no one
   __syncthreads();
-  // Keys are distinct: a candidate's rank is the number of larger ones.
+  // Keys are distinct: a candidate's rank is the number of larger ones (read two at a time).
   if (tid < collected) {
     const Key k = s.cand[tid];
     int rank = 0;
-    for (int j = 0; j < collected; ++j) rank += s.cand[j] > k;
+#pragma unroll 4
+    for (int j = 0; j < collected; j += 2) {
+      const ulonglong2 v = *reinterpret_cast<const ulonglong2*>(&s.cand[j]);
+      rank += (v.x > k) + (v.y > k);
+    }
     if (rank < 32) s_list[0][rank] = k;
   } else if (tid < 32) {
     s_list[0][tid] = 0;
@@ -434,11 +455,17 @@ __device__ void stage_heads(const StagedHeads& h, const float* offsets, const fl
       if (bulk[r] > 0) bulk_copy_to_shared(dst[r] + head[r] / 4, src[r] + head[r] / 4, bulk[r], bar);
   }
   // Threads 0..23: region tid / 8, head words 0..2 and tail words 4..6.
+  // The region is picked by selects, not by indexing the arrays with r (which would put them in
+  // local memory: a stack frame).
   if (threadIdx.x < 24) {
     const int r = threadIdx.x / 8, w = threadIdx.x % 8;
-    const unsigned tail_from = (head[r] + bulk[r]) / 4, words = bytes[r] / 4;
-    if (w < 3 && static_cast<unsigned>(w) < head[r] / 4) dst[r][w] = src[r][w];
-    if (w >= 4 && w < 7 && tail_from + (w - 4) < words) dst[r][tail_from + (w - 4)] = src[r][tail_from + (w - 4)];
+    auto pick = [r](auto v0, auto v1, auto v2) { return r == 0 ? v0 : r == 1 ? v1 : v2; };
+    const float* s = pick(src[0], src[1], src[2]);
+    float* d = pick(dst[0], dst[1], dst[2]);
+    const unsigned hd = pick(head[0], head[1], head[2]);
+    const unsigned tail_from = (hd + pick(bulk[0], bulk[1], bulk[2])) / 4, words = pick(bytes[0], bytes[1], bytes[2]) / 4;
+    if (w < 3 && static_cast<unsigned>(w) < hd / 4) d[w] = s[w];
+    if (w >= 4 && w < 7 && tail_from + (w - 4) < words) d[tail_from + (w - 4)] = s[tail_from + (w - 4)];
   }
 #else
   (void)bar;
@@ -478,15 +505,6 @@ __global__ void __launch_bounds__(kGroupThreads, 1) posenet_group_kernel(PoseNet
   const float* offsets = a.offsets + static_cast<size_t>(b) * cells * 2 * kK;
   const float* fwd = a.fwd + static_cast<size_t>(b) * cells * 2 * kEdges;
   const float* bwd = a.bwd + static_cast<size_t>(b) * cells * 2 * kEdges;
-  // The first peaks and the tree plan are loaded first, ahead of the copies in the load queue.
-  const Key* keys = a.peaks + static_cast<size_t>(b) * a.cap;
-  const int count = a.peak_count[b * kCountStride];
-  Key mine[kKeysPerThread];
-#pragma unroll
-  for (int r = 0; r < kKeysPerThread; ++r) {
-    const int j = tid + r * kGroupThreads;
-    mine[r] = j < count ? keys[j] : 0;
-  }
   __shared__ Step s_plan[kK][32];
   __shared__ int s_depth[kK];
   for (int i = tid; i < kK * 32; i += kGroupThreads) (&s_plan[0][0])[i] = (&g_plan[0][0])[i];
@@ -506,6 +524,22 @@ __global__ void __launch_bounds__(kGroupThreads, 1) posenet_group_kernel(PoseNet
                    st.bwd,
                    kStaged ? a.fwd_cells : 0,
                    kStaged ? a.bwd_cells : 0};
+  // Everything above reads what was written before the peaks kernel ran (the engine's heads, the
+  // plan); with programmatic launch it overlaps that kernel's end. The peaks come after it.
+  pdl_wait();
+  // The first keys are loaded beside their count, not after it (the list's slots past the count
+  // hold earlier launches' keys, or the zeros of setup), then masked.
+  const Key* keys = a.peaks + static_cast<size_t>(b) * a.cap;
+  const int count = a.peak_count[b * kCountStride];
+  Key mine[kKeysPerThread];
+#pragma unroll
+  for (int r = 0; r < kKeysPerThread; ++r) {
+    const int j = tid + r * kGroupThreads;
+    mine[r] = j < a.cap ? keys[j] : 0;
+  }
+#pragma unroll
+  for (int r = 0; r < kKeysPerThread; ++r)
+    if (tid + r * kGroupThreads >= count) mine[r] = 0;
   __shared__ Key s_list[kGroupWarps][32];
   __shared__ RawPose s_grown[kGroupWarps];
   __shared__ RawPose s_poses[kMaxPosesPerItem];
@@ -719,9 +753,12 @@ class PoseNetDecoder : public DeviceDecoder {
     }
     cuda_check(cudaMemcpyToSymbol(g_plan, plan, sizeof(plan)), "uploading the PoseNet tree");
     cuda_check(cudaMemcpyToSymbol(g_depth, depth, sizeof(depth)), "uploading the PoseNet tree");
-    // Kernel 2 leaves the peak counts at zero for the next launch; start them so.
+    // Kernel 2 leaves the peak counts at zero for the next launch; start them so. It reads the
+    // first keys' slots before it knows the count, so those are defined from the start too.
     cuda_check(cudaMemset(count_.as<void>(), 0, static_cast<size_t>(max_batch) * kCountStride * sizeof(int)), "clearing the PoseNet peak counts");
+    cuda_check(cudaMemset(peaks_.as<void>(), 0, static_cast<size_t>(max_batch) * cap_ * sizeof(Key)), "clearing the PoseNet peak workspace");
     sm_count_ = sm_count("PoseNet decoder setup");
+    init_programmatic_launch();  // on for sm_90+ unless $POSERT_PDL is 0
     cuda_check(cudaDeviceSynchronize(), "clearing the PoseNet peak counts");
     // Stage the offsets in shared memory where they fit next to the kernel's own (the opt-in
     // limit: 227 KiB on sm_90, 163 on sm_80, 99 on sm_86/89).
@@ -791,10 +828,14 @@ class PoseNetDecoder : public DeviceDecoder {
     const auto s = static_cast<cudaStream_t>(stream);
     posenet_peaks_kernel<<<dim3((cap_ + kPeakThreads - 1) / kPeakThreads, n), kPeakThreads, 0, s>>>(a);
     launch_check("posenet_peaks_kernel");
-    if (stage_bytes_ > 0)
-      posenet_group_kernel<true><<<n, kGroupThreads, one_wave ? stage_bytes_ : offsets_only_bytes_, s>>>(a);
-    else
-      posenet_group_kernel<false><<<n, kGroupThreads, 0, s>>>(a);
+    // Launched programmatically where the GPU supports it (programmatic_launch()): its blocks are
+    // scheduled as the peaks kernel's retire and stage the heads while it finishes.
+    const cudaError_t e =
+        stage_bytes_ > 0
+            ? launch(posenet_group_kernel<true>, dim3(n), dim3(kGroupThreads), one_wave ? stage_bytes_ : offsets_only_bytes_, s, a)
+            : launch(posenet_group_kernel<false>, dim3(n), dim3(kGroupThreads), 0, s, a);
+    if (e != cudaSuccess) cudaGetLastError();
+    cuda_check(e, "launching posenet_group_kernel");
     launch_check("posenet_group_kernel");
   }
 
