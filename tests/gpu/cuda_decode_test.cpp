@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cuda/cuda_kernels.h"
 #include "pose/cuda/gpu_decode.h"
 #include "pose/heatmap_decode.h"
 #include "pose/model_spec.h"
@@ -382,6 +383,28 @@ TEST(CudaDecode, PoseNetLargeGridReadsOffsetsInPlace) {
     spec.name += " at " + std::to_string(input);
     check_random(spec, false, 1e-3, 1e-5);
   }
+}
+
+// The grouping kernel is launched programmatically where the GPU supports it (sm_90: its blocks
+// stage the heads while the peaks kernel finishes, then wait for the peaks) and in stream order
+// otherwise: both give the CPU's poses. Where the GPU lacks it, only stream order runs.
+TEST(CudaDecode, PoseNetWithAndWithoutProgrammaticLaunch) {
+  POSERT_REQUIRE_GPU();
+  cuda::init_programmatic_launch();  // first, so that a decoder's own call cannot undo the switch below
+  const bool before = cuda::programmatic_launch();
+  for (const bool on : {false, true}) {
+    if (on && !cuda::programmatic_launch_supported()) {
+      std::printf("programmatic launch: not supported on this GPU, stream order only\n");
+      continue;
+    }
+    SCOPED_TRACE(on ? "programmatic launch" : "stream order");
+    cuda::set_programmatic_launch(on);
+    check_random("posenet", false, 1e-3, 1e-5);
+    DecodeOptions opt;
+    opt.min_pose_score = 0.2f;
+    check_random("posenet", false, 1e-3, 1e-5, opt);
+  }
+  cuda::set_programmatic_launch(before);
 }
 
 // Heads that start 4, 8 or 12 bytes past a 16-byte boundary: the grouping kernel's copies into

@@ -1,7 +1,8 @@
 // PoseNet decodeMultiplePoses on the GPU, as decode_posenet + the crop transform, in two kernels.
 // 1: part peaks (thread per part; the sigmoid only where the logits cannot decide), appended to
 // the item's list, one atomic per block, as keys whose order is the CPU's stable score order.
-// 2 (block per item, the item's heads staged in shared memory): the first 32 roots from a score
+// 2 (block per item, launched programmatically where the GPU allows: it stages the item's heads in
+// shared memory while kernel 1 finishes, then waits for the peaks): the first 32 roots from a score
 // histogram (later ones by a block bitonic top-32), every warp grows one root's pose (lane per
 // keypoint, tree level by level), then they are taken in order against the earlier poses.
 // Positions are double as on the CPU, with _rn intrinsics (and fma only where it rounds as the
