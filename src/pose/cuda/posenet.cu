@@ -94,23 +94,24 @@ __global__ void __launch_bounds__(kPeakThreads) posenet_peaks_kernel(PoseNetArgs
   bool peak = false;
   float s = 0;
   if (i < a.cap) {
+    const int k = i % kK, cell = i / kK, y = cell / G, x = cell % G, r = a.local_maximum_radius;
+    // PoseNet's radius 1: the 8 neighbours' logits are loaded at once (-inf outside the grid) and
+    // beside the part's own, before the cut decides whether they are needed: one round trip to
+    // memory where a part above the cut took two (a warp waits for its slowest lane).
     const float l = lg[i];
+    float nb[8];
+    if (r == 1) {
+      int u = 0;
+#pragma unroll
+      for (int dy = -1; dy <= 1; ++dy)
+#pragma unroll
+        for (int dx = -1; dx <= 1; ++dx) {
+          if (dy == 0 && dx == 0) continue;
+          const int yy = y + dy, xx = x + dx;
+          nb[u++] = yy >= 0 && yy < G && xx >= 0 && xx < G ? lg[(yy * G + xx) * kK + k] : -HUGE_VALF;
+        }
+    }
     if (!(l < a.cut)) {  // NaN goes on, and fails the threshold
-      const int k = i % kK, cell = i / kK, y = cell / G, x = cell % G, r = a.local_maximum_radius;
-      // PoseNet's radius 1: the 8 neighbours' logits are loaded at once (-inf outside the grid),
-      // instead of one round trip per neighbour.
-      float nb[8];
-      if (r == 1) {
-        int u = 0;
-#pragma unroll
-        for (int dy = -1; dy <= 1; ++dy)
-#pragma unroll
-          for (int dx = -1; dx <= 1; ++dx) {
-            if (dy == 0 && dx == 0) continue;
-            const int yy = y + dy, xx = x + dx;
-            nb[u++] = yy >= 0 && yy < G && xx >= 0 && xx < G ? lg[(yy * G + xx) * kK + k] : -HUGE_VALF;
-          }
-      }
       // A neighbour whose logit is 0.01 or more above ours, where ours is at most 8, scores higher:
       // the sigmoid rises by a relative 3.3e-6 or more over that step (at 8; more below), ten times
       // what the float roundings of exp, 1 + e and 1 / d can take back. Such a part is no peak,
