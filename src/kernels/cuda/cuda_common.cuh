@@ -177,13 +177,21 @@ inline int grid_for(int64_t total, int threads) {
 // kernel that completes without waiting would let the kernel after it run before the one before
 // it. Weights, written before the graph runs, may be read before it (the tile16 and direct8smem
 // kernels in conv.cu load their filters first, overlapping the end of the kernel before them).
+// pdl_release: the next kernel on the stream (if launched programmatically) may be scheduled once
+// every block of this one has run it or exited; it still waits for this kernel's completion in its
+// own pdl_wait(). A no-op before sm_90 and where nothing follows programmatically.
+__device__ __forceinline__ void pdl_release() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
   // Let the next kernel on the stream be scheduled as soon as every block of this one runs: its
   // blocks fill the SMs this kernel's last wave leaves idle, then wait in their own pdl_wait().
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
+  pdl_release();
 }
 
 // Launches `k` like k<<<grid, block, smem, s>>>(args...), with programmatic stream serialization
@@ -246,20 +254,24 @@ int blocks_per_sm(void (*kernel)(P...), int threads, size_t smem) {
   return per_sm;
 }
 
+// A shared-memory pointer as the 32-bit shared-window address that PTX's shared operands take.
+__device__ __forceinline__ unsigned smem_u32(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
+
 // Global -> shared copies that bypass the registers (cp.async, sm_80+). cp_async16: 16 bytes, both
 // ends 16-byte aligned; with valid false the 16 bytes are zero-filled and nothing is read.
-// cp_async8: 8 bytes, 8-byte aligned; cp_async4: 4 bytes, 4-byte aligned. cp_async_wait_all: this thread's copies have landed (the
-// block still synchronizes before reading what other threads copied).
+// cp_async8: 8 bytes, 8-byte aligned; cp_async4: 4 bytes, 4-byte aligned. cp_async_wait_all:
+// this thread's copies have landed (the block still synchronizes before reading what other
+// threads copied).
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const unsigned dst = smem_u32(smem);
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(valid ? 16 : 0) : "memory");
 }
 __device__ __forceinline__ void cp_async8(void* smem, const void* gmem) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const unsigned dst = smem_u32(smem);
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(dst), "l"(gmem) : "memory");
 }
 __device__ __forceinline__ void cp_async4(void* smem, const void* gmem) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const unsigned dst = smem_u32(smem);
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(gmem) : "memory");
 }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
@@ -270,7 +282,6 @@ __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wai
 // barrier's phase 0. A handful of instructions instead of a copy instruction per 8 or 16 bytes per
 // thread, which queue in the load pipeline ahead of the block's own loads.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-__device__ __forceinline__ unsigned smem_u32(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
 __device__ __forceinline__ void mbarrier_init_one(unsigned long long* bar) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_u32(bar)) : "memory");
   asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -299,13 +310,13 @@ __device__ __forceinline__ void mbarrier_wait_phase0(unsigned long long* bar) {
 // row l % 8 of matrix l / 8), of two transposed (lanes 0-15), and the m16n8k16 MMA with fp16
 // inputs and fp32 accumulation: d += a (16x16, row-major) * b (16x8, column-major).
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __half* p) {
-  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  const unsigned a = smem_u32(p);
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(a));
 }
 __device__ __forceinline__ void ldmatrix_x2_trans(uint32_t (&r)[2], const __half* p) {
-  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  const unsigned a = smem_u32(p);
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
 }
 __device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {

@@ -83,11 +83,9 @@ constexpr int kCountStride = 32;
 // the threshold, a neighbour whose logit is more than 0.01 below ours cannot score higher, and
 // (radius 1, below) one 0.01 or more above ours does: only the rest need their sigmoid.
 __global__ void __launch_bounds__(kPeakThreads) posenet_peaks_kernel(PoseNetArgs a) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // The grouping kernel (launched programmatically, see enqueue) may be scheduled from here on: its
   // blocks start their copies and wait for this grid's peaks in pdl_wait().
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
+  pdl_release();
   const int b = blockIdx.y, G = a.G;
   const int i = blockIdx.x * kPeakThreads + threadIdx.x;
   const float* lg = a.logits + static_cast<size_t>(b) * a.cap;
@@ -832,12 +830,11 @@ class PoseNetDecoder : public DeviceDecoder {
     launch_check("posenet_peaks_kernel");
     // Launched programmatically where the GPU supports it (programmatic_launch()): its blocks are
     // scheduled as the peaks kernel's retire and stage the heads while it finishes.
-    const cudaError_t e =
-        stage_bytes_ > 0
-            ? launch(posenet_group_kernel<true>, dim3(n), dim3(kGroupThreads), one_wave ? stage_bytes_ : offsets_only_bytes_, s, a)
-            : launch(posenet_group_kernel<false>, dim3(n), dim3(kGroupThreads), 0, s, a);
-    if (e != cudaSuccess) cudaGetLastError();
-    cuda_check(e, "launching posenet_group_kernel");
+    // launch() returns the launch error, which launch_check reports (as the engine's check_launch).
+    if (stage_bytes_ > 0)
+      launch(posenet_group_kernel<true>, dim3(n), dim3(kGroupThreads), one_wave ? stage_bytes_ : offsets_only_bytes_, s, a);
+    else
+      launch(posenet_group_kernel<false>, dim3(n), dim3(kGroupThreads), 0, s, a);
     launch_check("posenet_group_kernel");
   }
 
