@@ -57,11 +57,12 @@ inline bool tune_log_from_env() {
 inline int decode_cells_per_lane_from_env() { return int_from_env("POSERT_DECODE_CELLS_PER_LANE", 1, 4096, 0, "cells"); }
 
 // $POSERT_DECODE_EXHAUSTIVE: 1 makes the MoveNet MultiPose GPU decoder compute every cell's
-// weighted keypoint value, not only those inside the person's box; 0, unset or empty: box only
-// (a knob for tests and A/B timing, not a setting users need).
+// weighted keypoint value, not only those inside the person's box, and the single-pose decoder
+// compute every cell's exact value, not only those its estimate screen passes; 0, unset or empty:
+// box and screen (a knob for tests and A/B timing, not a setting users need).
 inline bool decode_exhaustive_from_env() {
-  return switch_from_env("POSERT_DECODE_EXHAUSTIVE", false, "every MultiPose cell computed",
-                         "the cells of the person's box");
+  return switch_from_env("POSERT_DECODE_EXHAUSTIVE", false, "every cell's exact value computed",
+                         "MultiPose: the cells of the person's box; single pose: the screened cells");
 }
 
 }  // namespace posert

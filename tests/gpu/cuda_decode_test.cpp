@@ -353,6 +353,70 @@ TEST(CudaDecode, MoveNetSingleAnyCellsPerLane) {
   else unsetenv(name);
 }
 
+// The single-pose decoder screens cells by an estimate of heat / (distance + eps) and computes
+// the exact value only where the estimate comes near the lane's best. Keypoint heats built to
+// defeat a careless screen, against the CPU's bits, screened and with $POSERT_DECODE_EXHAUSTIVE=1
+// (every cell exact), at batch 1 and 16 (several tiles per lane):
+//   near ties (heat = V * (distance + eps): every cell's value within an ulp or two of V), ties
+//   (heat = distance + eps), all zero, all negative, tiny (1e-35 .. 1e-38, subnormals among them),
+//   around the screen's floor (1e-31 .. 1e-29), huge (1e37 .. 3e38), a few infinities among
+//   random values, random values with the regressed position far off the grid (1e7 cells).
+TEST(CudaDecode, MoveNetSingleScreenedSearchGivesTheExactBits) {
+  POSERT_REQUIRE_GPU();
+  const char* name = "POSERT_DECODE_EXHAUSTIVE";
+  const char* old = std::getenv(name);
+  const std::string saved = old ? old : "";
+  for (const char* model : {"movenet-lightning", "movenet-thunder"}) {
+    const ModelSpec& spec = find_model_spec(model);
+    const int G = spec.input_size / 4;
+    for (int n : {1, 16}) {
+      Heads h = random_heads(spec, n, 77 + n, Values::Smooth);
+      std::mt19937 rng(1234 + n);
+      auto uni = [&](float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); };
+      for (int b = 0; b < n; ++b) {
+        float* centre = h.t[0].data<float>() + static_cast<size_t>(b) * G * G;
+        float* heat = h.t[1].data<float>() + static_cast<size_t>(b) * G * G * 17;
+        float* reg = h.t[2].data<float>() + static_cast<size_t>(b) * G * G * 34;
+        // One clear centre, so the test knows each keypoint's regressed position.
+        const int cy = static_cast<int>(rng() % G), cx = static_cast<int>(rng() % G);
+        for (int i = 0; i < G * G; ++i) centre[i] = 0.01f;
+        centre[cy * G + cx] = 1.0f;
+        for (int k = 0; k < 17; ++k) {
+          const int kind = (k + b) % 9;
+          float* r = reg + (static_cast<size_t>(cy) * G + cx) * 34 + 2 * k;
+          if (kind == 8) r[0] = 1e7f, r[1] = -1e7f;
+          const float ry = static_cast<float>(cy) + r[0], rx = static_cast<float>(cx) + r[1];
+          const float v = uni(0.05f, 0.5f);
+          for (int i = 0; i < G * G; ++i) {
+            const float dy = static_cast<float>(i / G) - ry, dx = static_cast<float>(i % G) - rx;
+            const float den = std::sqrt(dy * dy + dx * dx) + kMoveNetKeypointDistEps;
+            float& x = heat[static_cast<size_t>(i) * 17 + k];
+            switch (kind) {
+              case 0: x = v * den; break;
+              case 1: x = den; break;
+              case 2: x = 0.0f; break;
+              case 3: x = -uni(0.0f, 1.0f); break;
+              case 4: x = uni(1e-38f, 1e-35f) * (rng() % 4 == 0 ? 1e-3f : 1.0f); break;
+              case 5: x = uni(1e-31f, 1e-29f); break;
+              case 6: x = uni(1e37f, 3e38f); break;
+              case 7: x = rng() % 500 == 0 ? INFINITY : uni(0.0f, 1.0f); break;
+              default: x = uni(0.0f, 1.0f); break;
+            }
+          }
+        }
+      }
+      const auto want = run_cpu(spec, h, n, {});
+      for (const char* exhaustive : {"0", "1"}) {
+        setenv(name, exhaustive, 1);
+        expect_same(run_gpu(spec, h, n, {}).poses, want, 1e-3, 1e-5, true,
+                    std::string(model) + " n=" + std::to_string(n) + " exhaustive=" + exhaustive);
+      }
+    }
+  }
+  if (old) setenv(name, saved.c_str(), 1);
+  else unsetenv(name);
+}
+
 // exp: the GPU's double exp rounded to float vs glibc's expf may differ by one ulp in rare
 // halfway cases; everything else is bit-equal.
 TEST(CudaDecode, MoveNetMultiMatchesCpu) {

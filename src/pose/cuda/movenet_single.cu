@@ -36,6 +36,7 @@ struct SingleArgs {
   int max_poses;
   unsigned long long* keys;  // [max_batch, 17] best (value, cell) so far, 0 = none; reset by the last block
   unsigned* done;            // [max_batch] blocks of the item finished; reset by the last block
+  bool exhaustive;           // $POSERT_DECODE_EXHAUSTIVE: every cell's exact value, no screen
 };
 
 // i / G and i % G: G a compile-time constant (GT > 0: multiply and shift, no division) or a.G.
@@ -45,12 +46,43 @@ template <int GT>
 __device__ __forceinline__ int cell_x(int i, int G) { return GT > 0 ? i % GT : i % G; }
 
 template <int GT>
-__device__ __forceinline__ float keypoint_value(float h, int i, int G, float ry, float rx) {
+__device__ __forceinline__ float keypoint_d2(int i, int G, float ry, float rx) {
   const float dy = __fsub_rn(static_cast<float>(cell_y<GT>(i, G)), ry);
   const float dx = __fsub_rn(static_cast<float>(cell_x<GT>(i, G)), rx);
-  const float dist = __fsqrt_rn(__fadd_rn(__fmul_rn(dy, dy), __fmul_rn(dx, dx)));
-  return __fdiv_rn(h, __fadd_rn(dist, kMoveNetKeypointDistEps));
+  return __fadd_rn(__fmul_rn(dy, dy), __fmul_rn(dx, dx));
 }
+
+// The CPU's value of a cell, bit for bit: h / (sqrt(d2) + eps), IEEE square root and division.
+__device__ __forceinline__ float keypoint_value_exact(float h, float d2) {
+  return __fdiv_rn(h, __fadd_rn(__fsqrt_rn(d2), kMoveNetKeypointDistEps));
+}
+template <int GT>
+__device__ __forceinline__ float keypoint_value(float h, int i, int G, float ry, float rx) {
+  return keypoint_value_exact(h, keypoint_d2<GT>(i, G, ry, rx));
+}
+
+// An estimate of the same value from the hardware's approximate square root and reciprocal (a
+// few instructions where the IEEE operations take dozens). For finite h, a regressed position
+// within kScreenMaxPosition of the grid and a result above kEstimateFloor, it is within 2^-20 of
+// the exact value, relatively: the approximations are each within about 2^-22, the denominator
+// is at least eps = 1.8, and the sum with eps and the product add half an ulp each.
+__device__ __forceinline__ float keypoint_value_estimate(float h, float d2) {
+  float s;
+  asm("sqrt.approx.ftz.f32 %0, %1;" : "=f"(s) : "f"(d2));
+  return __fdividef(h, s + kMoveNetKeypointDistEps);
+}
+
+// The screen: a lane whose largest estimate so far is E >= kEstimateFloor computes the exact
+// value only of cells whose estimate is at least E * kEstimateCut. The lane's argmax cell passes:
+// its estimate is at least v * (1 - 2^-20), where v is the largest exact value of the lane's
+// cells, and E is at most v * (1 + 2^-20) (E is one of them's estimate), so the
+// argmax's estimate is at least E * (1 - 2^-20) / (1 + 2^-20) > E * (1 - 2^-14) rounded down.
+// So are cells tying with it (the same value), and NaN estimates (!(NaN < cut)), which the
+// exact path then handles as before. Below the floor (all values tiny, zero or negative, where
+// the relative bound need not hold) every cell is computed exactly.
+constexpr float kEstimateCut = 1.0f - 1.0f / 16384.0f;
+constexpr float kEstimateFloor = 1e-30f;
+constexpr float kScreenMaxPosition = 1048576.0f;  // grid units
 
 // The keypoint heat values are staged through shared memory, kTileCells cells (x 17 keypoints,
 // contiguous in memory) at a time: the block loads a tile with coalesced loads (consecutive
@@ -60,10 +92,11 @@ __device__ __forceinline__ float keypoint_value(float h, int i, int G, float ry,
 constexpr int kTileCells = 128;
 constexpr int kTileFloats = kTileCells * kK;
 constexpr int kTileLoads = (kTileFloats + kThreads - 1) / kThreads;  // per thread and tile
+constexpr int kLaneCells = kTileCells / 32;  // a lane's cells of a tile
 
 // Block (chunk, item): every block finds the item's centre (cheap), then warp k takes the
-// weighted argmax of keypoint k over the block's cells and merges it into the item's key by
-// atomicMax. The item's last block to finish writes the pose and resets the keys and counter.
+// weighted argmax of keypoint k over the block's cells (exact values only where the estimate
+// screen passes a cell) and merges it into the item's key by atomicMax. The item's last block to finish writes the pose and resets the keys and counter.
 // The first tile's heat values do not depend on the centre: they are loaded into registers
 // first, so their latency overlaps the centre's, and each next tile's while the current one is
 // searched. Candidates are compared as argmax keys (one 64-bit max; the order is total, so the
@@ -130,7 +163,11 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
   // argmax of heat / (distance + eps) over this block's cells.
   const float ry = __fadd_rn(static_cast<float>(cell_y<GT>(best, G)), reg[best * 2 * kK + 2 * k]);
   const float rx = __fadd_rn(static_cast<float>(cell_x<GT>(best, G)), reg[best * 2 * kK + 2 * k + 1]);
+  // The screen needs a regressed position of sane size (so every denominator is far below the
+  // 2^126 where __fdividef gives 0); a NaN position fails the test too.
+  const bool screen = !a.exhaustive && fabsf(ry) < kScreenMaxPosition && fabsf(rx) < kScreenMaxPosition;
   unsigned long long m = 0;
+  float best_est = -HUGE_VALF;  // the lane's largest estimate so far (the screen's E)
   for (int t0 = lo; t0 < hi; t0 += kTileCells) {
     const int tn = min(kTileCells, hi - t0);
 #pragma unroll
@@ -140,8 +177,25 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
     }
     __syncthreads();
     if (t0 + kTileCells < hi) load_tile(t0 + kTileCells);  // in flight while this tile is searched
-    for (int c = lane; c < tn; c += 32)
+    // Estimates of the lane's (up to kLaneCells) cells of the tile, then exact values of those
+    // that pass the screen, taken one at a time in a loop the warp runs as often as its lane
+    // with the most such cells needs (usually once: the lane's best cell).
+    float est[kLaneCells];
+#pragma unroll
+    for (int u = 0; u < kLaneCells; ++u) {
+      const int c = lane + 32 * u;
+      est[u] = c < tn ? keypoint_value_estimate(s_heat[c * kK + k], keypoint_d2<GT>(t0 + c, G, ry, rx)) : -HUGE_VALF;
+      best_est = fmaxf(best_est, est[u]);  // fmaxf ignores NaN
+    }
+    const float cut = screen && best_est >= kEstimateFloor ? best_est * kEstimateCut : -HUGE_VALF;
+    unsigned pass = 0;
+#pragma unroll
+    for (int u = 0; u < kLaneCells; ++u)
+      if (lane + 32 * u < tn && !(est[u] < cut)) pass |= 1u << u;
+    for (; pass != 0; pass &= pass - 1) {
+      const int c = lane + 32 * (__ffs(pass) - 1);
       m = max(m, argmax_key({keypoint_value<GT>(s_heat[c * kK + k], t0 + c, G, ry, rx), t0 + c}));
+    }
     __syncthreads();  // every warp done with the tile before the next one overwrites it
   }
   m = warp_max_key(m);
@@ -223,6 +277,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     resident_ = resident_blocks(kernel_, kThreads, "MoveNet decoder occupancy");
     sms_ = sm_count("MoveNet decoder setup");
     lanes_override_ = decode_cells_per_lane_from_env();
+    exhaustive_ = decode_exhaustive_from_env();
   }
 
   void enqueue(const std::vector<const float*>& heads, int n, const CropTransform* transforms, void* out,
@@ -237,7 +292,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     const auto [blocks, chunk] = split_cells(cells, per_lane);
     SingleArgs a{heads[0],   heads[1], heads[2],    heads[3],          weight_.as<float>(),
                  G_,         chunk,    out_scale_,  input_size_,       transforms,
-                 out,        max_poses_, keys_.as<unsigned long long>(), done_.as<unsigned>()};
+                 out,        max_poses_, keys_.as<unsigned long long>(), done_.as<unsigned>(), exhaustive_};
     kernel_<<<dim3(blocks, n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(a);
     launch_check("movenet_single_kernel");
   }
@@ -251,6 +306,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
   int resident_ = 1;  // blocks of the kernel the GPU runs at once
   int sms_ = 1;       // the GPU's SMs
   int lanes_override_ = 0;  // $POSERT_DECODE_CELLS_PER_LANE, or 0: movenet_single_cells_per_lane's choice
+  bool exhaustive_ = false;  // $POSERT_DECODE_EXHAUSTIVE
   DeviceBuffer weight_, keys_, done_;
 };
 
