@@ -65,4 +65,12 @@ inline bool decode_exhaustive_from_env() {
                          "MultiPose: the cells of the person's box; single pose: the screened cells");
 }
 
+// $POSERT_DECODE_STAGED: 0 makes the MoveNet single-pose GPU decoder load its heat values tile by
+// tile (the path GPUs before sm_90 take) where it would copy the block's whole chunk into shared
+// memory at the start; 1, unset or empty: staged where the GPU has the copy engine (a knob for
+// tests and A/B timing, not a setting users need).
+inline bool decode_staged_from_env() {
+  return switch_from_env("POSERT_DECODE_STAGED", true, "the chunk staged whole on sm_90+", "tile by tile");
+}
+
 }  // namespace posert

@@ -417,6 +417,51 @@ TEST(CudaDecode, MoveNetSingleScreenedSearchGivesTheExactBits) {
   else unsetenv(name);
 }
 
+// Sets an environment variable for the scope, then restores it.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    const char* old = std::getenv(name);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had_) setenv(name_, old_.c_str(), 1);
+    else unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  bool had_ = false;
+  std::string old_;
+};
+
+// On sm_90+ the single-pose decoder copies each block's chunk of heat values into shared memory
+// whole (the copy engine takes the 16-byte-aligned middle, threads the ragged ends) where the
+// chunk has at most 640 cells; $POSERT_DECODE_STAGED=0 takes the tile-by-tile loads. Both give
+// the CPU's bits with the heads at every word alignment and with chunks that start off a 16-byte
+// boundary (17 cells per lane: 461-cell chunks on lightning's grid) or are too large to stage
+// (4096: one block per item).
+TEST(CudaDecode, MoveNetSingleStagedAndTiledAtAnyAlignment) {
+  POSERT_REQUIRE_GPU();
+  for (const char* model : {"movenet-lightning", "movenet-thunder"}) {
+    const ModelSpec& spec = find_model_spec(model);
+    for (int n : {1, 16}) {
+      const Heads h = random_heads(spec, n, 300 + n, Values::Smooth);
+      const auto want = run_cpu(spec, h, n, {});
+      for (const char* staged : {"1", "0"})
+        for (const char* per_lane : {"", "3", "17", "4096"}) {
+          ScopedEnv s("POSERT_DECODE_STAGED", staged), p("POSERT_DECODE_CELLS_PER_LANE", per_lane);
+          for (const size_t shift : {0, 4, 8, 12})
+            expect_same(run_gpu(spec, h, n, {}, false, shift).poses, want, 1e-3, 1e-5, true,
+                        std::string(model) + " n=" + std::to_string(n) + " staged=" + staged + " cells per lane '" +
+                            per_lane + "' heads " + std::to_string(shift) + " bytes past 16");
+        }
+    }
+  }
+}
+
 // exp: the GPU's double exp rounded to float vs glibc's expf may differ by one ulp in rare
 // halfway cases; everything else is bit-equal.
 TEST(CudaDecode, MoveNetMultiMatchesCpu) {

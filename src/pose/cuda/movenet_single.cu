@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/engine_env.h"
+#include "kernels/cuda/cuda_common.cuh"
 #include "pose/cuda/decode_common.cuh"
 #include "pose/cuda/device_decoders.h"
 #include "pose/movenet_single.h"
@@ -94,6 +95,48 @@ constexpr int kTileFloats = kTileCells * kK;
 constexpr int kTileLoads = (kTileFloats + kThreads - 1) / kThreads;  // per thread and tile
 constexpr int kLaneCells = kTileCells / 32;  // a lane's cells of a tile
 
+// Staged chunks (sm_90+, chunks of at most kStageMaxCells cells): the block's whole chunk of heat
+// values (contiguous in memory) is copied into dynamic shared memory by the copy engine at the
+// kernel's start, while the centre is found, in place of the tile-by-tile loads. The region starts
+// at the source's address mod 16 past a 16-byte boundary (so that the copy's 16-byte-aligned
+// middle lines up) and has 16 spare bytes. 640 cells: 43,520 bytes, under the 48 KB a launch may
+// ask for without opting in.
+constexpr int kStageMaxCells = 640;
+inline size_t stage_bytes(int cells) { return (static_cast<size_t>(cells) * kK * sizeof(float) + 15) / 16 * 16 + 16; }
+extern __shared__ __align__(16) unsigned char s_chunk[];
+
+// Starts copying `words` floats from src to shared memory; returns where src[0] lands. sm_90:
+// thread 0 has the copy engine move the 16-byte-aligned middle (completing on *bar), threads 0..2
+// copy the ragged head and threads 4..6 the ragged tail (under 16 bytes each) word by word; every
+// thread calls chunk_wait, after a block barrier, before reading. Older GPUs (the host does not
+// launch it there): plain loads by every thread.
+__device__ __forceinline__ const float* stage_chunk(const float* src, unsigned words, unsigned long long* bar) {
+  float* dst = reinterpret_cast<float*>(s_chunk + (reinterpret_cast<size_t>(src) & 15));
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  const unsigned bytes = words * 4, mis = static_cast<unsigned>(reinterpret_cast<size_t>(src) & 15);
+  const unsigned head = mis != 0 ? min(16 - mis, bytes) : 0, bulk = (bytes - head) & ~15u;
+  const unsigned tail_from = (head + bulk) / 4, w = threadIdx.x;
+  if (w == 0) {
+    mbarrier_init_one(bar);
+    mbarrier_arrive_expect_tx(bar, bulk);  // 0 bytes: phase 0 completes on this arrival
+    if (bulk > 0) bulk_copy_to_shared(dst + head / 4, src + head / 4, bulk, bar);
+  }
+  if (w < 3 && w < head / 4) dst[w] = src[w];
+  if (w >= 4 && w < 7 && tail_from + (w - 4) < words) dst[tail_from + (w - 4)] = src[tail_from + (w - 4)];
+#else
+  (void)bar;
+  for (unsigned i = threadIdx.x; i < words; i += blockDim.x) dst[i] = src[i];
+#endif
+  return dst;
+}
+__device__ __forceinline__ void chunk_wait(unsigned long long* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  mbarrier_wait_phase0(bar);
+#else
+  (void)bar;
+#endif
+}
+
 // Block (chunk, item): every block finds the item's centre (cheap), then warp k takes the
 // weighted argmax of keypoint k over the block's cells (exact values only where the estimate
 // screen passes a cell) and merges it into the item's key by atomicMax. The item's last block to finish writes the pose and resets the keys and counter.
@@ -101,8 +144,9 @@ constexpr int kLaneCells = kTileCells / 32;  // a lane's cells of a tile
 // first, so their latency overlaps the centre's, and each next tile's while the current one is
 // searched. Candidates are compared as argmax keys (one 64-bit max; the order is total, so the
 // order in which cells are visited does not change the result).
-// GT: the grid side as a compile-time constant (48: lightning, 64: thunder), or 0.
-template <int GT>
+// GT: the grid side as a compile-time constant (48: lightning, 64: thunder), or 0. kStaged: the
+// chunk staged whole (stage_chunk; dynamic shared memory of stage_bytes(chunk)), else tile by tile.
+template <int GT, bool kStaged>
 __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) {
   const int b = blockIdx.y;
   const int G = GT > 0 ? GT : a.G, cells = G * G;
@@ -117,7 +161,8 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
   __shared__ bool s_last;
   __shared__ float s_kp[kK][3];  // x, y, score in model-input pixels
 
-  __shared__ float s_heat[kTileFloats];  // [cell of the tile][keypoint]
+  __shared__ float s_heat[kStaged ? 1 : kTileFloats];  // [cell of the tile][keypoint]
+  __shared__ unsigned long long s_copied;               // kStaged: the copy's mbarrier
 
   const int k = warp;
   const int lo = blockIdx.x * a.chunk, hi = min(lo + a.chunk, cells);
@@ -131,7 +176,9 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
       hv[u] = j < n ? src[j] : 0.0f;
     }
   };
-  if (lo < hi) load_tile(lo);
+  const float* staged = nullptr;  // kStaged: cell lo's values in shared memory
+  if (kStaged) staged = stage_chunk(heat + static_cast<size_t>(lo) * kK, static_cast<unsigned>(hi - lo) * kK, &s_copied);
+  else if (lo < hi) load_tile(lo);
 
   // 1. Centre: argmax of centre * weight.
   unsigned long long c = 0;
@@ -168,15 +215,19 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
   const bool screen = !a.exhaustive && fabsf(ry) < kScreenMaxPosition && fabsf(rx) < kScreenMaxPosition;
   unsigned long long m = 0;
   float best_est = -HUGE_VALF;  // the lane's largest estimate so far (the screen's E)
+  if (kStaged) chunk_wait(&s_copied);  // the ragged words came before the centre's barriers
   for (int t0 = lo; t0 < hi; t0 += kTileCells) {
     const int tn = min(kTileCells, hi - t0);
+    const float* tile = kStaged ? staged + static_cast<size_t>(t0 - lo) * kK : s_heat;
+    if (!kStaged) {
 #pragma unroll
-    for (int u = 0; u < kTileLoads; ++u) {
-      const int j = tid + u * kThreads;
-      if (j < tn * kK) s_heat[j] = hv[u];
+      for (int u = 0; u < kTileLoads; ++u) {
+        const int j = tid + u * kThreads;
+        if (j < tn * kK) s_heat[j] = hv[u];
+      }
+      __syncthreads();
+      if (t0 + kTileCells < hi) load_tile(t0 + kTileCells);  // in flight while this tile is searched
     }
-    __syncthreads();
-    if (t0 + kTileCells < hi) load_tile(t0 + kTileCells);  // in flight while this tile is searched
     // Estimates of the lane's (up to kLaneCells) cells of the tile, then exact values of those
     // that pass the screen, taken one at a time in a loop the warp runs as often as its lane
     // with the most such cells needs (usually once: the lane's best cell).
@@ -184,7 +235,7 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
 #pragma unroll
     for (int u = 0; u < kLaneCells; ++u) {
       const int c = lane + 32 * u;
-      est[u] = c < tn ? keypoint_value_estimate(s_heat[c * kK + k], keypoint_d2<GT>(t0 + c, G, ry, rx)) : -HUGE_VALF;
+      est[u] = c < tn ? keypoint_value_estimate(tile[c * kK + k], keypoint_d2<GT>(t0 + c, G, ry, rx)) : -HUGE_VALF;
       best_est = fmaxf(best_est, est[u]);  // fmaxf ignores NaN
     }
     const float cut = screen && best_est >= kEstimateFloor ? best_est * kEstimateCut : -HUGE_VALF;
@@ -194,9 +245,9 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
       if (lane + 32 * u < tn && !(est[u] < cut)) pass |= 1u << u;
     for (; pass != 0; pass &= pass - 1) {
       const int c = lane + 32 * (__ffs(pass) - 1);
-      m = max(m, argmax_key({keypoint_value<GT>(s_heat[c * kK + k], t0 + c, G, ry, rx), t0 + c}));
+      m = max(m, argmax_key({keypoint_value<GT>(tile[c * kK + k], t0 + c, G, ry, rx), t0 + c}));
     }
-    __syncthreads();  // every warp done with the tile before the next one overwrites it
+    if (!kStaged) __syncthreads();  // every warp done with the tile before the next one overwrites it
   }
   m = warp_max_key(m);
   if (lane == 0 && m != 0) atomicMax(&a.keys[static_cast<size_t>(b) * kK + k], m);
@@ -273,9 +324,14 @@ class MoveNetSingleDecoder : public DeviceDecoder {
                "clearing the MoveNet keypoint workspace");
     cuda_check(cudaDeviceSynchronize(), "clearing the MoveNet keypoint workspace");
     out_scale_ = movenet_output_scale(G_);
-    kernel_ = G_ == 48 ? movenet_single_kernel<48> : G_ == 64 ? movenet_single_kernel<64> : movenet_single_kernel<0>;
+    kernel_ = G_ == 48 ? movenet_single_kernel<48, false> : G_ == 64 ? movenet_single_kernel<64, false> : movenet_single_kernel<0, false>;
+    staged_kernel_ = G_ == 48 ? movenet_single_kernel<48, true> : G_ == 64 ? movenet_single_kernel<64, true> : movenet_single_kernel<0, true>;
     resident_ = resident_blocks(kernel_, kThreads, "MoveNet decoder occupancy");
     sms_ = sm_count("MoveNet decoder setup");
+    int dev = 0, major = 0;
+    cuda_check(cudaGetDevice(&dev), "MoveNet decoder setup");
+    cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), "MoveNet decoder setup");
+    can_stage_ = major >= 9 && decode_staged_from_env();
     lanes_override_ = decode_cells_per_lane_from_env();
     exhaustive_ = decode_exhaustive_from_env();
   }
@@ -293,7 +349,12 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     SingleArgs a{heads[0],   heads[1], heads[2],    heads[3],          weight_.as<float>(),
                  G_,         chunk,    out_scale_,  input_size_,       transforms,
                  out,        max_poses_, keys_.as<unsigned long long>(), done_.as<unsigned>(), exhaustive_};
-    kernel_<<<dim3(blocks, n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(a);
+    // Staged where the chunk fits (the staged kernel's occupancy is the same: at most 43.5 KB of
+    // shared memory a block, 3 blocks an SM, as registers allow).
+    if (can_stage_ && chunk <= kStageMaxCells)
+      staged_kernel_<<<dim3(blocks, n), kThreads, stage_bytes(chunk), static_cast<cudaStream_t>(stream)>>>(a);
+    else
+      kernel_<<<dim3(blocks, n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(a);
     launch_check("movenet_single_kernel");
   }
 
@@ -302,7 +363,9 @@ class MoveNetSingleDecoder : public DeviceDecoder {
   float input_size_;
   int max_poses_;
   float out_scale_ = 0;
-  void (*kernel_)(SingleArgs) = nullptr;  // movenet_single_kernel for this grid side
+  void (*kernel_)(SingleArgs) = nullptr;         // movenet_single_kernel for this grid side, tile by tile
+  void (*staged_kernel_)(SingleArgs) = nullptr;  // the same with the chunk staged whole
+  bool can_stage_ = false;                       // sm_90+ and $POSERT_DECODE_STAGED not 0
   int resident_ = 1;  // blocks of the kernel the GPU runs at once
   int sms_ = 1;       // the GPU's SMs
   int lanes_override_ = 0;  // $POSERT_DECODE_CELLS_PER_LANE, or 0: movenet_single_cells_per_lane's choice
