@@ -119,14 +119,25 @@ __device__ __forceinline__ int argmax_key_index(unsigned long long key) {
 }
 
 // The warp's largest argmax key (argmax_key's order is the CPU scan's: value descending, NaN
-// last, then index ascending; 0 = no candidate, below every key).
+// last, then index ascending; 0 = no candidate, below every key): the largest high word, then the
+// largest low word among the lanes holding it, each one warp reduction (redux.sync, sm_80+), where
+// a butterfly of 64-bit shuffles took five dependent rounds. Every lane of the warp calls it.
 __device__ __forceinline__ unsigned long long warp_max_key(unsigned long long k) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const unsigned long long other = __shfl_xor_sync(0xffffffffu, k, o);
-    k = other > k ? other : k;
-  }
-  return k;
+  const unsigned hi = static_cast<unsigned>(k >> 32), lo = static_cast<unsigned>(k);
+  const unsigned top = __reduce_max_sync(0xffffffffu, hi);
+  const unsigned low = __reduce_max_sync(0xffffffffu, hi == top ? lo : 0u);
+  return (static_cast<unsigned long long>(top) << 32) | low;
+}
+
+// atomicAdd on a global counter with acquire-release semantics at device scope (PTX
+// atom.acq_rel.gpu). After a block barrier, one thread's add orders the whole block's earlier
+// writes and atomics before it (release is cumulative through the barrier), and the block's later
+// reads after it (acquire, then a barrier): the "last block" handshake with one thread's ordering
+// in place of a __threadfence() (fence.sc) by every thread before and after.
+__device__ __forceinline__ unsigned atomic_add_acq_rel_gpu(unsigned* p, unsigned v) {
+  unsigned old;
+  asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+  return old;
 }
 
 // Start of item b's records and its header, in a PoseItemLayout buffer.

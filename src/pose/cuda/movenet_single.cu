@@ -252,13 +252,13 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
   m = warp_max_key(m);
   if (lane == 0 && m != 0) atomicMax(&a.keys[static_cast<size_t>(b) * kK + k], m);
 
-  // 3. The last block of the item (threadfence + counter) assembles the pose.
-  __threadfence();
+  // 3. The last block of the item assembles the pose: the block's atomics are ordered before its
+  // count (barrier, then a release add), and the other blocks' before the last block's reads
+  // (the same add acquires, then a barrier).
   __syncthreads();
-  if (tid == 0) s_last = atomicAdd(&a.done[b], 1u) == gridDim.x - 1;
+  if (tid == 0) s_last = atomic_add_acq_rel_gpu(&a.done[b], 1u) == gridDim.x - 1;
   __syncthreads();
   if (!s_last) return;  // the whole block
-  __threadfence();
   if (tid < kK) {
     const unsigned long long key = atomicExch(&a.keys[static_cast<size_t>(b) * kK + tid], 0ull);
     // The CPU's scan keeps cell 0 when its value is NaN (nothing compares greater).
