@@ -29,6 +29,7 @@
 #include "pose/pose_record.h"
 #include "pose/posenet.h"
 #include "posert/error.h"
+#include "support/test_support.h"
 #endif
 
 namespace posert {
@@ -335,13 +336,10 @@ TEST(CudaDecode, MoveNetSingleOtherGridSizes) {
 // one block per item (4096 is clamped to the grid).
 TEST(CudaDecode, MoveNetSingleAnyCellsPerLane) {
   POSERT_REQUIRE_GPU();
-  const char* name = "POSERT_DECODE_CELLS_PER_LANE";
-  const char* old = std::getenv(name);
-  const std::string saved = old ? old : "";
   for (const char* model : {"movenet-lightning", "movenet-thunder"}) {
     const ModelSpec& spec = find_model_spec(model);
     for (const char* per_lane : {"1", "3", "9", "17", "4096"}) {
-      setenv(name, per_lane, 1);
+      const test::ScopedEnv env("POSERT_DECODE_CELLS_PER_LANE", per_lane);
       for (int n : {1, 16}) {
         const Heads h = random_heads(spec, n, 41 + n, Values::Smooth);
         expect_same(run_gpu(spec, h, n, {}).poses, run_cpu(spec, h, n, {}), 1e-3, 1e-5, true,
@@ -349,8 +347,6 @@ TEST(CudaDecode, MoveNetSingleAnyCellsPerLane) {
       }
     }
   }
-  if (old) setenv(name, saved.c_str(), 1);
-  else unsetenv(name);
 }
 
 // The single-pose decoder screens cells by an estimate of heat / (distance + eps) and computes
@@ -363,9 +359,6 @@ TEST(CudaDecode, MoveNetSingleAnyCellsPerLane) {
 //   random values, random values with the regressed position far off the grid (1e7 cells).
 TEST(CudaDecode, MoveNetSingleScreenedSearchGivesTheExactBits) {
   POSERT_REQUIRE_GPU();
-  const char* name = "POSERT_DECODE_EXHAUSTIVE";
-  const char* old = std::getenv(name);
-  const std::string saved = old ? old : "";
   for (const char* model : {"movenet-lightning", "movenet-thunder"}) {
     const ModelSpec& spec = find_model_spec(model);
     const int G = spec.input_size / 4;
@@ -407,35 +400,13 @@ TEST(CudaDecode, MoveNetSingleScreenedSearchGivesTheExactBits) {
       }
       const auto want = run_cpu(spec, h, n, {});
       for (const char* exhaustive : {"0", "1"}) {
-        setenv(name, exhaustive, 1);
+        const test::ScopedEnv env("POSERT_DECODE_EXHAUSTIVE", exhaustive);
         expect_same(run_gpu(spec, h, n, {}).poses, want, 1e-3, 1e-5, true,
                     std::string(model) + " n=" + std::to_string(n) + " exhaustive=" + exhaustive);
       }
     }
   }
-  if (old) setenv(name, saved.c_str(), 1);
-  else unsetenv(name);
 }
-
-// Sets an environment variable for the scope, then restores it.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    const char* old = std::getenv(name);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (had_) setenv(name_, old_.c_str(), 1);
-    else unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  bool had_ = false;
-  std::string old_;
-};
 
 // On sm_90+ the single-pose decoder copies each block's chunk of heat values into shared memory
 // whole (the copy engine takes the 16-byte-aligned middle, threads the ragged ends) where the
@@ -452,7 +423,7 @@ TEST(CudaDecode, MoveNetSingleStagedAndTiledAtAnyAlignment) {
       const auto want = run_cpu(spec, h, n, {});
       for (const char* staged : {"1", "0"})
         for (const char* per_lane : {"", "3", "17", "4096"}) {
-          ScopedEnv s("POSERT_DECODE_STAGED", staged), p("POSERT_DECODE_CELLS_PER_LANE", per_lane);
+          const test::ScopedEnv s("POSERT_DECODE_STAGED", staged), p("POSERT_DECODE_CELLS_PER_LANE", per_lane);
           for (const size_t shift : {0, 4, 8, 12})
             expect_same(run_gpu(spec, h, n, {}, false, shift).poses, want, 1e-3, 1e-5, true,
                         std::string(model) + " n=" + std::to_string(n) + " staged=" + staged + " cells per lane '" +
@@ -840,9 +811,6 @@ TEST(CudaDecode, MoveNetMultiBoxSpansGiveTheExhaustiveBytes) {
   POSERT_REQUIRE_GPU();
   const ModelSpec& spec = find_model_spec("movenet-multipose");
   const int G = grid_of(spec);
-  const char* name = "POSERT_DECODE_EXHAUSTIVE";
-  const char* old = std::getenv(name);
-  const std::string saved = old ? old : "";
   const float special[] = {1e38f, 3e38f, 1e30f, 2.0f, -0.5f, -1e30f, INFINITY, -INFINITY, NAN, 0.0f, -0.0f, 1e-40f};
   for (int n : {1, 16, 40}) {
     Heads h = random_heads(spec, n, 61 + n, Values::Smooth);
@@ -864,18 +832,20 @@ TEST(CudaDecode, MoveNetMultiBoxSpansGiveTheExhaustiveBytes) {
         if (b % 3 != 0) bscale[cell * 2] = bscale[cell * 2 + 1] = 4.0f * G;
       }
     }
-    setenv(name, "1", 1);
-    const GpuResult all = run_gpu(spec, h, n, {});
-    setenv(name, "0", 1);
-    const GpuResult spans = run_gpu(spec, h, n, {});
+    const GpuResult all = [&] {
+      const test::ScopedEnv env("POSERT_DECODE_EXHAUSTIVE", "1");
+      return run_gpu(spec, h, n, {});
+    }();
+    const GpuResult spans = [&] {
+      const test::ScopedEnv env("POSERT_DECODE_EXHAUSTIVE", "0");
+      return run_gpu(spec, h, n, {});
+    }();
     EXPECT_EQ(spans.bytes, all.bytes) << "n=" << n;
     int poses = 0;
     for (const auto& item : all.poses) poses += static_cast<int>(item.size());
     std::printf("[ box spans ] n=%d: %d poses, same bytes as every cell computed: %s\n", n, poses,
                 spans.bytes == all.bytes ? "yes" : "no");
   }
-  if (old) setenv(name, saved.c_str(), 1);
-  else unsetenv(name);
 }
 
 // PoseNet: two people drawn into all four heads (peaks, offsets, displacements exactly between

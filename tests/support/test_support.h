@@ -1,5 +1,6 @@
 // Shared helpers for tests: where the models and test data are, and temporary directories.
 #pragma once
+#include <cstdlib>
 #include <string>
 
 namespace posert::test {
@@ -16,5 +17,26 @@ std::string temp_dir();
 // $name as a number in lo..hi (the fuzz tests' POSERT_FUZZ_ITERS / POSERT_FUZZ_SEED); def when
 // unset or empty; anything else is a test failure, and def is used.
 long env_number(const char* name, long def, long lo, long hi);
+
+// Sets $name to value (nullptr: unsets it) for the object's scope, then restores what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) had_ = true, old_ = old;
+    if (value) setenv(name, value, 1);
+    else unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (had_) setenv(name_, old_.c_str(), 1);
+    else unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  bool had_ = false;
+  std::string old_;
+};
 
 }  // namespace posert::test

@@ -9,28 +9,12 @@
 #include <string>
 
 #include "engine/engine_env.h"
+#include "support/test_support.h"
 
 namespace posert {
 namespace {
 
-// Sets `name` for the test's scope and restores what was there.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) had_ = true, old_ = old;
-    if (value) setenv(name, value, 1);
-    else unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (had_) setenv(name_, old_.c_str(), 1);
-    else unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  bool had_ = false;
-  std::string old_;
-};
+using test::ScopedEnv;
 
 void expect_usage_error(const std::function<void()>& f, const std::string& name) {
   try {
