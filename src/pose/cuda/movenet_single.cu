@@ -139,10 +139,11 @@ __device__ __forceinline__ void chunk_wait(unsigned long long* bar) {
 
 // Block (chunk, item): every block finds the item's centre (cheap), then warp k takes the
 // weighted argmax of keypoint k over the block's cells (exact values only where the estimate
-// screen passes a cell) and merges it into the item's key by atomicMax. The item's last block to finish writes the pose and resets the keys and counter.
-// The first tile's heat values do not depend on the centre: they are loaded into registers
-// first, so their latency overlaps the centre's, and each next tile's while the current one is
-// searched. Candidates are compared as argmax keys (one 64-bit max; the order is total, so the
+// screen passes a cell) and merges it into the item's key by atomicMax. The item's last block to
+// finish writes the pose and resets the keys and counter. The heat values do not depend on the
+// centre: the staged chunk's copy (or, tile by tile, the first tile's loads into registers)
+// starts first, so its latency overlaps the centre's; each next tile loads while the current one
+// is searched. Candidates are compared as argmax keys (one 64-bit max; the order is total, so the
 // order in which cells are visited does not change the result).
 // GT: the grid side as a compile-time constant (48: lightning, 64: thunder), or 0. kStaged: the
 // chunk staged whole (stage_chunk; dynamic shared memory of stage_bytes(chunk)), else tile by tile.
@@ -177,7 +178,8 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
     }
   };
   const float* staged = nullptr;  // kStaged: cell lo's values in shared memory
-  if (kStaged) staged = stage_chunk(heat + static_cast<size_t>(lo) * kK, static_cast<unsigned>(hi - lo) * kK, &s_copied);
+  if (kStaged)
+    staged = stage_chunk(heat + static_cast<size_t>(lo) * kK, static_cast<unsigned>(hi - lo) * kK, &s_copied);
   else if (lo < hi) load_tile(lo);
 
   // 1. Centre: argmax of centre * weight.
@@ -324,8 +326,12 @@ class MoveNetSingleDecoder : public DeviceDecoder {
                "clearing the MoveNet keypoint workspace");
     cuda_check(cudaDeviceSynchronize(), "clearing the MoveNet keypoint workspace");
     out_scale_ = movenet_output_scale(G_);
-    kernel_ = G_ == 48 ? movenet_single_kernel<48, false> : G_ == 64 ? movenet_single_kernel<64, false> : movenet_single_kernel<0, false>;
-    staged_kernel_ = G_ == 48 ? movenet_single_kernel<48, true> : G_ == 64 ? movenet_single_kernel<64, true> : movenet_single_kernel<0, true>;
+    kernel_ = G_ == 48   ? movenet_single_kernel<48, false>
+              : G_ == 64 ? movenet_single_kernel<64, false>
+                         : movenet_single_kernel<0, false>;
+    staged_kernel_ = G_ == 48   ? movenet_single_kernel<48, true>
+                     : G_ == 64 ? movenet_single_kernel<64, true>
+                                : movenet_single_kernel<0, true>;
     resident_ = resident_blocks(kernel_, kThreads, "MoveNet decoder occupancy");
     sms_ = sm_count("MoveNet decoder setup");
     int dev = 0, major = 0;
