@@ -295,6 +295,28 @@ __device__ __forceinline__ void bulk_copy_to_shared(void* smem, const void* gmem
                "l"(gmem), "r"(bytes), "r"(smem_u32(bar))
                : "memory");
 }
+// How a region of `bytes` (a multiple of 4) is staged when its shared-memory copy starts at its
+// source's address mod 16 past a 16-byte boundary: the 16-byte-aligned middle, bytes [head,
+// head + bulk), goes to the copy engine (bulk_copy_middle, thread 0, after the barrier's
+// expect_tx counted bulk); the ragged head and tail, under 16 bytes each, go word by word
+// (copy_ragged_word, eight threads).
+struct BulkSplit {
+  unsigned head, bulk;
+};
+__device__ __forceinline__ BulkSplit bulk_split(const void* src, unsigned bytes) {
+  const unsigned mis = static_cast<unsigned>(reinterpret_cast<size_t>(src) & 15);
+  const unsigned head = mis != 0 ? min(16 - mis, bytes) : 0;
+  return {head, (bytes - head) & ~15u};
+}
+__device__ __forceinline__ void bulk_copy_middle(float* dst, const float* src, BulkSplit s, unsigned long long* bar) {
+  if (s.bulk > 0) bulk_copy_to_shared(dst + s.head / 4, src + s.head / 4, s.bulk, bar);
+}
+// Helper w (0..7): w 0..2 copy head words 0..2, w 4..6 tail words 0..2, where the region has them.
+__device__ __forceinline__ void copy_ragged_word(float* dst, const float* src, unsigned bytes, BulkSplit s, unsigned w) {
+  const unsigned tail_from = (s.head + s.bulk) / 4;
+  if (w < 3 && w < s.head / 4) dst[w] = src[w];
+  if (w >= 4 && w < 7 && tail_from + (w - 4) < bytes / 4) dst[tail_from + (w - 4)] = src[tail_from + (w - 4)];
+}
 __device__ __forceinline__ void mbarrier_wait_phase0(unsigned long long* bar) {
   unsigned done = 0;
   while (!done)

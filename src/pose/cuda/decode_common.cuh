@@ -140,6 +140,20 @@ __device__ __forceinline__ unsigned atomic_add_acq_rel_gpu(unsigned* p, unsigned
   return old;
 }
 
+// The "last block" handshake of a decoder whose blocks split one item: every thread of the block
+// calls it once, after its writes and atomics for the item; it returns true (in every thread) in
+// the one block that counts last, which may then read what every other block wrote. The block's
+// writes are ordered before its count by a barrier and one thread's release add, the other blocks'
+// before the last block's later reads by the same add's acquire and a second barrier. The counter
+// is left at `blocks` for the last block to reset.
+__device__ __forceinline__ bool last_block_of_item(unsigned* done, unsigned blocks) {
+  __shared__ bool s_last;
+  __syncthreads();
+  if (threadIdx.x == 0) s_last = atomic_add_acq_rel_gpu(done, 1u) == blocks - 1;
+  __syncthreads();
+  return s_last;
+}
+
 // Start of item b's records and its header, in a PoseItemLayout buffer.
 __device__ __forceinline__ char* item_ptr(void* out, int b, int max_poses) {
   return static_cast<char*>(out) + static_cast<size_t>(b) * (16 + static_cast<size_t>(max_poses) * sizeof(PoseRecord));

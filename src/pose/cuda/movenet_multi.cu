@@ -246,7 +246,7 @@ constexpr int kMinCellsPerLane = 2;
 // Block (chunk, item): warp k takes the weighted argmax of keypoint k for each of the six people
 // over the block's cells (person_argmax: the cells of the person's box, and the first cell
 // outside it) and merges it into the item's keys by atomicMax; the item's last block to finish
-// (threadfence + counter) writes the rows, scores and records and resets keys and counter.
+// (last_block_of_item) writes the rows, scores and records and resets keys and counter.
 __global__ void __launch_bounds__(kArgThreads, 2) multi_keypoints_kernel(MultiArgs a) {
   const int b = blockIdx.y, G = a.G, cells = G * G;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -254,7 +254,6 @@ __global__ void __launch_bounds__(kArgThreads, 2) multi_keypoints_kernel(MultiAr
   const float Gf = static_cast<float>(G);
   const float sigma = __fmul_rn(Gf, kMoveNetMultiSigmaPerCell);
   __shared__ Person s_people[kPeople];
-  __shared__ bool s_last;
   __shared__ int s_best[kPeople][kK];
   __shared__ float s_row[kPeople][kMoveNetMultiRow];
   __shared__ int s_slot[kPeople];
@@ -282,12 +281,7 @@ __global__ void __launch_bounds__(kArgThreads, 2) multi_keypoints_kernel(MultiAr
       for (int p = 0; p < kPeople; ++p)
         if (key[p] != 0) atomicMax(&a.keys[(static_cast<size_t>(b) * kPeople + p) * kK + k], key[p]);
   }
-  __threadfence();
-  __syncthreads();
-  if (tid == 0) s_last = atomicAdd(&a.done[b], 1u) == gridDim.x - 1;
-  __syncthreads();
-  if (!s_last) return;  // the whole block
-  __threadfence();
+  if (!last_block_of_item(&a.done[b], gridDim.x)) return;  // the whole block
   if (tid < kPeople * kK) {
     const int p = tid / kK, k = tid % kK;
     const unsigned long long key = atomicExch(&a.keys[(static_cast<size_t>(b) * kPeople + p) * kK + k], 0ull);

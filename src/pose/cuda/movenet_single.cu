@@ -106,23 +106,20 @@ inline size_t stage_bytes(int cells) { return (static_cast<size_t>(cells) * kK *
 extern __shared__ __align__(16) unsigned char s_chunk[];
 
 // Starts copying `words` floats from src to shared memory; returns where src[0] lands. sm_90:
-// thread 0 has the copy engine move the 16-byte-aligned middle (completing on *bar), threads 0..2
-// copy the ragged head and threads 4..6 the ragged tail (under 16 bytes each) word by word; every
-// thread calls chunk_wait, after a block barrier, before reading. Older GPUs (the host does not
+// thread 0 has the copy engine move the 16-byte-aligned middle (completing on *bar), threads 0..7
+// the ragged ends (BulkSplit); every thread calls chunk_wait, after a block barrier, before
+// reading. Older GPUs (the host does not
 // launch it there): plain loads by every thread.
 __device__ __forceinline__ const float* stage_chunk(const float* src, unsigned words, unsigned long long* bar) {
   float* dst = reinterpret_cast<float*>(s_chunk + (reinterpret_cast<size_t>(src) & 15));
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  const unsigned bytes = words * 4, mis = static_cast<unsigned>(reinterpret_cast<size_t>(src) & 15);
-  const unsigned head = mis != 0 ? min(16 - mis, bytes) : 0, bulk = (bytes - head) & ~15u;
-  const unsigned tail_from = (head + bulk) / 4, w = threadIdx.x;
-  if (w == 0) {
+  const BulkSplit sp = bulk_split(src, words * 4);
+  if (threadIdx.x == 0) {
     mbarrier_init_one(bar);
-    mbarrier_arrive_expect_tx(bar, bulk);  // 0 bytes: phase 0 completes on this arrival
-    if (bulk > 0) bulk_copy_to_shared(dst + head / 4, src + head / 4, bulk, bar);
+    mbarrier_arrive_expect_tx(bar, sp.bulk);  // 0 bytes: phase 0 completes on this arrival
+    bulk_copy_middle(dst, src, sp, bar);
   }
-  if (w < 3 && w < head / 4) dst[w] = src[w];
-  if (w >= 4 && w < 7 && tail_from + (w - 4) < words) dst[tail_from + (w - 4)] = src[tail_from + (w - 4)];
+  if (threadIdx.x < 8) copy_ragged_word(dst, src, words * 4, sp, threadIdx.x);
 #else
   (void)bar;
   for (unsigned i = threadIdx.x; i < words; i += blockDim.x) dst[i] = src[i];
@@ -159,7 +156,6 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
 
   __shared__ unsigned long long s_key[kK];
   __shared__ int s_centre;
-  __shared__ bool s_last;
   __shared__ float s_kp[kK][3];  // x, y, score in model-input pixels
 
   __shared__ float s_heat[kStaged ? 1 : kTileFloats];  // [cell of the tile][keypoint]
@@ -254,13 +250,8 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
   m = warp_max_key(m);
   if (lane == 0 && m != 0) atomicMax(&a.keys[static_cast<size_t>(b) * kK + k], m);
 
-  // 3. The last block of the item assembles the pose: the block's atomics are ordered before its
-  // count (barrier, then a release add), and the other blocks' before the last block's reads
-  // (the same add acquires, then a barrier).
-  __syncthreads();
-  if (tid == 0) s_last = atomic_add_acq_rel_gpu(&a.done[b], 1u) == gridDim.x - 1;
-  __syncthreads();
-  if (!s_last) return;  // the whole block
+  // 3. The last block of the item (last_block_of_item) assembles the pose.
+  if (!last_block_of_item(&a.done[b], gridDim.x)) return;  // the whole block
   if (tid < kK) {
     const unsigned long long key = atomicExch(&a.keys[static_cast<size_t>(b) * kK + tid], 0ull);
     // The CPU's scan keeps cell 0 when its value is NaN (nothing compares greater).

@@ -430,7 +430,7 @@ __device__ StagedHeads staged_heads(const float* offsets, const float* fwd, cons
 }
 // Starts the copies (all threads call it). sm_90: thread 0 has the copy engine move each region's
 // 16-byte-aligned middle (one instruction per region, completing on *bar); the ragged ends, under
-// 16 bytes each, go word by word. Older GPUs: cp.async by every thread, 8 bytes at a time where the
+// 16 bytes each, go word by word (BulkSplit). Older GPUs: cp.async by every thread, 8 bytes at a time where the
 // region starts 8-byte aligned (as it does from an aligned tensor: cells times 136 or 128 bytes
 // per item), else 4.
 __device__ void stage_heads(const StagedHeads& h, const float* offsets, const float* fwd, const float* bwd,
@@ -439,33 +439,23 @@ __device__ void stage_heads(const StagedHeads& h, const float* offsets, const fl
   float* dst[3] = {h.offsets, h.fwd, h.bwd};
   const unsigned bytes[3] = {h.offset_bytes, h.fwd_bytes, h.bwd_bytes};
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  unsigned head[3], bulk[3], total = 0;
+  BulkSplit sp[3];
 #pragma unroll
-  for (int r = 0; r < 3; ++r) {
-    const unsigned mis = static_cast<unsigned>(reinterpret_cast<size_t>(src[r]) & 15);
-    head[r] = mis != 0 ? min(16 - mis, bytes[r]) : 0;
-    bulk[r] = (bytes[r] - head[r]) & ~15u;
-    total += bulk[r];
-  }
+  for (int r = 0; r < 3; ++r) sp[r] = bulk_split(src[r], bytes[r]);
   if (threadIdx.x == 0) {
     mbarrier_init_one(bar);
-    mbarrier_arrive_expect_tx(bar, total);  // 0 bytes: phase 0 completes on this arrival
+    mbarrier_arrive_expect_tx(bar, sp[0].bulk + sp[1].bulk + sp[2].bulk);  // 0 bytes: completes on this arrival
 #pragma unroll
-    for (int r = 0; r < 3; ++r)
-      if (bulk[r] > 0) bulk_copy_to_shared(dst[r] + head[r] / 4, src[r] + head[r] / 4, bulk[r], bar);
+    for (int r = 0; r < 3; ++r) bulk_copy_middle(dst[r], src[r], sp[r], bar);
   }
-  // Threads 0..23: region tid / 8, head words 0..2 and tail words 4..6.
-  // The region is picked by selects, not by indexing the arrays with r (which would put them in
-  // local memory: a stack frame).
+  // Threads 0..23: region tid / 8's ragged words, helper tid % 8. The region is picked by selects,
+  // not by indexing the arrays with r (which would put them in local memory: a stack frame).
   if (threadIdx.x < 24) {
-    const int r = threadIdx.x / 8, w = threadIdx.x % 8;
+    const int r = threadIdx.x / 8;
     auto pick = [r](auto v0, auto v1, auto v2) { return r == 0 ? v0 : r == 1 ? v1 : v2; };
-    const float* s = pick(src[0], src[1], src[2]);
-    float* d = pick(dst[0], dst[1], dst[2]);
-    const unsigned hd = pick(head[0], head[1], head[2]);
-    const unsigned tail_from = (hd + pick(bulk[0], bulk[1], bulk[2])) / 4, words = pick(bytes[0], bytes[1], bytes[2]) / 4;
-    if (w < 3 && static_cast<unsigned>(w) < hd / 4) d[w] = s[w];
-    if (w >= 4 && w < 7 && tail_from + (w - 4) < words) d[tail_from + (w - 4)] = s[tail_from + (w - 4)];
+    const BulkSplit s{pick(sp[0].head, sp[1].head, sp[2].head), pick(sp[0].bulk, sp[1].bulk, sp[2].bulk)};
+    copy_ragged_word(pick(dst[0], dst[1], dst[2]), pick(src[0], src[1], src[2]), pick(bytes[0], bytes[1], bytes[2]), s,
+                     threadIdx.x % 8);
   }
 #else
   (void)bar;
