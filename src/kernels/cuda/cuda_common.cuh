@@ -299,7 +299,10 @@ __device__ __forceinline__ void bulk_copy_to_shared(void* smem, const void* gmem
 // source's address mod 16 past a 16-byte boundary: the 16-byte-aligned middle, bytes [head,
 // head + bulk), goes to the copy engine (bulk_copy_middle, thread 0, after the barrier's
 // expect_tx counted bulk); the ragged head and tail, under 16 bytes each, go word by word
-// (copy_ragged_word, eight threads).
+// (copy_ragged_word, eight threads) as 4-byte cp.async copies, so that no thread waits for them
+// where it issues them (a load and a store would hold the thread, and its warp's next loads,
+// for a whole trip to memory). The issuing threads run cp_async_wait_all() before a block barrier
+// that comes before the words are read.
 struct BulkSplit {
   unsigned head, bulk;
 };
@@ -314,8 +317,8 @@ __device__ __forceinline__ void bulk_copy_middle(float* dst, const float* src, B
 // Helper w (0..7): w 0..2 copy head words 0..2, w 4..6 tail words 0..2, where the region has them.
 __device__ __forceinline__ void copy_ragged_word(float* dst, const float* src, unsigned bytes, BulkSplit s, unsigned w) {
   const unsigned tail_from = (s.head + s.bulk) / 4;
-  if (w < 3 && w < s.head / 4) dst[w] = src[w];
-  if (w >= 4 && w < 7 && tail_from + (w - 4) < bytes / 4) dst[tail_from + (w - 4)] = src[tail_from + (w - 4)];
+  if (w < 3 && w < s.head / 4) cp_async4(dst + w, src + w);
+  if (w >= 4 && w < 7 && tail_from + (w - 4) < bytes / 4) cp_async4(dst + tail_from + (w - 4), src + tail_from + (w - 4));
 }
 __device__ __forceinline__ void mbarrier_wait_phase0(unsigned long long* bar) {
   unsigned done = 0;

@@ -107,8 +107,8 @@ extern __shared__ __align__(16) unsigned char s_chunk[];
 
 // Starts copying `words` floats from src to shared memory; returns where src[0] lands. sm_90:
 // thread 0 has the copy engine move the 16-byte-aligned middle (completing on *bar), threads 0..7
-// the ragged ends (BulkSplit); every thread calls chunk_wait, after a block barrier, before
-// reading. Older GPUs (the host does not
+// the ragged ends (BulkSplit, cp.async: every thread runs cp_async_wait_all() before a block
+// barrier); every thread calls chunk_wait before reading. Older GPUs (the host does not
 // launch it there): plain loads by every thread.
 __device__ __forceinline__ const float* stage_chunk(const float* src, unsigned words, unsigned long long* bar) {
   float* dst = reinterpret_cast<float*>(s_chunk + (reinterpret_cast<size_t>(src) & 15));
@@ -196,6 +196,7 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
   }
   c = warp_max_key(c);
   if (lane == 0) s_key[warp] = c;
+  if (kStaged) cp_async_wait_all();  // stage_chunk's ragged words, long landed: before the barrier
   __syncthreads();
   if (warp == 0) {  // the 17 warps' candidates merged by one warp (the order is total: any merge order)
     const unsigned long long m = warp_max_key(lane < kK ? s_key[lane] : 0ull);
@@ -213,7 +214,7 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
   const bool screen = !a.exhaustive && fabsf(ry) < kScreenMaxPosition && fabsf(rx) < kScreenMaxPosition;
   unsigned long long m = 0;
   float best_est = -HUGE_VALF;  // the lane's largest estimate so far (the screen's E)
-  if (kStaged) chunk_wait(&s_copied);  // the ragged words came before the centre's barriers
+  if (kStaged) chunk_wait(&s_copied);  // the ragged words landed before the centre's barriers
   for (int t0 = lo; t0 < hi; t0 += kTileCells) {
     const int tn = min(kTileCells, hi - t0);
     const float* tile = kStaged ? staged + static_cast<size_t>(t0 - lo) * kK : s_heat;

@@ -225,7 +225,8 @@ __device__ void block_top32(const Key* keys, int count, Key below, Key (*s_list)
 // begin; the peaks from that bin up are ranked by counting, where there are at most kCollect of
 // them. The peaks come in registers: thread t holds peaks t, t + kGroupThreads, ... (0 past the
 // count). Fills s_list[0] as block_top32(keys, count, ~0ull, s_list) does and returns true, or
-// returns false (block-uniform) and leaves s_list to block_top32. All threads.
+// returns false (block-uniform) and leaves s_list to block_top32. All threads, after
+// first_top32_clear and no other use of s_list.
 constexpr int kBinsPerLane = 30;
 constexpr int kBins = 32 * kBinsPerLane;
 constexpr int kCollect = 64;
@@ -237,6 +238,12 @@ struct FirstRoots {
   int from_bin, collected, filled;
 };
 constexpr int kKeysPerThread = 4;  // first_top32 takes up to kGroupThreads * 4 peaks from registers
+// Zeroes first_top32's histogram (in s_list), then a block barrier: all threads, before first_top32.
+__device__ __forceinline__ void first_top32_clear(Key (*s_list)[32]) {
+  int* hist = reinterpret_cast<int*>(s_list);
+  for (int i = threadIdx.x; i < 32 * (kBinsPerLane + 1); i += kGroupThreads) hist[i] = 0;
+  __syncthreads();
+}
 __device__ bool first_top32(const Key (&mine)[kKeysPerThread], int count, unsigned bin_lo, int bin_shift,
                             Key (*s_list)[32], FirstRoots& s) {
   if (count > kGroupThreads * kKeysPerThread) return false;
@@ -247,8 +254,6 @@ __device__ bool first_top32(const Key (&mine)[kKeysPerThread], int count, unsign
     const unsigned bits = static_cast<unsigned>(k >> 32);
     return bits > bin_lo ? min((bits - bin_lo) >> bin_shift, static_cast<unsigned>(kBins - 1)) : 0u;
   };
-  for (int i = tid; i < 32 * (kBinsPerLane + 1); i += kGroupThreads) hist[i] = 0;
-  __syncthreads();
 #pragma unroll
   for (int r = 0; r < kKeysPerThread; ++r)
     if (mine[r] != 0) atomicAdd(&hist[bin_slot(bin_of(mine[r]))], 1);
@@ -295,20 +300,25 @@ __device__ bool first_top32(const Key (&mine)[kKeysPerThread], int count, unsign
 #pragma unroll
   for (int r = 0; r < kKeysPerThread; ++r)
     if (mine[r] != 0 && bin_of(mine[r]) >= from) s.cand[atomicAdd(&s.filled, 1)] = mine[r];
-  if (tid == 0 && (collected & 1)) s.cand[collected] = 0;  // a pair's second half; 0 ranks no one
+  if (tid >= collected && tid < kCollect) s.cand[tid] = 0;  // 0 ranks no one
   __syncthreads();
-  // Keys are distinct: a candidate's rank is the number of larger ones (read two at a time).
-  if (tid < collected) {
-    const Key k = s.cand[tid];
+  // Keys are distinct: a candidate's rank is the number of larger ones. Eight threads per
+  // candidate count an eighth of the list each (four 16-byte reads), then add up by shuffles:
+  // one thread walking the whole list took 1,600 cycles (clock64, batch 16).
+  static_assert(kCollect * 8 == kGroupThreads && kCollect % 16 == 0, "eight threads per candidate, two keys a read");
+  {
+    const int c = tid / 8, part = tid % 8;
+    const Key k = s.cand[c];
     int rank = 0;
-#pragma unroll 4
-    for (int j = 0; j < collected; j += 2) {
-      const ulonglong2 v = *reinterpret_cast<const ulonglong2*>(&s.cand[j]);
+#pragma unroll
+    for (int j = 0; j < kCollect / 8; j += 2) {
+      const ulonglong2 v = *reinterpret_cast<const ulonglong2*>(&s.cand[part * (kCollect / 8) + j]);
       rank += (v.x > k) + (v.y > k);
     }
-    if (rank < 32) s_list[0][rank] = k;
-  } else if (tid < 32) {
-    s_list[0][tid] = 0;
+#pragma unroll
+    for (int o = 1; o < 8; o <<= 1) rank += __shfl_xor_sync(0xffffffffu, rank, o);
+    if (part == 0 && c < collected && rank < 32) s_list[0][rank] = k;
+    if (tid >= collected && tid < 32) s_list[0][tid] = 0;
   }
   __syncthreads();
   return true;
@@ -475,6 +485,7 @@ __device__ void stage_heads(const StagedHeads& h, const float* offsets, const fl
 // reading what other threads copied).
 __device__ __forceinline__ void staged_wait(unsigned long long* bar) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  cp_async_wait_all();  // the ragged words (threads 0..23)
   mbarrier_wait_phase0(bar);
 #else
   (void)bar;
@@ -495,16 +506,28 @@ __global__ void __launch_bounds__(kGroupThreads, 1) posenet_group_kernel(PoseNet
   const float* offsets = a.offsets + static_cast<size_t>(b) * cells * 2 * kK;
   const float* fwd = a.fwd + static_cast<size_t>(b) * cells * 2 * kEdges;
   const float* bwd = a.bwd + static_cast<size_t>(b) * cells * 2 * kEdges;
-  __shared__ Step s_plan[kK][32];
-  __shared__ int s_depth[kK];
-  for (int i = tid; i < kK * 32; i += kGroupThreads) (&s_plan[0][0])[i] = (&g_plan[0][0])[i];
-  if (tid < kK) s_depth[tid] = g_depth[tid];  // both read after the first round's barriers
   // kStaged: the item's offsets (read by every refinement step of the tree walk, a chain of
   // dependent loads), then as many cells' forward and backward displacements as fit (each tree
-  // level reads one), go to shared memory while the first roots are chosen (StagedHeads).
+  // level reads one), go to shared memory while the first roots are chosen (StagedHeads). Thread 0
+  // issues the copies first: its barrier's init fence would otherwise wait for its loads below.
   __shared__ unsigned long long s_copied;  // the copy engine's barrier (sm_90)
   const StagedHeads st = staged_heads(offsets, fwd, bwd, static_cast<int>(cells), a.fwd_cells, a.bwd_cells);
   if (kStaged) stage_heads(st, offsets, fwd, bwd, &s_copied);
+  // The tree plan, the crop (read by the records at the end) and the depths are loaded into
+  // registers now and stored to shared memory once the first keys have come (below): a store now
+  // would wait for its load, and the keys' loads after it (ncu and clock64: the copy made the
+  // kernel's start 2,200-2,800 cycles long at batch 16).
+  static_assert(kK * 32 <= 2 * kGroupThreads, "two plan entries per thread at most");
+  __shared__ Step s_plan[kK][32];
+  __shared__ int s_depth[kK];
+  __shared__ CropTransform s_tf;
+  const Step plan0 = (&g_plan[0][0])[tid];
+  const Step plan1 = tid + kGroupThreads < kK * 32 ? (&g_plan[0][0])[tid + kGroupThreads] : Step{};
+  const int depth = tid < kK ? g_depth[tid] : 0;
+  static_assert(sizeof(CropTransform) == 4 * sizeof(float), "the crop is four floats");
+  const float tf = warp == 1 && lane < 4 ? reinterpret_cast<const float*>(a.tf + b)[lane] : 0.0f;
+  __shared__ Key s_list[kGroupWarps][32];
+  first_top32_clear(s_list);  // the first round's histogram, ready before the peaks are
   const Grouping g{a.logits + static_cast<size_t>(b) * cells * kK,
                    kStaged ? st.offsets : offsets,
                    fwd,
@@ -530,7 +553,11 @@ __global__ void __launch_bounds__(kGroupThreads, 1) posenet_group_kernel(PoseNet
 #pragma unroll
   for (int r = 0; r < kKeysPerThread; ++r)
     if (tid + r * kGroupThreads >= count) mine[r] = 0;
-  __shared__ Key s_list[kGroupWarps][32];
+  // Read after the first round's barriers.
+  (&s_plan[0][0])[tid] = plan0;
+  if (tid + kGroupThreads < kK * 32) (&s_plan[0][0])[tid + kGroupThreads] = plan1;
+  if (tid < kK) s_depth[tid] = depth;
+  if (warp == 1 && lane < 4) reinterpret_cast<float*>(&s_tf)[lane] = tf;
   __shared__ RawPose s_grown[kGroupWarps];
   __shared__ RawPose s_poses[kMaxPosesPerItem];
   __shared__ int s_slot[kMaxPosesPerItem];
@@ -647,7 +674,7 @@ __global__ void __launch_bounds__(kGroupThreads, 1) posenet_group_kernel(PoseNet
   __syncthreads();
   zero_item_records(a.out, b, a.max_poses, s_written);  // the records past the poses; the warps write the rest
   {
-    const CropTransform t = a.tf[b];
+    const CropTransform t = s_tf;
     PoseRecord* recs = item_records(a.out, b, a.max_poses);
     for (int p = warp; p < npose; p += kGroupWarps) {
       const int slot = s_slot[p];
