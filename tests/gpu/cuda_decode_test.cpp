@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <random>
 #include <stdexcept>
@@ -513,6 +514,30 @@ TEST(CudaDecode, NaNHeadsFollowTheCpuRules) {
     h.t[0].data<float>()[0] = NAN;  // item 0's first cell: the argmax keeps index 0
     expect_same(run_gpu(spec, h, n, {}).poses, run_cpu(spec, h, n, {}), 1e-3, 1e-5, false, model);
   }
+}
+
+// Offsets and displacements a broken engine may give: NaN, infinities, values whose position lies
+// past int's range once divided by the stride, huge, tiny and negative zero, one in eight. The
+// positions built from them go through the nearest-cell rule (floor of v / 16 + 0.5, then clamped
+// to the grid; NaN gives cell 0) on both sides: the GPU's floor-convert saturates and is clamped
+// as an integer, the CPU clamps a double.
+TEST(CudaDecode, PoseNetOutlandishOffsetsFollowTheCpuRules) {
+  POSERT_REQUIRE_GPU();
+  const ModelSpec& spec = find_model_spec("posenet");
+  const int n = 3;
+  Heads h = random_heads(spec, n, 31, Values::Smooth);
+  const float special[] = {NAN,     INFINITY, -INFINITY, 1e30f,  -1e30f,  3.4e10f, -3.4e10f, 3.5e10f,
+                           -3.5e10f, 1e-40f,  -0.0f,     400.0f, -400.0f, 392.0f,  -8.0f,    7.999f};
+  std::mt19937 rng(17);
+  for (size_t t = 1; t < h.t.size(); ++t) {  // offsets, forward and backward displacements
+    float* v = h.t[t].data<float>();
+    for (int64_t i = 0; i < h.t[t].numel() / 8; ++i) v[rng() % h.t[t].numel()] = special[rng() % std::size(special)];
+  }
+  const auto want = run_cpu(spec, h, n, {});
+  size_t poses = 0;
+  for (const auto& item : want) poses += item.size();
+  ASSERT_GT(poses, 0u) << "the CPU found no pose: the test would check nothing";
+  expect_same(run_gpu(spec, h, n, {}).poses, want, 1e-3, 1e-5, false, "posenet outlandish offsets");
 }
 
 TEST(CudaDecode, CapturedInAGraphGivesTheSameBytes) {

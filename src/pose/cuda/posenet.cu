@@ -344,10 +344,12 @@ struct Grouping {
   }
   // JS Math.round to a cell, clamped, NaN -> 0, as the CPU's floor(v / 16 + 0.5) then clamp.
   // v / 16 is exact (a power of two; where it underflows, + 0.5 rounds to 0.5 either way), so one
-  // fma rounds as the CPU's divide-then-add. Clamping before the floor gives the same cell, and
-  // fmax maps NaN to 0: an fma, a max, a min and a floor-convert, with no branches.
+  // fma rounds as the CPU's divide-then-add. The floor-convert saturates out-of-range values and
+  // maps NaN to 0 (PTX cvt.rmi.s32.f64), and the clamp is then on integers: an fma, a convert and
+  // two integer min/max on the tree walk's chain, where a clamp in double put two double compares
+  // and four selects before the convert.
   __device__ int nearest_index(double v) const {
-    return __double2int_rd(fmin(fmax(__fma_rn(v, kInvStride, 0.5), 0.0), static_cast<double>(G - 1)));
+    return min(max(__double2int_rd(__fma_rn(v, kInvStride, 0.5)), 0), G - 1);
   }
   // Where keypoint `target` lies reached from `source` along `edge`: the displacement, then
   // refine_steps offset refinements. Its score (score_at) is left off this dependent chain.
@@ -521,8 +523,11 @@ __global__ void __launch_bounds__(kGroupThreads, 1) posenet_group_kernel(PoseNet
   __shared__ Step s_plan[kK][32];
   __shared__ int s_depth[kK];
   __shared__ CropTransform s_tf;
-  const Step plan0 = (&g_plan[0][0])[tid];
-  const Step plan1 = tid + kGroupThreads < kK * 32 ? (&g_plan[0][0])[tid + kGroupThreads] : Step{};
+  // As 32-bit words: loaded as Steps, the four bytes were unpacked (and waited for) at once.
+  static_assert(sizeof(Step) == sizeof(int), "a plan entry is one word");
+  const int* plan_words = reinterpret_cast<const int*>(&g_plan[0][0]);
+  const int plan0 = plan_words[tid];
+  const int plan1 = tid + kGroupThreads < kK * 32 ? plan_words[tid + kGroupThreads] : 0;
   const int depth = tid < kK ? g_depth[tid] : 0;
   static_assert(sizeof(CropTransform) == 4 * sizeof(float), "the crop is four floats");
   const float tf = warp == 1 && lane < 4 ? reinterpret_cast<const float*>(a.tf + b)[lane] : 0.0f;
@@ -554,8 +559,8 @@ __global__ void __launch_bounds__(kGroupThreads, 1) posenet_group_kernel(PoseNet
   for (int r = 0; r < kKeysPerThread; ++r)
     if (tid + r * kGroupThreads >= count) mine[r] = 0;
   // Read after the first round's barriers.
-  (&s_plan[0][0])[tid] = plan0;
-  if (tid + kGroupThreads < kK * 32) (&s_plan[0][0])[tid + kGroupThreads] = plan1;
+  reinterpret_cast<int*>(&s_plan[0][0])[tid] = plan0;
+  if (tid + kGroupThreads < kK * 32) reinterpret_cast<int*>(&s_plan[0][0])[tid + kGroupThreads] = plan1;
   if (tid < kK) s_depth[tid] = depth;
   if (warp == 1 && lane < 4) reinterpret_cast<float*>(&s_tf)[lane] = tf;
   __shared__ RawPose s_grown[kGroupWarps];
