@@ -303,8 +303,9 @@ __device__ bool first_top32(const Key (&mine)[kKeysPerThread], int count, unsign
   if (tid >= collected && tid < kCollect) s.cand[tid] = 0;  // 0 ranks no one
   __syncthreads();
   // Keys are distinct: a candidate's rank is the number of larger ones. Eight threads per
-  // candidate count an eighth of the list each (four 16-byte reads), then add up by shuffles:
-  // one thread walking the whole list took 1,600 cycles (clock64, batch 16).
+  // candidate count an eighth of the list each (four 16-byte reads), then add up by shuffles
+  // (clock64, batch 16, barrier to barrier: about 1,350 cycles, where one thread per candidate
+  // walking the whole list took 1,500-1,900).
   static_assert(kCollect * 8 == kGroupThreads && kCollect % 16 == 0, "eight threads per candidate, two keys a read");
   {
     const int c = tid / 8, part = tid % 8;
@@ -517,8 +518,9 @@ __global__ void __launch_bounds__(kGroupThreads, 1) posenet_group_kernel(PoseNet
   if (kStaged) stage_heads(st, offsets, fwd, bwd, &s_copied);
   // The tree plan, the crop (read by the records at the end) and the depths are loaded into
   // registers now and stored to shared memory once the first keys have come (below): a store now
-  // would wait for its load, and the keys' loads after it (ncu and clock64: the copy made the
-  // kernel's start 2,200-2,800 cycles long at batch 16).
+  // would wait for its load, and the keys' loads after it (clock64, batch 16: the start took
+  // 2,200-2,800 cycles with the copy here, 1,450-1,700 without it and with the ragged words as
+  // cp.async).
   static_assert(kK * 32 <= 2 * kGroupThreads, "two plan entries per thread at most");
   __shared__ Step s_plan[kK][32];
   __shared__ int s_depth[kK];
