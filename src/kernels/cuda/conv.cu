@@ -1194,6 +1194,11 @@ int sm_count() {
   return device_attribute(cudaDevAttrMultiProcessorCount, asked, kDevices, 132);
 }
 
+int compute_capability_major() {
+  static std::atomic<int> asked[kDevices] = {};
+  return device_attribute(cudaDevAttrComputeCapabilityMajor, asked, kDevices, 0);
+}
+
 bool conv_tactic_applies(int tactic, const ConvParams& p, bool half) {
   if (!fits_int32(p)) return false;
   switch (tactic) {

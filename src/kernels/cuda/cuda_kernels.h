@@ -287,6 +287,9 @@ void conv_epilogue(bool half, bool out_f32, const void* conv, const float* bias,
 size_t max_smem_optin();
 // The current GPU's multiprocessor count (132 when there is no device to ask).
 int sm_count();
+// The current GPU's compute capability major version, asked once per device (0 when there is no
+// device to ask): 9 and up have the sm_90 features (bulk copies, programmatic launch).
+int compute_capability_major();
 
 // Programmatic dependent launch (process-wide): when on, PoseRT's kernels are launched so that each
 // may be scheduled while the kernel before it on the stream finishes, waiting on the device for

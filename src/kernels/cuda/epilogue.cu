@@ -58,12 +58,7 @@ std::atomic<bool> g_programmatic_launch{false};
 }
 
 bool programmatic_launch_supported() {
-  int dev = 0, major = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  if (major < 9) return false;
+  if (compute_capability_major() < 9) return false;
   // The code this device runs must have the device-side wait (pdl_wait compiles it for 9.0+).
   cudaFuncAttributes a{};
   if (cudaFuncGetAttributes(&a, conv_epilogue_kernel<float, float, float>) != cudaSuccess) {

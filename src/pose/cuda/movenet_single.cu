@@ -10,6 +10,7 @@
 
 #include "engine/engine_env.h"
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_kernels.h"
 #include "pose/cuda/decode_common.cuh"
 #include "pose/cuda/device_decoders.h"
 #include "pose/movenet_single.h"
@@ -326,10 +327,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
                                 : movenet_single_kernel<0, true>;
     resident_ = resident_blocks(kernel_, kThreads, "MoveNet decoder occupancy");
     sms_ = sm_count("MoveNet decoder setup");
-    int dev = 0, major = 0;
-    cuda_check(cudaGetDevice(&dev), "MoveNet decoder setup");
-    cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), "MoveNet decoder setup");
-    can_stage_ = major >= 9 && decode_staged_from_env();
+    can_stage_ = compute_capability_major() >= 9 && decode_staged_from_env();
     lanes_override_ = decode_cells_per_lane_from_env();
     exhaustive_ = decode_exhaustive_from_env();
   }
