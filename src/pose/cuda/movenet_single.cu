@@ -1,6 +1,7 @@
 // MoveNet SinglePose on the GPU: movenet_single_raw + decode_movenet_single + the crop transform,
 // one launch of (cell chunk, item) blocks, bit for bit equal to the CPU (same float operations,
 // same order, first index on argmax ties). The centre weights are a table uploaded once.
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -28,7 +29,7 @@ struct SingleArgs {
   const float* heat;    // [N, G, G, 17]
   const float* reg;     // [N, G, G, 34]
   const float* off;     // [N, G, G, 34]
-  const float* weight;  // [G, G] movenet_centre_weight
+  const __half* weight;  // [G, G] movenet_centre_weight (fp16 values: exact as __half)
   int G;
   int chunk;         // cells per block; gridDim.x = ceil(G * G / chunk) blocks per item
   float out_scale;   // movenet_output_scale(G)
@@ -145,8 +146,10 @@ __device__ __forceinline__ void chunk_wait(unsigned long long* bar) {
 // order in which cells are visited does not change the result).
 // GT: the grid side as a compile-time constant (48: lightning, 64: thunder), or 0. kStaged: the
 // chunk staged whole (stage_chunk; dynamic shared memory of stage_bytes(chunk)), else tile by tile.
+// At most 40 registers: three blocks of 544 threads an SM (the tile-by-tile kernel's occupancy,
+// which resident_blocks measures, sets how many blocks a batch gets).
 template <int GT, bool kStaged>
-__global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) {
+__global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   const int b = blockIdx.y;
   const int G = GT > 0 ? GT : a.G, cells = G * G;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -179,29 +182,40 @@ __global__ void __launch_bounds__(kThreads) movenet_single_kernel(SingleArgs a) 
     staged = stage_chunk(heat + static_cast<size_t>(lo) * kK, static_cast<unsigned>(hi - lo) * kK, &s_copied);
   else if (lo < hi) load_tile(lo);
 
-  // 1. Centre: argmax of centre * weight.
-  unsigned long long c = 0;
-  if (cells % 4 == 0 && reinterpret_cast<uintptr_t>(centre) % 16 == 0 && reinterpret_cast<uintptr_t>(a.weight) % 16 == 0) {
+  // 1. Centre: argmax of centre * weight. Each thread scans its cells in increasing order keeping
+  // the first largest non-NaN value (a strict compare: ties and -0 == +0 keep the earlier cell),
+  // then forms one argmax key. NaN values are skipped: the CPU's scan ends on a NaN only where
+  // cell 0 is NaN, which the merge below handles, and otherwise returns the first largest number.
+  float cbv = 0.0f;
+  int cbi = -1;  // none yet
+  auto centre_take = [&](float v, int i) {
+    if (cbi < 0 ? v == v : v > cbv) cbv = v, cbi = i;
+  };
+  if (cells % 4 == 0 && reinterpret_cast<uintptr_t>(centre) % 16 == 0 && reinterpret_cast<uintptr_t>(a.weight) % 8 == 0) {
     const float4* c4 = reinterpret_cast<const float4*>(centre);
-    const float4* w4 = reinterpret_cast<const float4*>(a.weight);
+    const uint2* w4 = reinterpret_cast<const uint2*>(a.weight);
     for (int q = tid; q < cells / 4; q += kThreads) {
-      const float4 cv = c4[q], wv = w4[q];
+      const float4 cv = c4[q];
+      const uint2 wv = w4[q];
+      const float2 w01 = __half22float2(*reinterpret_cast<const __half2*>(&wv.x));
+      const float2 w23 = __half22float2(*reinterpret_cast<const __half2*>(&wv.y));
       const int i = 4 * q;
-      c = max(c, argmax_key({__fmul_rn(cv.x, wv.x), i}));
-      c = max(c, argmax_key({__fmul_rn(cv.y, wv.y), i + 1}));
-      c = max(c, argmax_key({__fmul_rn(cv.z, wv.z), i + 2}));
-      c = max(c, argmax_key({__fmul_rn(cv.w, wv.w), i + 3}));
+      centre_take(__fmul_rn(cv.x, w01.x), i);
+      centre_take(__fmul_rn(cv.y, w01.y), i + 1);
+      centre_take(__fmul_rn(cv.z, w23.x), i + 2);
+      centre_take(__fmul_rn(cv.w, w23.y), i + 3);
     }
   } else {
-    for (int i = tid; i < cells; i += kThreads) c = max(c, argmax_key({__fmul_rn(centre[i], a.weight[i]), i}));
+    for (int i = tid; i < cells; i += kThreads) centre_take(__fmul_rn(centre[i], __half2float(a.weight[i])), i);
   }
+  unsigned long long c = cbi < 0 ? 0ull : argmax_key({cbv, cbi});
   c = warp_max_key(c);
   if (lane == 0) s_key[warp] = c;
   if (kStaged) cp_async_wait_all();  // stage_chunk's ragged words, long landed: before the barrier
   __syncthreads();
   if (warp == 0) {  // the 17 warps' candidates merged by one warp (the order is total: any merge order)
     const unsigned long long m = warp_max_key(lane < kK ? s_key[lane] : 0ull);
-    if (lane == 0) s_centre = isnan(__fmul_rn(centre[0], a.weight[0])) ? 0 : argmax_key_index(m);
+    if (lane == 0) s_centre = isnan(__fmul_rn(centre[0], __half2float(a.weight[0]))) || m == 0 ? 0 : argmax_key_index(m);
   }
   __syncthreads();
   const int best = s_centre;
@@ -303,14 +317,25 @@ class MoveNetSingleDecoder : public DeviceDecoder {
       : G_(spec.input_size / 4),
         input_size_(static_cast<float>(spec.input_size)),
         max_poses_(layout.max_poses),
-        weight_(static_cast<size_t>(G_) * G_ * sizeof(float), "MoveNet centre weight table"),
+        weight_(static_cast<size_t>(G_) * G_ * sizeof(__half), "MoveNet centre weight table"),
         keys_(static_cast<size_t>(max_batch) * kK * sizeof(unsigned long long), "MoveNet keypoint workspace"),
         done_(static_cast<size_t>(max_batch) * sizeof(unsigned), "MoveNet keypoint workspace") {
     if (G_ < 1) throw Error(spec.name + ": input size " + std::to_string(spec.input_size) + " gives an empty grid");
-    std::vector<float> w(static_cast<size_t>(G_) * G_);
+    // The weights are fp16 values (the model's constants), so an fp16 table holds them exactly, in
+    // half the bytes every block reads. A weight fp16 cannot hold (a subnormal, from a grid of
+    // over 20,000 cells a side) is refused rather than rounded.
+    std::vector<__half> w(static_cast<size_t>(G_) * G_);
     for (int y = 0; y < G_; ++y)
-      for (int x = 0; x < G_; ++x) w[static_cast<size_t>(y) * G_ + x] = movenet_centre_weight(G_, y, x);
-    cuda_check(cudaMemcpy(weight_.as<float>(), w.data(), w.size() * sizeof(float), cudaMemcpyHostToDevice),
+      for (int x = 0; x < G_; ++x) {
+        const float v = movenet_centre_weight(G_, y, x);
+        const __half h = __float2half_rn(v);
+        if (__half2float(h) != v)
+          throw Error(spec.name + ": the centre weight of cell (" + std::to_string(y) + ", " + std::to_string(x) +
+                      ") of a " + std::to_string(G_) + "x" + std::to_string(G_) +
+                      " grid is not an fp16 value; the GPU decoder's table cannot hold it");
+        w[static_cast<size_t>(y) * G_ + x] = h;
+      }
+    cuda_check(cudaMemcpy(weight_.as<__half>(), w.data(), w.size() * sizeof(__half), cudaMemcpyHostToDevice),
                "uploading the MoveNet centre weight table");
     // The kernel expects zero keys and counters and leaves them so.
     cuda_check(cudaMemset(keys_.as<void>(), 0, static_cast<size_t>(max_batch) * kK * sizeof(unsigned long long)),
@@ -342,7 +367,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     const int per_lane = lanes_override_ > 0 ? std::min(lanes_override_, (cells + 31) / 32)
                                              : movenet_single_cells_per_lane(cells, n, sms_, resident_, kMinCellsPerLane);
     const auto [blocks, chunk] = split_cells(cells, per_lane);
-    SingleArgs a{heads[0],   heads[1], heads[2],    heads[3],          weight_.as<float>(),
+    SingleArgs a{heads[0],   heads[1], heads[2],    heads[3],          weight_.as<__half>(),
                  G_,         chunk,    out_scale_,  input_size_,       transforms,
                  out,        max_poses_, keys_.as<unsigned long long>(), done_.as<unsigned>(), exhaustive_};
     // Staged where the chunk fits (the staged kernel's occupancy is the same: at most 43.5 KB of
