@@ -68,11 +68,14 @@ __device__ __forceinline__ float keypoint_value(float h, int i, int G, float ry,
 // few instructions where the IEEE operations take dozens). For finite h, a regressed position
 // within kScreenMaxPosition of the grid and a result above kEstimateFloor, it is within 2^-20 of
 // the exact value, relatively: the approximations are each within about 2^-22, the denominator
-// is at least eps = 1.8, and the sum with eps and the product add half an ulp each.
+// is at least eps = 1.8, and the sum with eps and the product add half an ulp each. (The
+// reciprocal is rcp.approx itself: __fdividef's extra steps for denominators under 2^-126 never
+// apply to one of at least 1.8, or to NaN.)
 __device__ __forceinline__ float keypoint_value_estimate(float h, float d2) {
-  float s;
+  float s, r;
   asm("sqrt.approx.ftz.f32 %0, %1;" : "=f"(s) : "f"(d2));
-  return __fdividef(h, s + kMoveNetKeypointDistEps);
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(s + kMoveNetKeypointDistEps));
+  return __fmul_rn(h, r);
 }
 
 // The screen: a lane whose largest estimate so far is E >= kEstimateFloor computes the exact
@@ -230,6 +233,40 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   unsigned long long m = 0;
   float best_est = -HUGE_VALF;  // the lane's largest estimate so far (the screen's E)
   if (kStaged) chunk_wait(&s_copied);  // the ragged words landed before the centre's barriers
+  if constexpr (kStaged && GT >= 32) {
+    // The staged chunk in one pass: the lane's cells (lane, lane + 32, ...), their grid position
+    // stepped in float (x + 32 wraps at most once when G >= 32; small integers, exact), keeping the
+    // largest estimate E (first cell on ties), the largest of the others' E2 and whether any
+    // estimate was NaN or infinite (est * 0 is then NaN). Where the screen applies and
+    // E2 < E * kEstimateCut, no other cell passes the screen, so only the best one's exact value
+    // is computed: one IEEE evaluation a lane where the tile loop below ran one per tile.
+    // Otherwise (ties, NaN, tiny or unscreened values) the lane's cells are taken again with the
+    // tile loop's rule: the exact value of every cell whose estimate is not below E * kEstimateCut.
+    const int n = hi - lo;
+    float e1 = -HUGE_VALF, e2 = -HUGE_VALF, bad = 0.0f;
+    int c1 = 0;
+    float fy = static_cast<float>(cell_y<GT>(lo + lane, G)), fx = static_cast<float>(cell_x<GT>(lo + lane, G));
+    for (int c = lane; c < n; c += 32) {
+      const float dy = __fsub_rn(fy, ry), dx = __fsub_rn(fx, rx);
+      const float est = keypoint_value_estimate(staged[c * kK + k], __fadd_rn(__fmul_rn(dy, dy), __fmul_rn(dx, dx)));
+      e2 = fmaxf(e2, fminf(e1, est));  // fminf / fmaxf ignore NaN (bad catches it)
+      if (est > e1) e1 = est, c1 = c;
+      bad = __fmaf_rn(est, 0.0f, bad);
+      fx = __fadd_rn(fx, 32.0f);
+      if (fx >= static_cast<float>(GT)) fx = __fsub_rn(fx, static_cast<float>(GT)), fy = __fadd_rn(fy, 1.0f);
+    }
+    const bool ok = screen && e1 >= kEstimateFloor;
+    if (ok && e2 < e1 * kEstimateCut && bad == 0.0f) {
+      m = argmax_key({keypoint_value<GT>(staged[c1 * kK + k], lo + c1, G, ry, rx), lo + c1});
+    } else {
+      const float cut = ok ? e1 * kEstimateCut : -HUGE_VALF;
+      for (int c = lane; c < n; c += 32) {
+        const float h = staged[c * kK + k];
+        if (!(keypoint_value_estimate(h, keypoint_d2<GT>(lo + c, G, ry, rx)) < cut))
+          m = max(m, argmax_key({keypoint_value<GT>(h, lo + c, G, ry, rx), lo + c}));
+      }
+    }
+  } else
   for (int t0 = lo; t0 < hi; t0 += kTileCells) {
     const int tn = min(kTileCells, hi - t0);
     const float* tile = kStaged ? staged + static_cast<size_t>(t0 - lo) * kK : s_heat;
