@@ -1,6 +1,6 @@
 // MoveNet SinglePose on the GPU: movenet_single_raw + decode_movenet_single + the crop transform,
 // one launch of (cell chunk, item) blocks, bit for bit equal to the CPU (same float operations,
-// same order, first index on argmax ties). The centre weights are a table uploaded once.
+// same order, first index on argmax ties). The centre weights are an fp16 table uploaded once.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -359,8 +359,8 @@ class MoveNetSingleDecoder : public DeviceDecoder {
         done_(static_cast<size_t>(max_batch) * sizeof(unsigned), "MoveNet keypoint workspace") {
     if (G_ < 1) throw Error(spec.name + ": input size " + std::to_string(spec.input_size) + " gives an empty grid");
     // The weights are fp16 values (the model's constants), so an fp16 table holds them exactly, in
-    // half the bytes every block reads. A weight fp16 cannot hold (a subnormal, from a grid of
-    // over 20,000 cells a side) is refused rather than rounded.
+    // half the bytes every block reads. A weight fp16 cannot hold (below 2^-14, from a grid of
+    // over about 23,000 cells a side) is refused rather than rounded.
     std::vector<__half> w(static_cast<size_t>(G_) * G_);
     for (int y = 0; y < G_; ++y)
       for (int x = 0; x < G_; ++x) {
