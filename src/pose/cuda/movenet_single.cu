@@ -228,7 +228,7 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   const float ry = __fadd_rn(static_cast<float>(cell_y<GT>(best, G)), reg[best * 2 * kK + 2 * k]);
   const float rx = __fadd_rn(static_cast<float>(cell_x<GT>(best, G)), reg[best * 2 * kK + 2 * k + 1]);
   // The screen needs a regressed position of sane size (so every denominator is far below the
-  // 2^126 where __fdividef gives 0); a NaN position fails the test too.
+  // 2^126 past which the approximate reciprocal is flushed to 0); a NaN position fails the test too.
   const bool screen = !a.exhaustive && fabsf(ry) < kScreenMaxPosition && fabsf(rx) < kScreenMaxPosition;
   unsigned long long m = 0;
   float best_est = -HUGE_VALF;  // the lane's largest estimate so far (the screen's E)
@@ -358,6 +358,10 @@ class MoveNetSingleDecoder : public DeviceDecoder {
         keys_(static_cast<size_t>(max_batch) * kK * sizeof(unsigned long long), "MoveNet keypoint workspace"),
         done_(static_cast<size_t>(max_batch) * sizeof(unsigned), "MoveNet keypoint workspace") {
     if (G_ < 1) throw Error(spec.name + ": input size " + std::to_string(spec.input_size) + " gives an empty grid");
+    // The kernel indexes a head with int (cell * 34 + channel).
+    if (static_cast<long long>(G_) * G_ * 2 * kK > INT_MAX)
+      throw Error(spec.name + ": input size " + std::to_string(spec.input_size) + " gives a " + std::to_string(G_) +
+                  "x" + std::to_string(G_) + " grid, too large for the GPU decoder (at most 7947 cells a side)");
     // The weights are fp16 values (the model's constants), so an fp16 table holds them exactly, in
     // half the bytes every block reads. A weight fp16 cannot hold (below 2^-14, from a grid of
     // over about 23,000 cells a side) is refused rather than rounded.

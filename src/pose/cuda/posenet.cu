@@ -498,7 +498,7 @@ __device__ __forceinline__ void staged_wait(unsigned long long* bar) {
 
 // Block per item: roots in score order, 32 at a time; each warp grows one root's pose at once
 // (speculatively: whether a root is taken depends only on the poses before it); then every grown
-// keypoint is checked against the earlier poses at once (bit masks), one thread walks the
+// keypoint is checked against the earlier poses at once (bit masks), warp 0 walks the
 // candidates in order as the CPU's queue walk does, on the masks alone, and a warp per taken
 // candidate computes its instance score. Records: a warp per pose.
 static_assert(kMaxPosesPerItem + kGroupWarps <= 32, "the earlier-pose masks are 32-bit");
