@@ -246,14 +246,19 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
     float e1 = -HUGE_VALF, e2 = -HUGE_VALF, bad = 0.0f;
     int c1 = 0;
     float fy = static_cast<float>(cell_y<GT>(lo + lane, G)), fx = static_cast<float>(cell_x<GT>(lo + lane, G));
+#pragma unroll 4
     for (int c = lane; c < n; c += 32) {
       const float dy = __fsub_rn(fy, ry), dx = __fsub_rn(fx, rx);
       const float est = keypoint_value_estimate(staged[c * kK + k], __fadd_rn(__fmul_rn(dy, dy), __fmul_rn(dx, dx)));
       e2 = fmaxf(e2, fminf(e1, est));  // fminf / fmaxf ignore NaN (bad catches it)
       if (est > e1) e1 = est, c1 = c;
       bad = __fmaf_rn(est, 0.0f, bad);
-      fx = __fadd_rn(fx, 32.0f);
-      if (fx >= static_cast<float>(GT)) fx = __fsub_rn(fx, static_cast<float>(GT)), fy = __fadd_rn(fy, 1.0f);
+      // No branch: adding 0 leaves these integers as they are. (A branch per cell kept the
+      // compiler from starting the next cells' loads and square roots before this one's wrap.)
+      const float nx = __fadd_rn(fx, 32.0f);
+      const bool wrap = nx >= static_cast<float>(GT);
+      fx = __fsub_rn(nx, wrap ? static_cast<float>(GT) : 0.0f);
+      fy = __fadd_rn(fy, wrap ? 1.0f : 0.0f);
     }
     const bool ok = screen && e1 >= kEstimateFloor;
     if (ok && e2 < e1 * kEstimateCut && bad == 0.0f) {
