@@ -165,13 +165,11 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   __shared__ int s_centre;
   __shared__ float s_kp[kK][3];  // x, y, score in model-input pixels
   // What only the last block's tail reads, gathered early so that the tail waits for none of it:
-  // keypoint k's regressed position (y, x; warp k's ry, rx), cell 0's heat values (the CPU's NaN
-  // rule) and the item's crop (both copied by cp.async at the start). The crop may be in mapped
-  // host memory (the pipeline's default): warp 2, which copies it, waits for it only after its
-  // search, so that no barrier before the search waits for a trip over PCIe.
+  // keypoint k's regressed position (y, x; warp k's ry, rx) and cell 0's heat values (the CPU's
+  // NaN rule; copied by cp.async at the start).
   __shared__ float s_rk[kK][2];
   __shared__ float s_h0[kK];
-  __shared__ CropTransform s_tf;
+  __shared__ CropTransform s_tf;  // the tail's copy of the item's crop
 
   __shared__ float s_heat[kStaged ? 1 : kTileFloats];  // [cell of the tile][keypoint]
   __shared__ unsigned long long s_copied;               // kStaged: the copy's mbarrier
@@ -192,9 +190,8 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   if (kStaged)
     staged = stage_chunk(heat + static_cast<size_t>(lo) * kK, static_cast<unsigned>(hi - lo) * kK, &s_copied);
   else if (lo < hi) load_tile(lo);
+  static_assert(kK <= 32, "one lane a keypoint");
   if (warp == 1 && lane < kK) cp_async4(&s_h0[lane], heat + lane);
-  static_assert(sizeof(CropTransform) == 4 * sizeof(float) && kK <= 32, "the copies below");
-  if (warp == 2 && lane < 4) cp_async4(reinterpret_cast<float*>(&s_tf) + lane, reinterpret_cast<const float*>(a.tf + b) + lane);
 
   // 1. Centre: argmax of centre * weight. Each thread scans its cells in increasing order keeping
   // the first largest non-NaN value (a strict compare: ties and -0 == +0 keep the earlier cell),
@@ -237,7 +234,7 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   unsigned long long c = cbi < 0 ? 0ull : argmax_key({cbv, cbi});
   c = warp_max_key(c);
   if (lane == 0) s_key[warp] = c;
-  if (warp != 2) cp_async_wait_all();  // s_h0 and stage_chunk's ragged words, long landed: before the barrier
+  cp_async_wait_all();  // s_h0 and stage_chunk's ragged words, long landed: before the barrier
   __syncthreads();
   if (warp == 0) {  // the 17 warps' candidates merged by one warp (the order is total: any merge order)
     const unsigned long long m = warp_max_key(lane < kK ? s_key[lane] : 0ull);
@@ -331,13 +328,18 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   }
   m = warp_max_key(m);
   if (lane == 0 && m != 0) atomicMax(&a.keys[static_cast<size_t>(b) * kK + k], m);
-  if (warp == 2) cp_async_wait_all();  // s_tf, before the handshake's barrier
 
   // 3. The last block of the item (last_block_of_item) assembles the pose, in warp 0 (lane j
   // takes keypoint j).
   if (!last_block_of_item(&a.done[b], gridDim.x)) return;  // the whole block
   zero_item_records(a.out, b, a.max_poses, 1);
   if (warp != 0) return;
+  // The crop, copied first (cp.async, no register held; waited for below): in the pipeline's
+  // mapped modes it is host memory, a trip over PCIe that then overlaps the keys' and offsets'
+  // trips. (Copied at the start, every block's copy would sit on its first barrier or its
+  // handshake; measured in the e2e bench's mapped mode: +0.0013 ms.)
+  static_assert(sizeof(CropTransform) == 4 * sizeof(float), "the crop's four words");
+  if (lane < 4) cp_async4(reinterpret_cast<float*>(&s_tf) + lane, reinterpret_cast<const float*>(a.tf + b) + lane);
   float kx = 0, ky = 0, ks = 0;
   if (lane < kK) {
     const unsigned long long key = atomicExch(&a.keys[static_cast<size_t>(b) * kK + lane], 0ull);
@@ -355,6 +357,8 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
 
   // 4. The pose: score = mean keypoint score, bbox = min/max of the keypoints, then frame pixels.
   PoseRecord* rec = item_records(a.out, b, a.max_poses);
+  cp_async_wait_all();  // the crop (lanes 0..3)
+  __syncwarp();
   const CropTransform t = s_tf;
   if (lane < kK) {
     rec->kpt[lane][0] = frame_x(t, kx);
