@@ -38,7 +38,7 @@ struct SingleArgs {
   void* out;
   int max_poses;
   unsigned long long* keys;  // [max_batch, 17] best (value, cell) so far, 0 = none; reset by the last block
-  unsigned* done;            // [max_batch] blocks of the item finished; reset by the last block
+  unsigned* done;            // [max_batch] blocks of the item finished; reset by the item's last block
   bool exhaustive;           // $POSERT_DECODE_EXHAUSTIVE: every cell's exact value, no screen
 };
 
@@ -164,6 +164,12 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   __shared__ unsigned long long s_key[kK];
   __shared__ int s_centre;
   __shared__ float s_kp[kK][3];  // x, y, score in model-input pixels
+  // What only the last block's tail reads, gathered early so that the tail waits for none of it:
+  // keypoint k's regressed position (y, x; warp k's ry, rx) and cell 0's heat values (the CPU's
+  // NaN rule; copied by cp.async at the start).
+  __shared__ float s_rk[kK][2];
+  __shared__ float s_h0[kK];
+  __shared__ CropTransform s_tf;  // the tail's copy of the item's crop
 
   __shared__ float s_heat[kStaged ? 1 : kTileFloats];  // [cell of the tile][keypoint]
   __shared__ unsigned long long s_copied;               // kStaged: the copy's mbarrier
@@ -184,6 +190,8 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   if (kStaged)
     staged = stage_chunk(heat + static_cast<size_t>(lo) * kK, static_cast<unsigned>(hi - lo) * kK, &s_copied);
   else if (lo < hi) load_tile(lo);
+  static_assert(kK <= 32, "one lane a keypoint");
+  if (warp == 1 && lane < kK) cp_async4(&s_h0[lane], heat + lane);
 
   // 1. Centre: argmax of centre * weight. Each thread scans its cells in increasing order keeping
   // the first largest non-NaN value (a strict compare: ties and -0 == +0 keep the earlier cell),
@@ -194,19 +202,31 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   auto centre_take = [&](float v, int i) {
     if (cbi < 0 ? v == v : v > cbv) cbv = v, cbi = i;
   };
+  auto centre_take4 = [&](const float4& cv, const uint2& wv, int i) {
+    const float2 w01 = __half22float2(*reinterpret_cast<const __half2*>(&wv.x));
+    const float2 w23 = __half22float2(*reinterpret_cast<const __half2*>(&wv.y));
+    centre_take(__fmul_rn(cv.x, w01.x), i);
+    centre_take(__fmul_rn(cv.y, w01.y), i + 1);
+    centre_take(__fmul_rn(cv.z, w23.x), i + 2);
+    centre_take(__fmul_rn(cv.w, w23.y), i + 3);
+  };
   if (cells % 4 == 0 && reinterpret_cast<uintptr_t>(centre) % 16 == 0 && reinterpret_cast<uintptr_t>(a.weight) % 8 == 0) {
     const float4* c4 = reinterpret_cast<const float4*>(centre);
     const uint2* w4 = reinterpret_cast<const uint2*>(a.weight);
-    for (int q = tid; q < cells / 4; q += kThreads) {
-      const float4 cv = c4[q];
-      const uint2 wv = w4[q];
-      const float2 w01 = __half22float2(*reinterpret_cast<const __half2*>(&wv.x));
-      const float2 w23 = __half22float2(*reinterpret_cast<const __half2*>(&wv.y));
-      const int i = 4 * q;
-      centre_take(__fmul_rn(cv.x, w01.x), i);
-      centre_take(__fmul_rn(cv.y, w01.y), i + 1);
-      centre_take(__fmul_rn(cv.z, w23.x), i + 2);
-      centre_take(__fmul_rn(cv.w, w23.y), i + 3);
+    if constexpr (GT > 0) {
+      // A compile-time grid: every load of the thread issued before the first is used (the loop
+      // below starts its second trip to memory only after the first one's values are taken).
+      constexpr int kQuads = GT * GT / 4, kIters = (kQuads + kThreads - 1) / kThreads;
+      float4 cv[kIters];
+      uint2 wv[kIters];
+#pragma unroll
+      for (int u = 0; u < kIters; ++u)
+        if (tid + u * kThreads < kQuads) cv[u] = c4[tid + u * kThreads], wv[u] = w4[tid + u * kThreads];
+#pragma unroll
+      for (int u = 0; u < kIters; ++u)
+        if (tid + u * kThreads < kQuads) centre_take4(cv[u], wv[u], 4 * (tid + u * kThreads));
+    } else {
+      for (int q = tid; q < cells / 4; q += kThreads) centre_take4(c4[q], w4[q], 4 * q);
     }
   } else {
     for (int i = tid; i < cells; i += kThreads) centre_take(__fmul_rn(centre[i], __half2float(a.weight[i])), i);
@@ -214,7 +234,7 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   unsigned long long c = cbi < 0 ? 0ull : argmax_key({cbv, cbi});
   c = warp_max_key(c);
   if (lane == 0) s_key[warp] = c;
-  if (kStaged) cp_async_wait_all();  // stage_chunk's ragged words, long landed: before the barrier
+  cp_async_wait_all();  // s_h0 and stage_chunk's ragged words, long landed: before the barrier
   __syncthreads();
   if (warp == 0) {  // the 17 warps' candidates merged by one warp (the order is total: any merge order)
     const unsigned long long m = warp_max_key(lane < kK ? s_key[lane] : 0ull);
@@ -229,6 +249,7 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   const float rx = __fadd_rn(static_cast<float>(cell_x<GT>(best, G)), reg[best * 2 * kK + 2 * k + 1]);
   // The screen needs a regressed position of sane size (so every denominator is far below the
   // 2^126 past which the approximate reciprocal is flushed to 0); a NaN position fails the test too.
+  if (lane == 0) s_rk[k][0] = ry, s_rk[k][1] = rx;
   const bool screen = !a.exhaustive && fabsf(ry) < kScreenMaxPosition && fabsf(rx) < kScreenMaxPosition;
   unsigned long long m = 0;
   float best_est = -HUGE_VALF;  // the lane's largest estimate so far (the screen's E)
@@ -246,14 +267,19 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
     float e1 = -HUGE_VALF, e2 = -HUGE_VALF, bad = 0.0f;
     int c1 = 0;
     float fy = static_cast<float>(cell_y<GT>(lo + lane, G)), fx = static_cast<float>(cell_x<GT>(lo + lane, G));
+#pragma unroll 4
     for (int c = lane; c < n; c += 32) {
       const float dy = __fsub_rn(fy, ry), dx = __fsub_rn(fx, rx);
       const float est = keypoint_value_estimate(staged[c * kK + k], __fadd_rn(__fmul_rn(dy, dy), __fmul_rn(dx, dx)));
       e2 = fmaxf(e2, fminf(e1, est));  // fminf / fmaxf ignore NaN (bad catches it)
       if (est > e1) e1 = est, c1 = c;
       bad = __fmaf_rn(est, 0.0f, bad);
-      fx = __fadd_rn(fx, 32.0f);
-      if (fx >= static_cast<float>(GT)) fx = __fsub_rn(fx, static_cast<float>(GT)), fy = __fadd_rn(fy, 1.0f);
+      // No branch: adding 0 leaves these integers as they are. (A branch per cell kept the
+      // compiler from starting the next cells' loads and square roots before this one's wrap.)
+      const float nx = __fadd_rn(fx, 32.0f);
+      const bool wrap = nx >= static_cast<float>(GT);
+      fx = __fsub_rn(nx, wrap ? static_cast<float>(GT) : 0.0f);
+      fy = __fadd_rn(fy, wrap ? 1.0f : 0.0f);
     }
     const bool ok = screen && e1 >= kEstimateFloor;
     if (ok && e2 < e1 * kEstimateCut && bad == 0.0f) {
@@ -303,40 +329,51 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   m = warp_max_key(m);
   if (lane == 0 && m != 0) atomicMax(&a.keys[static_cast<size_t>(b) * kK + k], m);
 
-  // 3. The last block of the item (last_block_of_item) assembles the pose.
+  // 3. The last block of the item (last_block_of_item) assembles the pose, in warp 0 (lane j
+  // takes keypoint j).
   if (!last_block_of_item(&a.done[b], gridDim.x)) return;  // the whole block
-  if (tid < kK) {
-    const unsigned long long key = atomicExch(&a.keys[static_cast<size_t>(b) * kK + tid], 0ull);
+  zero_item_records(a.out, b, a.max_poses, 1);
+  if (warp != 0) return;
+  // The crop, copied first (cp.async, no register held; waited for below): in the pipeline's
+  // mapped modes it is host memory, a trip over PCIe that then overlaps the keys' and offsets'
+  // trips. (Copied at the start, every block's copy would sit on its first barrier or its
+  // handshake; measured in the e2e bench's mapped mode: +0.0013 ms.)
+  static_assert(sizeof(CropTransform) == 4 * sizeof(float), "the crop's four words");
+  if (lane < 4) cp_async4(reinterpret_cast<float*>(&s_tf) + lane, reinterpret_cast<const float*>(a.tf + b) + lane);
+  float kx = 0, ky = 0, ks = 0;
+  if (lane < kK) {
+    const unsigned long long key = atomicExch(&a.keys[static_cast<size_t>(b) * kK + lane], 0ull);
     // The CPU's scan keeps cell 0 when its value is NaN (nothing compares greater).
-    const float ryk = __fadd_rn(static_cast<float>(cell_y<GT>(best, G)), reg[best * 2 * kK + 2 * tid]);
-    const float rxk = __fadd_rn(static_cast<float>(cell_x<GT>(best, G)), reg[best * 2 * kK + 2 * tid + 1]);
-    const int kb = isnan(keypoint_value<GT>(heat[tid], 0, G, ryk, rxk)) ? 0 : argmax_key_index(key);
-    const float y = __fadd_rn(static_cast<float>(cell_y<GT>(kb, G)), off[kb * 2 * kK + 2 * tid]);
-    const float x = __fadd_rn(static_cast<float>(cell_x<GT>(kb, G)), off[kb * 2 * kK + 2 * tid + 1]);
-    s_kp[tid][0] = __fmul_rn(__fmul_rn(x, a.out_scale), a.input_size);
-    s_kp[tid][1] = __fmul_rn(__fmul_rn(y, a.out_scale), a.input_size);
-    s_kp[tid][2] = heat[kb * kK + tid];
+    const int kb = isnan(keypoint_value<GT>(s_h0[lane], 0, G, s_rk[lane][0], s_rk[lane][1])) ? 0 : argmax_key_index(key);
+    const float y = __fadd_rn(static_cast<float>(cell_y<GT>(kb, G)), off[kb * 2 * kK + 2 * lane]);
+    const float x = __fadd_rn(static_cast<float>(cell_x<GT>(kb, G)), off[kb * 2 * kK + 2 * lane + 1]);
+    kx = __fmul_rn(__fmul_rn(x, a.out_scale), a.input_size);
+    ky = __fmul_rn(__fmul_rn(y, a.out_scale), a.input_size);
+    ks = heat[kb * kK + lane];
+    s_kp[lane][0] = kx, s_kp[lane][1] = ky, s_kp[lane][2] = ks;
   }
-  if (tid == 0) a.done[b] = 0;  // every block of this launch has counted: ready for the next one
-  __syncthreads();
+  if (lane == 0) a.done[b] = 0;  // every block of this launch has counted: ready for the next one
+  __syncwarp();
 
   // 4. The pose: score = mean keypoint score, bbox = min/max of the keypoints, then frame pixels.
   PoseRecord* rec = item_records(a.out, b, a.max_poses);
-  const CropTransform t = a.tf[b];
-  if (tid < kK) {
-    rec->kpt[tid][0] = frame_x(t, s_kp[tid][0]);
-    rec->kpt[tid][1] = frame_y(t, s_kp[tid][1]);
-    rec->kpt[tid][2] = s_kp[tid][2];
+  cp_async_wait_all();  // the crop (lanes 0..3)
+  __syncwarp();
+  const CropTransform t = s_tf;
+  if (lane < kK) {
+    rec->kpt[lane][0] = frame_x(t, kx);
+    rec->kpt[lane][1] = frame_y(t, ky);
+    rec->kpt[lane][2] = ks;
   }
-  if (tid == 0) {
+  if (lane == 0) {
     float sum = 0, x0 = 0, y0 = 0, x1 = 0, y1 = 0;
     for (int j = 0; j < kK; ++j) {
-      const float kx = s_kp[j][0], ky = s_kp[j][1];
+      const float jx = s_kp[j][0], jy = s_kp[j][1];
       sum = __fadd_rn(sum, s_kp[j][2]);
-      x0 = j == 0 ? kx : std_min(x0, kx);
-      y0 = j == 0 ? ky : std_min(y0, ky);
-      x1 = j == 0 ? kx : std_max(x1, kx);
-      y1 = j == 0 ? ky : std_max(y1, ky);
+      x0 = j == 0 ? jx : std_min(x0, jx);
+      y0 = j == 0 ? jy : std_min(y0, jy);
+      x1 = j == 0 ? jx : std_max(x1, jx);
+      y1 = j == 0 ? jy : std_max(y1, jy);
     }
     rec->score = __fdiv_rn(sum, static_cast<float>(kK));
     rec->bbox[0] = frame_x(t, x0);
@@ -345,7 +382,6 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
     rec->bbox[3] = __fmul_rn(__fsub_rn(y1, y0), t.scale_y);
     write_item_header(a.out, b, a.max_poses, 1);
   }
-  zero_item_records(a.out, b, a.max_poses, 1);
 }
 
 class MoveNetSingleDecoder : public DeviceDecoder {
