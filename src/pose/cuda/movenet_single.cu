@@ -37,7 +37,7 @@ struct SingleArgs {
   const CropTransform* tf;
   void* out;
   int max_poses;
-  unsigned long long* keys;  // [max_batch, 17] best (value, cell) so far, 0 = none; reset by the last block
+  unsigned long long* keys;  // [max_batch, 17] best (value, cell) so far, 0 = none; reset by the item's last block
   unsigned* done;            // [max_batch] blocks of the item finished; reset by the item's last block
   bool exhaustive;           // $POSERT_DECODE_EXHAUSTIVE: every cell's exact value, no screen
 };
@@ -169,7 +169,8 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   // NaN rule; copied by cp.async at the start).
   __shared__ float s_rk[kK][2];
   __shared__ float s_h0[kK];
-  __shared__ CropTransform s_tf;  // the tail's copy of the item's crop
+  // Not gathered early: the item's crop, which the tail copies itself, first (see step 3).
+  __shared__ CropTransform s_tf;
 
   __shared__ float s_heat[kStaged ? 1 : kTileFloats];  // [cell of the tile][keypoint]
   __shared__ unsigned long long s_copied;               // kStaged: the copy's mbarrier
