@@ -3,10 +3,12 @@
 # decoders of several posert binaries (say main's and a branch's) alternately: ROUNDS rounds, each
 # running `posert bench --stage decode --model M --batch BATCHES` for every model (comma list) and
 # every binary, the binaries in the given order in odd rounds and reversed in even rounds, so that
-# every binary sees the same GPU in the same state. Each run's log goes to OUT_DIR; its table rows
-# (batch, CPU p50/p99, CUDA queued p50/p99, speedup, idle p50, speedup, direct p50) are printed
-# under a "== round R MODEL BINARY" line. Extra environment (POSERT_DECODE_CELLS_PER_LANE, ...)
-# passes through to every run.
+# every binary sees the same GPU in the same state. Each run's log goes to OUT_DIR (named by the
+# binary's position in the list, its file name, the model and the round); its table rows (batch,
+# CPU p50/p99, CUDA queued p50/p99, speedup, idle p50, speedup, direct p50) are printed under a
+# "== round R MODEL BINARY (rc N)" line, and a failed run's last log lines go to stderr. The exit
+# status is 1 if any run failed. Extra environment (POSERT_DECODE_CELLS_PER_LANE, ...) passes
+# through to every run.
 set -uo pipefail
 usage="usage: ab_decode.sh OUT_DIR ROUNDS MODELS BATCHES POSERT..."
 out=${1:?$usage}
@@ -15,23 +17,34 @@ models=${3:?$usage}
 batches=${4:?$usage}
 shift 4
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "ab_decode.sh: ROUNDS must be a positive integer, not '$rounds'" >&2; exit 2; }
+bins=()
 for bin in "$@"; do
-  [ -x "$bin" ] || { echo "ab_decode.sh: $bin is not an executable" >&2; exit 2; }
+  [ -f "$bin" ] && [ -x "$bin" ] || { echo "ab_decode.sh: $bin is not an executable file" >&2; exit 2; }
+  bins+=("$(realpath "$bin")")  # a bare name would otherwise be looked up on PATH
 done
-mkdir -p "$out"
-bins=("$@")
+mkdir -p "$out" || exit 2
+fail=0
 for r in $(seq 1 "$rounds"); do
-  order=("${bins[@]}")
-  if [ $((r % 2)) -eq 0 ]; then
-    order=()
-    for ((i = ${#bins[@]} - 1; i >= 0; i--)); do order+=("${bins[i]}"); done
+  order=()
+  if [ $((r % 2)) -eq 1 ]; then
+    for ((i = 0; i < ${#bins[@]}; i++)); do order+=("$i"); done
+  else
+    for ((i = ${#bins[@]} - 1; i >= 0; i--)); do order+=("$i"); done
   fi
   for m in ${models//,/ }; do
-    for bin in "${order[@]}"; do
-      log="$out/$(basename "$bin")_${m}_r$r.log"
+    for i in "${order[@]}"; do
+      bin=${bins[i]}
+      log="$out/$((i + 1))_$(basename "$bin")_${m}_r$r.log"
       "$bin" bench --stage decode --model "$m" --batch "$batches" > "$log" 2>&1
-      echo "== round $r $m $bin (rc $?)"
+      rc=$?
+      echo "== round $r $m $bin (rc $rc)"
       grep -E '^ +[0-9]+ ' "$log"
+      if [ $rc -ne 0 ]; then
+        fail=1
+        { echo "ab_decode.sh: $bin failed on $m (rc $rc); the end of $log:"; tail -n 5 "$log"; } >&2
+      fi
     done
   done
 done
+exit $fail
