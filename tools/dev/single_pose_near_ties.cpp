@@ -1,14 +1,16 @@
 // How often a lane of the MoveNet single-pose GPU decoder's one-pass search (src/pose/cuda/
 // movenet_single.cu, staged chunks) has its two or three largest keypoint values within the
-// estimate screen's cut, on the decode bench's random heads (random_pose_heads, the seeds
-// `posert bench --stage decode` uses, 20 of them from there). Exact float values stand in for the
+// estimate screen's cut, on the decode bench's random heads (random_pose_heads; seed 17 + batch,
+// the one `posert bench --stage decode` uses, and the 19 after it). Exact float values stand in for the
 // kernel's estimates (within 2^-20 of them). The split is the kernel's: `blocks` blocks an item,
 // lane l of warp k takes cells lo + l, lo + l + 32, ... of its block's chunk for keypoint k.
 //
 // Build against the CPU library (from the repository root, after scripts/setup.sh):
 //   g++ -O2 -std=c++20 -Isrc -Iinclude tools/dev/single_pose_near_ties.cpp build/libposert_lib.a -lpthread -o /tmp/nt
 //   /tmp/nt movenet-lightning 16 8     # model, batch, blocks an item (batch 16 on an H100: 8)
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -53,6 +55,7 @@ int main(int argc, char** argv) {
             const float* r = reg + (static_cast<size_t>(b) * cells + best) * 2 * K;
             const float ry = static_cast<float>(best / G) + r[2 * k], rx = static_cast<float>(best % G) + r[2 * k + 1];
             for (int lane = 0; lane < 32; ++lane) {
+              if (lo + lane + 32 >= hi) continue;  // under two cells: no near-tie (and not counted)
               float e1 = -INFINITY, e2 = -INFINITY, e3 = -INFINITY;
               for (int c = lo + lane; c < hi; c += 32) {
                 const float dy = static_cast<float>(c / G) - ry, dx = static_cast<float>(c % G) - rx;
