@@ -18,7 +18,7 @@ int main() {
     const int n = 1 + static_cast<int>(rng() % 12);
     std::vector<float> v(n);
     for (auto& x : v) {
-      const unsigned r = rng() % 100;
+      const unsigned r = static_cast<unsigned>(rng() % 100);
       x = r < 3    ? NAN
           : r < 5  ? INFINITY
           : r < 7  ? -INFINITY
@@ -30,7 +30,7 @@ int main() {
     for (int c = 0; c < n; ++c) {  // the kernel's selects
       const float est = v[c];
       const bool above1 = est > e1, above2 = est > e2;
-      e3 = above2 ? e2 : std::fmax(e3, est);
+      e3 = std::fmax(e3, above2 ? e2 : est);
       e2 = above1 ? e1 : (above2 ? est : e2);
       c2 = above1 ? c1 : (above2 ? c : c2);
       e1 = above1 ? est : e1;

@@ -264,9 +264,9 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
     // values are computed: the first's always, the second's where it passes too (a near-tie: one
     // lane in 3,000 to 40,000 on the decode bench's random heads, lightning and thunder at batch 1
     // and 16; with only the first's on the fast path, such a lane sent its warp round the whole
-    // slow loop below, and at batch 16 one lightning block in ten had one). Otherwise (three-way near-ties, NaN, tiny or unscreened
-    // values) the lane's cells are taken again with the tile loop's rule: the exact value of every
-    // cell whose estimate is not below E1 * kEstimateCut.
+    // slow loop below, and at batch 16 one lightning block in ten had one). Otherwise (three-way
+    // near-ties, NaN, tiny or unscreened values) the lane's cells are taken again with the tile
+    // loop's rule: the exact value of every cell whose estimate is not below E1 * kEstimateCut.
     const int n = hi - lo;
     float e1 = -HUGE_VALF, e2 = -HUGE_VALF, e3 = -HUGE_VALF, bad = 0.0f;
     int c1 = 0, c2 = 0;
@@ -278,7 +278,7 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
       // Into the top three by selects (a NaN estimate is greater than none of them: fmaxf keeps
       // E3, and bad catches it).
       const bool above1 = est > e1, above2 = est > e2;
-      e3 = above2 ? e2 : fmaxf(e3, est);
+      e3 = fmaxf(e3, above2 ? e2 : est);  // = E2 where est passes E2 (E3 <= E2): no branch in the PTX
       e2 = above1 ? e1 : (above2 ? est : e2);
       c2 = above1 ? c1 : (above2 ? c : c2);
       e1 = above1 ? est : e1;
