@@ -357,7 +357,10 @@ TEST(CudaDecode, MoveNetSingleAnyCellsPerLane) {
 //   near ties (heat = V * (distance + eps): every cell's value within an ulp or two of V), ties
 //   (heat = distance + eps), all zero, all negative, tiny (1e-35 .. 1e-38, subnormals among them),
 //   around the screen's floor (1e-31 .. 1e-29), huge (1e37 .. 3e38), a few infinities among
-//   random values, random values with the regressed position far off the grid (1e7 cells).
+//   random values, random values with the regressed position far off the grid (1e7 cells), and
+//   one pair of cells 32 apart in a row (one lane's cells where a block holds both) above all
+//   others (which are at half the value): near-tied (value V within an ulp or two), or tied
+//   exactly (the pair symmetric about the regressed position; the first cell wins).
 TEST(CudaDecode, MoveNetSingleScreenedSearchGivesTheExactBits) {
   POSERT_REQUIRE_GPU();
   for (const char* model : {"movenet-lightning", "movenet-thunder"}) {
@@ -376,9 +379,15 @@ TEST(CudaDecode, MoveNetSingleScreenedSearchGivesTheExactBits) {
         for (int i = 0; i < G * G; ++i) centre[i] = 0.01f;
         centre[cy * G + cx] = 1.0f;
         for (int k = 0; k < 17; ++k) {
-          const int kind = (k + b) % 9;
+          const int kind = (k + b) % 11;
           float* r = reg + (static_cast<size_t>(cy) * G + cx) * 34 + 2 * k;
           if (kind == 8) r[0] = 1e7f, r[1] = -1e7f;
+          int pair = -1;  // kinds 9 and 10: cells pair and pair + 32
+          if (kind == 9 || kind == 10) {
+            const int py = static_cast<int>(rng() % G), px = static_cast<int>(rng() % (G - 32));
+            pair = py * G + px;
+            if (kind == 10) r[0] = static_cast<float>(py - cy), r[1] = static_cast<float>(px + 16 - cx);
+          }
           const float ry = static_cast<float>(cy) + r[0], rx = static_cast<float>(cx) + r[1];
           const float v = uni(0.05f, 0.5f);
           for (int i = 0; i < G * G; ++i) {
@@ -394,6 +403,8 @@ TEST(CudaDecode, MoveNetSingleScreenedSearchGivesTheExactBits) {
               case 5: x = uni(1e-31f, 1e-29f); break;
               case 6: x = uni(1e37f, 3e38f); break;
               case 7: x = rng() % 500 == 0 ? INFINITY : uni(0.0f, 1.0f); break;
+              case 9:
+              case 10: x = (i == pair || i == pair + 32 ? 1.0f : 0.5f) * v * den; break;
               default: x = uni(0.0f, 1.0f); break;
             }
           }

@@ -258,22 +258,31 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   if constexpr (kStaged && GT >= 32) {
     // The staged chunk in one pass: the lane's cells (lane, lane + 32, ...), their grid position
     // stepped in float (x + 32 wraps at most once when G >= 32; small integers, exact), keeping the
-    // largest estimate E (first cell on ties), the largest of the others' E2 and whether any
-    // estimate was NaN or infinite (est * 0 is then NaN). Where the screen applies and
-    // E2 < E * kEstimateCut, no other cell passes the screen, so only the best one's exact value
-    // is computed: one IEEE evaluation a lane where the tile loop below ran one per tile.
-    // Otherwise (ties, NaN, tiny or unscreened values) the lane's cells are taken again with the
-    // tile loop's rule: the exact value of every cell whose estimate is not below E * kEstimateCut.
+    // three largest estimates E1 >= E2 >= E3 (the cells of the first two, first cell on ties) and
+    // whether any estimate was NaN or infinite (est * 0 is then NaN). Where the screen applies and
+    // E3 < E1 * kEstimateCut, no cell but the first two passes the screen, so only their exact
+    // values are computed: the first's always, the second's where it passes too (a near-tie: one
+    // lane in 3,000 to 40,000 on the decode bench's random heads, lightning and thunder at batch 1
+    // and 16; with only the first's on the fast path, such a lane sent its warp round the whole
+    // slow loop below, and at batch 16 one lightning block in ten had one). Otherwise (three-way
+    // near-ties, NaN, tiny or unscreened values) the lane's cells are taken again with the tile
+    // loop's rule: the exact value of every cell whose estimate is not below E1 * kEstimateCut.
     const int n = hi - lo;
-    float e1 = -HUGE_VALF, e2 = -HUGE_VALF, bad = 0.0f;
-    int c1 = 0;
+    float e1 = -HUGE_VALF, e2 = -HUGE_VALF, e3 = -HUGE_VALF, bad = 0.0f;
+    int c1 = 0, c2 = 0;
     float fy = static_cast<float>(cell_y<GT>(lo + lane, G)), fx = static_cast<float>(cell_x<GT>(lo + lane, G));
 #pragma unroll 4
     for (int c = lane; c < n; c += 32) {
       const float dy = __fsub_rn(fy, ry), dx = __fsub_rn(fx, rx);
       const float est = keypoint_value_estimate(staged[c * kK + k], __fadd_rn(__fmul_rn(dy, dy), __fmul_rn(dx, dx)));
-      e2 = fmaxf(e2, fminf(e1, est));  // fminf / fmaxf ignore NaN (bad catches it)
-      if (est > e1) e1 = est, c1 = c;
+      // Into the top three by selects (a NaN estimate is greater than none of them: fmaxf keeps
+      // E3, and bad catches it).
+      const bool above1 = est > e1, above2 = est > e2;
+      e3 = fmaxf(e3, above2 ? e2 : est);  // = E2 where est passes E2 (E3 <= E2): no branch in the PTX
+      e2 = above1 ? e1 : (above2 ? est : e2);
+      c2 = above1 ? c1 : (above2 ? c : c2);
+      e1 = above1 ? est : e1;
+      c1 = above1 ? c : c1;
       bad = __fmaf_rn(est, 0.0f, bad);
       // No branch: adding 0 leaves these integers as they are. (A branch per cell kept the
       // compiler from starting the next cells' loads and square roots before this one's wrap.)
@@ -283,8 +292,10 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
       fy = __fadd_rn(fy, wrap ? 1.0f : 0.0f);
     }
     const bool ok = screen && e1 >= kEstimateFloor;
-    if (ok && e2 < e1 * kEstimateCut && bad == 0.0f) {
+    if (ok && e3 < e1 * kEstimateCut && bad == 0.0f) {
       m = argmax_key({keypoint_value<GT>(staged[c1 * kK + k], lo + c1, G, ry, rx), lo + c1});
+      if (!(e2 < e1 * kEstimateCut))  // E2 is an estimate of a cell (not the initial -inf) here
+        m = max(m, argmax_key({keypoint_value<GT>(staged[c2 * kK + k], lo + c2, G, ry, rx), lo + c2}));
     } else {
       const float cut = ok ? e1 * kEstimateCut : -HUGE_VALF;
       for (int c = lane; c < n; c += 32) {
