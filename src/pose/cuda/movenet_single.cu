@@ -42,6 +42,9 @@ struct SingleArgs {
   bool exhaustive;           // $POSERT_DECODE_EXHAUSTIVE: every cell's exact value, no screen
 };
 
+// Greatest common divisor, for compile-time constants.
+constexpr int gcd_int(int a, int b) { return b == 0 ? a : gcd_int(b, a % b); }
+
 // i / G and i % G: G a compile-time constant (GT > 0: multiply and shift, no division) or a.G.
 template <int GT>
 __device__ __forceinline__ int cell_y(int i, int G) { return GT > 0 ? i / GT : i / G; }
@@ -256,9 +259,8 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   float best_est = -HUGE_VALF;  // the lane's largest estimate so far (the screen's E)
   if (kStaged) chunk_wait(&s_copied);  // the ragged words landed before the centre's barriers
   if constexpr (kStaged && GT >= 32) {
-    // The staged chunk in one pass: the lane's cells (lane, lane + 32, ...), their grid position
-    // stepped in float (x + 32 wraps at most once when G >= 32; small integers, exact), keeping the
-    // three largest estimates E1 >= E2 >= E3 (the cells of the first two, first cell on ties) and
+    // The staged chunk in one pass: the lane's cells (lane, lane + 32, ...), keeping the three
+    // largest estimates E1 >= E2 >= E3 (the cells of the first two, first cell on ties) and
     // whether any estimate was NaN or infinite (est * 0 is then NaN). Where the screen applies and
     // E3 < E1 * kEstimateCut, no cell but the first two passes the screen, so only their exact
     // values are computed: the first's always, the second's where it passes too (a near-tie: one
@@ -267,14 +269,25 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
     // slow loop below, and at batch 16 one lightning block in ten had one). Otherwise (three-way
     // near-ties, NaN, tiny or unscreened values) the lane's cells are taken again with the tile
     // loop's rule: the exact value of every cell whose estimate is not below E1 * kEstimateCut.
+    // Positions: kP of a lane's cells in a row (32 kP cells) span kQ whole grid rows, so cell
+    // j + kP is kQ rows below cell j, in its column. The lane takes its cells kP at a time, with
+    // each of the kP columns' dx^2 computed once and its row stepped by kQ (small integers,
+    // exact): d2 is keypoint_d2's value, bit for bit, in a third of the instructions.
+    constexpr int kP = GT / gcd_int(GT, 32), kQ = 32 / gcd_int(GT, 32);  // lightning 3, 2; thunder 2, 1
     const int n = hi - lo;
     float e1 = -HUGE_VALF, e2 = -HUGE_VALF, e3 = -HUGE_VALF, bad = 0.0f;
     int c1 = 0, c2 = 0;
-    float fy = static_cast<float>(cell_y<GT>(lo + lane, G)), fx = static_cast<float>(cell_x<GT>(lo + lane, G));
-#pragma unroll 4
-    for (int c = lane; c < n; c += 32) {
-      const float dy = __fsub_rn(fy, ry), dx = __fsub_rn(fx, rx);
-      const float est = keypoint_value_estimate(staged[c * kK + k], __fadd_rn(__fmul_rn(dy, dy), __fmul_rn(dx, dx)));
+    float row[kP], dx2[kP];
+#pragma unroll
+    for (int u = 0; u < kP; ++u) {
+      const int i = lo + lane + 32 * u;
+      row[u] = static_cast<float>(cell_y<GT>(i, G));
+      const float dx = __fsub_rn(static_cast<float>(cell_x<GT>(i, G)), rx);
+      dx2[u] = __fmul_rn(dx, dx);
+    }
+    auto take = [&](int u, int c) {
+      const float dy = __fsub_rn(row[u], ry);
+      const float est = keypoint_value_estimate(staged[c * kK + k], __fadd_rn(__fmul_rn(dy, dy), dx2[u]));
       // Into the top three by selects (a NaN estimate is greater than none of them: fmaxf keeps
       // E3, and bad catches it).
       const bool above1 = est > e1, above2 = est > e2;
@@ -284,13 +297,18 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
       e1 = above1 ? est : e1;
       c1 = above1 ? c : c1;
       bad = __fmaf_rn(est, 0.0f, bad);
-      // No branch: adding 0 leaves these integers as they are. (A branch per cell kept the
-      // compiler from starting the next cells' loads and square roots before this one's wrap.)
-      const float nx = __fadd_rn(fx, 32.0f);
-      const bool wrap = nx >= static_cast<float>(GT);
-      fx = __fsub_rn(nx, wrap ? static_cast<float>(GT) : 0.0f);
-      fy = __fadd_rn(fy, wrap ? 1.0f : 0.0f);
+    };
+    int c = lane;
+    for (; c + 32 * (kP - 1) < n; c += 32 * kP) {  // kP cells at a time
+#pragma unroll
+      for (int u = 0; u < kP; ++u) {
+        take(u, c + 32 * u);
+        row[u] = __fadd_rn(row[u], static_cast<float>(kQ));
+      }
     }
+#pragma unroll
+    for (int u = 0; u + 1 < kP; ++u)  // the rest: under kP cells
+      if (c + 32 * u < n) take(u, c + 32 * u);
     const bool ok = screen && e1 >= kEstimateFloor;
     if (ok && e3 < e1 * kEstimateCut && bad == 0.0f) {
       m = argmax_key({keypoint_value<GT>(staged[c1 * kK + k], lo + c1, G, ry, rx), lo + c1});
