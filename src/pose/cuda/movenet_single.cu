@@ -172,6 +172,11 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   // NaN rule; copied by cp.async at the start).
   __shared__ float s_rk[kK][2];
   __shared__ float s_h0[kK];
+  // Warp w's centre candidate's regression row (34 floats), copied by cp.async while the
+  // candidates are merged; [kK]: cell 0's (the centre where the CPU's NaN rule picks it or no cell
+  // has a number). s_reg_row: the row of the merged centre.
+  __shared__ float s_reg[kK + 1][2 * kK];
+  __shared__ int s_reg_row;
   // Not gathered early: the item's crop, which the tail copies itself, first (see step 3).
   __shared__ CropTransform s_tf;
 
@@ -238,19 +243,37 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   unsigned long long c = cbi < 0 ? 0ull : argmax_key({cbv, cbi});
   c = warp_max_key(c);
   if (lane == 0) s_key[warp] = c;
-  cp_async_wait_all();  // s_h0 and stage_chunk's ragged words, long landed: before the barrier
+  {
+    // The candidate's regression row on its way (the merged centre is one warp's candidate, or
+    // cell 0): the regressed positions then wait for no trip to memory after the merge.
+    static_assert(2 * kK > 32 && 2 * kK <= 64, "a row in two copies a lane");
+    const float* row = reg + static_cast<size_t>(c != 0 ? argmax_key_index(c) : 0) * 2 * kK;
+    cp_async4(&s_reg[warp][lane], row + lane);
+    if (lane < 2 * kK - 32) cp_async4(&s_reg[warp][32 + lane], row + 32 + lane);
+    if (warp == 2) {
+      cp_async4(&s_reg[kK][lane], reg + lane);
+      if (lane < 2 * kK - 32) cp_async4(&s_reg[kK][32 + lane], reg + 32 + lane);
+    }
+  }
   __syncthreads();
   if (warp == 0) {  // the 17 warps' candidates merged by one warp (the order is total: any merge order)
-    const unsigned long long m = warp_max_key(lane < kK ? s_key[lane] : 0ull);
-    if (lane == 0) s_centre = isnan(__fmul_rn(centre[0], __half2float(a.weight[0]))) || m == 0 ? 0 : argmax_key_index(m);
+    const unsigned long long mine = lane < kK ? s_key[lane] : 0ull;
+    const unsigned long long m = warp_max_key(mine);
+    const unsigned won = __ballot_sync(0xffffffffu, lane < kK && mine == m);  // the warp whose candidate it is
+    if (lane == 0) {
+      const bool cell0 = isnan(__fmul_rn(centre[0], __half2float(a.weight[0]))) || m == 0;
+      s_centre = cell0 ? 0 : argmax_key_index(m);
+      s_reg_row = cell0 ? kK : __ffs(won) - 1;
+    }
   }
+  cp_async_wait_all();  // s_h0, s_reg and stage_chunk's ragged words: before the barrier
   __syncthreads();
   const int best = s_centre;
 
   // 2. Keypoint k = warp: the regressed position from the centre cell (grid units), then the
   // argmax of heat / (distance + eps) over this block's cells.
-  const float ry = __fadd_rn(static_cast<float>(cell_y<GT>(best, G)), reg[best * 2 * kK + 2 * k]);
-  const float rx = __fadd_rn(static_cast<float>(cell_x<GT>(best, G)), reg[best * 2 * kK + 2 * k + 1]);
+  const float ry = __fadd_rn(static_cast<float>(cell_y<GT>(best, G)), s_reg[s_reg_row][2 * k]);
+  const float rx = __fadd_rn(static_cast<float>(cell_x<GT>(best, G)), s_reg[s_reg_row][2 * k + 1]);
   // The screen needs a regressed position of sane size (so every denominator is far below the
   // 2^126 past which the approximate reciprocal is flushed to 0); a NaN position fails the test too.
   if (lane == 0) s_rk[k][0] = ry, s_rk[k][1] = rx;
