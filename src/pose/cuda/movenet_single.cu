@@ -42,6 +42,9 @@ struct SingleArgs {
   bool exhaustive;           // $POSERT_DECODE_EXHAUSTIVE: every cell's exact value, no screen
 };
 
+// Greatest common divisor, for compile-time constants.
+constexpr int gcd_int(int a, int b) { return b == 0 ? a : gcd_int(b, a % b); }
+
 // i / G and i % G: G a compile-time constant (GT > 0: multiply and shift, no division) or a.G.
 template <int GT>
 __device__ __forceinline__ int cell_y(int i, int G) { return GT > 0 ? i / GT : i / G; }
@@ -169,6 +172,11 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   // NaN rule; copied by cp.async at the start).
   __shared__ float s_rk[kK][2];
   __shared__ float s_h0[kK];
+  // Warp w's centre candidate's regression row (34 floats), copied by cp.async while the
+  // candidates are merged; [kK]: cell 0's (the centre where the CPU's NaN rule picks it or no cell
+  // has a number). s_reg_row: the row of the merged centre.
+  __shared__ float s_reg[kK + 1][2 * kK];
+  __shared__ int s_reg_row;
   // Not gathered early: the item's crop, which the tail copies itself, first (see step 3).
   __shared__ CropTransform s_tf;
 
@@ -235,19 +243,37 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   unsigned long long c = cbi < 0 ? 0ull : argmax_key({cbv, cbi});
   c = warp_max_key(c);
   if (lane == 0) s_key[warp] = c;
-  cp_async_wait_all();  // s_h0 and stage_chunk's ragged words, long landed: before the barrier
+  {
+    // The candidate's regression row on its way (the merged centre is one warp's candidate, or
+    // cell 0): the regressed positions then wait for no trip to memory after the merge.
+    static_assert(2 * kK > 32 && 2 * kK <= 64, "a row in two copies a lane");
+    const float* row = reg + static_cast<size_t>(c != 0 ? argmax_key_index(c) : 0) * 2 * kK;
+    cp_async4(&s_reg[warp][lane], row + lane);
+    if (lane < 2 * kK - 32) cp_async4(&s_reg[warp][32 + lane], row + 32 + lane);
+    if (warp == 2) {
+      cp_async4(&s_reg[kK][lane], reg + lane);
+      if (lane < 2 * kK - 32) cp_async4(&s_reg[kK][32 + lane], reg + 32 + lane);
+    }
+  }
   __syncthreads();
   if (warp == 0) {  // the 17 warps' candidates merged by one warp (the order is total: any merge order)
-    const unsigned long long m = warp_max_key(lane < kK ? s_key[lane] : 0ull);
-    if (lane == 0) s_centre = isnan(__fmul_rn(centre[0], __half2float(a.weight[0]))) || m == 0 ? 0 : argmax_key_index(m);
+    const unsigned long long mine = lane < kK ? s_key[lane] : 0ull;
+    const unsigned long long m = warp_max_key(mine);
+    const unsigned won = __ballot_sync(0xffffffffu, lane < kK && mine == m);  // the warp whose candidate it is
+    if (lane == 0) {
+      const bool cell0 = isnan(__fmul_rn(centre[0], __half2float(a.weight[0]))) || m == 0;
+      s_centre = cell0 ? 0 : argmax_key_index(m);
+      s_reg_row = cell0 ? kK : __ffs(won) - 1;
+    }
   }
+  cp_async_wait_all();  // s_h0, s_reg and stage_chunk's ragged words: before the barrier
   __syncthreads();
   const int best = s_centre;
 
   // 2. Keypoint k = warp: the regressed position from the centre cell (grid units), then the
   // argmax of heat / (distance + eps) over this block's cells.
-  const float ry = __fadd_rn(static_cast<float>(cell_y<GT>(best, G)), reg[best * 2 * kK + 2 * k]);
-  const float rx = __fadd_rn(static_cast<float>(cell_x<GT>(best, G)), reg[best * 2 * kK + 2 * k + 1]);
+  const float ry = __fadd_rn(static_cast<float>(cell_y<GT>(best, G)), s_reg[s_reg_row][2 * k]);
+  const float rx = __fadd_rn(static_cast<float>(cell_x<GT>(best, G)), s_reg[s_reg_row][2 * k + 1]);
   // The screen needs a regressed position of sane size (so every denominator is far below the
   // 2^126 past which the approximate reciprocal is flushed to 0); a NaN position fails the test too.
   if (lane == 0) s_rk[k][0] = ry, s_rk[k][1] = rx;
@@ -256,9 +282,8 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   float best_est = -HUGE_VALF;  // the lane's largest estimate so far (the screen's E)
   if (kStaged) chunk_wait(&s_copied);  // the ragged words landed before the centre's barriers
   if constexpr (kStaged && GT >= 32) {
-    // The staged chunk in one pass: the lane's cells (lane, lane + 32, ...), their grid position
-    // stepped in float (x + 32 wraps at most once when G >= 32; small integers, exact), keeping the
-    // three largest estimates E1 >= E2 >= E3 (the cells of the first two, first cell on ties) and
+    // The staged chunk in one pass: the lane's cells (lane, lane + 32, ...), keeping the three
+    // largest estimates E1 >= E2 >= E3 (the cells of the first two, first cell on ties) and
     // whether any estimate was NaN or infinite (est * 0 is then NaN). Where the screen applies and
     // E3 < E1 * kEstimateCut, no cell but the first two passes the screen, so only their exact
     // values are computed: the first's always, the second's where it passes too (a near-tie: one
@@ -267,14 +292,25 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
     // slow loop below, and at batch 16 one lightning block in ten had one). Otherwise (three-way
     // near-ties, NaN, tiny or unscreened values) the lane's cells are taken again with the tile
     // loop's rule: the exact value of every cell whose estimate is not below E1 * kEstimateCut.
+    // Positions: kP of a lane's cells in a row (32 kP cells) span kQ whole grid rows, so cell
+    // j + kP is kQ rows below cell j, in its column. The lane takes its cells kP at a time, with
+    // each of the kP columns' dx^2 computed once and its row stepped by kQ (small integers,
+    // exact): d2 is keypoint_d2's value, bit for bit, in a third of the instructions.
+    constexpr int kP = GT / gcd_int(GT, 32), kQ = 32 / gcd_int(GT, 32);  // lightning 3, 2; thunder 2, 1
     const int n = hi - lo;
     float e1 = -HUGE_VALF, e2 = -HUGE_VALF, e3 = -HUGE_VALF, bad = 0.0f;
     int c1 = 0, c2 = 0;
-    float fy = static_cast<float>(cell_y<GT>(lo + lane, G)), fx = static_cast<float>(cell_x<GT>(lo + lane, G));
-#pragma unroll 4
-    for (int c = lane; c < n; c += 32) {
-      const float dy = __fsub_rn(fy, ry), dx = __fsub_rn(fx, rx);
-      const float est = keypoint_value_estimate(staged[c * kK + k], __fadd_rn(__fmul_rn(dy, dy), __fmul_rn(dx, dx)));
+    float row[kP], dx2[kP];
+#pragma unroll
+    for (int u = 0; u < kP; ++u) {
+      const int i = lo + lane + 32 * u;
+      row[u] = static_cast<float>(cell_y<GT>(i, G));
+      const float dx = __fsub_rn(static_cast<float>(cell_x<GT>(i, G)), rx);
+      dx2[u] = __fmul_rn(dx, dx);
+    }
+    auto take = [&](int u, int c) {
+      const float dy = __fsub_rn(row[u], ry);
+      const float est = keypoint_value_estimate(staged[c * kK + k], __fadd_rn(__fmul_rn(dy, dy), dx2[u]));
       // Into the top three by selects (a NaN estimate is greater than none of them: fmaxf keeps
       // E3, and bad catches it).
       const bool above1 = est > e1, above2 = est > e2;
@@ -284,13 +320,18 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
       e1 = above1 ? est : e1;
       c1 = above1 ? c : c1;
       bad = __fmaf_rn(est, 0.0f, bad);
-      // No branch: adding 0 leaves these integers as they are. (A branch per cell kept the
-      // compiler from starting the next cells' loads and square roots before this one's wrap.)
-      const float nx = __fadd_rn(fx, 32.0f);
-      const bool wrap = nx >= static_cast<float>(GT);
-      fx = __fsub_rn(nx, wrap ? static_cast<float>(GT) : 0.0f);
-      fy = __fadd_rn(fy, wrap ? 1.0f : 0.0f);
+    };
+    int c = lane;
+    for (; c + 32 * (kP - 1) < n; c += 32 * kP) {  // kP cells at a time
+#pragma unroll
+      for (int u = 0; u < kP; ++u) {
+        take(u, c + 32 * u);
+        row[u] = __fadd_rn(row[u], static_cast<float>(kQ));
+      }
     }
+#pragma unroll
+    for (int u = 0; u + 1 < kP; ++u)  // the rest: under kP cells
+      if (c + 32 * u < n) take(u, c + 32 * u);
     const bool ok = screen && e1 >= kEstimateFloor;
     if (ok && e3 < e1 * kEstimateCut && bad == 0.0f) {
       m = argmax_key({keypoint_value<GT>(staged[c1 * kK + k], lo + c1, G, ry, rx), lo + c1});
