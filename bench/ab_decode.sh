@@ -7,16 +7,14 @@
 # binary's position in the list, its file name, the model and the round); its table rows (batch,
 # CPU p50/p99, CUDA queued p50/p99, speedup, idle p50, speedup, direct p50) are printed under a
 # "== round R MODEL BINARY (rc N)" line, and a failed run's last log lines go to stderr. The exit
-# status is 1 if any run failed. Extra environment (POSERT_DECODE_CELLS_PER_LANE, ...) passes
+# status is 1 if any run failed, 2 on a usage error (too few arguments, a bad ROUNDS, a binary that
+# is not an executable file). Extra environment (POSERT_DECODE_CELLS_PER_LANE, ...) passes
 # through to every run.
 set -uo pipefail
 usage="usage: ab_decode.sh OUT_DIR ROUNDS MODELS BATCHES POSERT..."
-out=${1:?$usage}
-rounds=${2:?$usage}
-models=${3:?$usage}
-batches=${4:?$usage}
+[ $# -ge 5 ] || { echo "$usage" >&2; exit 2; }
+out=$1 rounds=$2 models=$3 batches=$4
 shift 4
-[ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "ab_decode.sh: ROUNDS must be a positive integer, not '$rounds'" >&2; exit 2; }
 bins=()
 for bin in "$@"; do
