@@ -40,7 +40,16 @@ struct SingleArgs {
   unsigned long long* keys;  // [max_batch, 17] best (value, cell) so far, 0 = none; reset by the item's last block
   unsigned* done;            // [max_batch] blocks of the item finished; reset by the item's last block
   bool exhaustive;           // $POSERT_DECODE_EXHAUSTIVE: every cell's exact value, no screen
+  // poll: every block of the launch is resident at once (the host checks), so each item's block 0
+  // waits for the others' keys in slots[linear block id][17] (0 = not yet written; a block with
+  // no candidate writes kNoKey), reads and clears them, and assembles the pose; keys and done are
+  // unused. Otherwise the last block to count in done assembles it from keys.
+  bool poll;
+  unsigned long long* slots;
 };
+// A poll slot's value for a warp with no candidate: nonzero (written), below every argmax key (whose
+// low word, 0xffffffff - cell, is at least 2^31).
+constexpr unsigned long long kNoKey = 1;
 
 // Greatest common divisor, for compile-time constants.
 constexpr int gcd_int(int a, int b) { return b == 0 ? a : gcd_int(b, a % b); }
@@ -382,13 +391,38 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
     if (!kStaged) __syncthreads();  // every warp done with the tile before the next one overwrites it
   }
   m = warp_max_key(m);
-  if (lane == 0 && m != 0) atomicMax(&a.keys[static_cast<size_t>(b) * kK + k], m);
 
-  // 3. The last block of the item (last_block_of_item) assembles the pose, in warp 0 (lane j
-  // takes keypoint j).
-  if (!last_block_of_item(&a.done[b], gridDim.x)) return;  // the whole block
-  zero_item_records(a.out, b, a.max_poses, 1);
-  if (warp != 0) return;
+  // 3. One block of the item assembles the pose, in warp 0 (lane j takes keypoint j).
+  if (a.poll) {
+    // Block 0, once every other block of the item has stored its keys: no counter, no fence (a
+    // slot holds the whole result, one 64-bit word that is written once), so the pose waits for
+    // the last block's store to land and block 0's next load of it, where the counter took the
+    // keys' atomics, a release, the count and the keys' read back, each a trip to L2.
+    unsigned long long* slot = a.slots + static_cast<size_t>(b) * gridDim.x * kK + k;  // block 0's, keypoint k
+    if (blockIdx.x != 0) {
+      if (lane == 0) st_relaxed_gpu(slot + blockIdx.x * kK, m != 0 ? m : kNoKey);
+      return;
+    }
+    zero_item_records(a.out, b, a.max_poses, 1);
+    // Warp k: lane x takes blocks x + 1, x + 33, ...; each slot read until written, then cleared
+    // for the next launch (which the stream orders after this one).
+    for (unsigned x = lane + 1; x < gridDim.x; x += 32) {
+      unsigned long long v;
+      while ((v = ld_relaxed_gpu(slot + x * kK)) == 0) {
+      }
+      st_relaxed_gpu(slot + x * kK, 0);
+      m = max(m, v);
+    }
+    m = warp_max_key(m);
+    if (lane == 0) s_key[k] = m == kNoKey ? 0 : m;  // s_key: free since the centre's merge
+    __syncthreads();
+    if (warp != 0) return;
+  } else {
+    if (lane == 0 && m != 0) atomicMax(&a.keys[static_cast<size_t>(b) * kK + k], m);
+    if (!last_block_of_item(&a.done[b], gridDim.x)) return;  // the whole block
+    zero_item_records(a.out, b, a.max_poses, 1);
+    if (warp != 0) return;
+  }
   // The crop, copied first (cp.async, no register held; waited for below): in the pipeline's
   // mapped modes it is host memory, a trip over PCIe that then overlaps the keys' and offsets'
   // trips. (Copied at the start, every block's copy would sit on its first barrier or its
@@ -397,7 +431,7 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   if (lane < 4) cp_async4(reinterpret_cast<float*>(&s_tf) + lane, reinterpret_cast<const float*>(a.tf + b) + lane);
   float kx = 0, ky = 0, ks = 0;
   if (lane < kK) {
-    const unsigned long long key = atomicExch(&a.keys[static_cast<size_t>(b) * kK + lane], 0ull);
+    const unsigned long long key = a.poll ? s_key[lane] : atomicExch(&a.keys[static_cast<size_t>(b) * kK + lane], 0ull);
     // The CPU's scan keeps cell 0 when its value is NaN (nothing compares greater).
     const int kb = isnan(keypoint_value<GT>(s_h0[lane], 0, G, s_rk[lane][0], s_rk[lane][1])) ? 0 : argmax_key_index(key);
     const float y = __fadd_rn(static_cast<float>(cell_y<GT>(kb, G)), off[kb * 2 * kK + 2 * lane]);
@@ -407,7 +441,7 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
     ks = heat[kb * kK + lane];
     s_kp[lane][0] = kx, s_kp[lane][1] = ky, s_kp[lane][2] = ks;
   }
-  if (lane == 0) a.done[b] = 0;  // every block of this launch has counted: ready for the next one
+  if (!a.poll && lane == 0) a.done[b] = 0;  // every block of this launch has counted: ready for the next one
   __syncwarp();
 
   // 4. The pose: score = mean keypoint score, bbox = min/max of the keypoints, then frame pixels.
@@ -483,6 +517,20 @@ class MoveNetSingleDecoder : public DeviceDecoder {
                      : G_ == 64 ? movenet_single_kernel<64, true>
                                 : movenet_single_kernel<0, true>;
     resident_ = resident_blocks(kernel_, kThreads, "MoveNet decoder occupancy");
+    // Launches of at most this many blocks poll: every block resident at once, whichever kernel
+    // (the staged one with its largest chunk's shared memory, too) and however the blocks are
+    // placed, so that no block 0 waits for a block that cannot start.
+    int staged_per_sm = 0;
+    cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&staged_per_sm, staged_kernel_, kThreads,
+                                                             stage_bytes(kStageMaxCells)),
+               "MoveNet decoder occupancy");
+    poll_blocks_ = decode_poll_from_env() ? std::min(resident_, staged_per_sm * sm_count("MoveNet decoder occupancy")) : 0;
+    if (poll_blocks_ > 0) {
+      slots_ = DeviceBuffer(static_cast<size_t>(poll_blocks_) * kK * sizeof(unsigned long long), "MoveNet keypoint workspace");
+      cuda_check(cudaMemset(slots_.as<void>(), 0, static_cast<size_t>(poll_blocks_) * kK * sizeof(unsigned long long)),
+                 "clearing the MoveNet keypoint workspace");
+      cuda_check(cudaDeviceSynchronize(), "clearing the MoveNet keypoint workspace");
+    }
     sms_ = sm_count("MoveNet decoder setup");
     can_stage_ = compute_capability_major() >= 9 && decode_staged_from_env();
     lanes_override_ = decode_cells_per_lane_from_env();
@@ -501,7 +549,8 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     const auto [blocks, chunk] = split_cells(cells, per_lane);
     SingleArgs a{heads[0],   heads[1], heads[2],    heads[3],          weight_.as<__half>(),
                  G_,         chunk,    out_scale_,  input_size_,       transforms,
-                 out,        max_poses_, keys_.as<unsigned long long>(), done_.as<unsigned>(), exhaustive_};
+                 out,        max_poses_, keys_.as<unsigned long long>(), done_.as<unsigned>(), exhaustive_,
+                 static_cast<long long>(blocks) * n <= poll_blocks_, slots_.as<unsigned long long>()};
     // Staged where the chunk fits (the staged kernel's occupancy is the same: at most 43.5 KB of
     // shared memory a block, 3 blocks an SM, as registers allow).
     if (can_stage_ && chunk <= kStageMaxCells)
@@ -520,10 +569,11 @@ class MoveNetSingleDecoder : public DeviceDecoder {
   void (*staged_kernel_)(SingleArgs) = nullptr;  // the same with the chunk staged whole
   bool can_stage_ = false;                       // sm_90+ and $POSERT_DECODE_STAGED not 0
   int resident_ = 1;  // blocks of the kernel the GPU runs at once
+  int poll_blocks_ = 0;  // launches of at most this many blocks poll (0: $POSERT_DECODE_POLL=0)
   int sms_ = 1;       // the GPU's SMs
   int lanes_override_ = 0;  // $POSERT_DECODE_CELLS_PER_LANE, or 0: movenet_single_cells_per_lane's choice
   bool exhaustive_ = false;  // $POSERT_DECODE_EXHAUSTIVE
-  DeviceBuffer weight_, keys_, done_;
+  DeviceBuffer weight_, keys_, done_, slots_;
 };
 
 }  // namespace
