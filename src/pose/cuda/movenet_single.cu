@@ -40,16 +40,21 @@ struct SingleArgs {
   unsigned long long* keys;  // [max_batch, 17] best (value, cell) so far, 0 = none; reset by the item's last block
   unsigned* done;            // [max_batch] blocks of the item finished; reset by the item's last block
   bool exhaustive;           // $POSERT_DECODE_EXHAUSTIVE: every cell's exact value, no screen
-  // poll: every block of the launch is resident at once (the host checks), so each item's block 0
-  // waits for the others' keys in slots[linear block id][17] (0 = not yet written; a block with
-  // no candidate writes kNoKey), reads and clears them, and assembles the pose; keys and done are
-  // unused. Otherwise the last block to count in done assembles it from keys.
+  // poll: an item has at most kMaxPollBlocks blocks and every block of the launch is resident at
+  // once (the host checks both), so each item's block 0 waits for the others' keys in
+  // slots[linear block id][17] (0 = not yet written; a block with no candidate writes kNoKey),
+  // reads and clears them, and assembles the pose; keys and done are unused. Otherwise the last
+  // block to count in done assembles it from keys.
   bool poll;
   unsigned long long* slots;
 };
 // A poll slot's value for a warp with no candidate: nonzero (written), below every argmax key (whose
 // low word, 0xffffffff - cell, is at least 2^31).
 constexpr unsigned long long kNoKey = 1;
+// Items of more blocks than this take the counter: block 0's warps then poll too many slots (at
+// batch 1, 36 blocks an item on lightning's grid, polling measured 0.0065 -> 0.0070 ms, H100,
+// twenty-fourth session, where 8 blocks at batch 16 measured 0.0076 -> 0.0073 with row stepping).
+constexpr int kMaxPollBlocks = 8;
 
 // Greatest common divisor, for compile-time constants.
 constexpr int gcd_int(int a, int b) { return b == 0 ? a : gcd_int(b, a % b); }
@@ -550,7 +555,8 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     SingleArgs a{heads[0],   heads[1], heads[2],    heads[3],          weight_.as<__half>(),
                  G_,         chunk,    out_scale_,  input_size_,       transforms,
                  out,        max_poses_, keys_.as<unsigned long long>(), done_.as<unsigned>(), exhaustive_,
-                 static_cast<long long>(blocks) * n <= poll_blocks_, slots_.as<unsigned long long>()};
+                 blocks <= kMaxPollBlocks && static_cast<long long>(blocks) * n <= poll_blocks_,
+                 slots_.as<unsigned long long>()};
     // Staged where the chunk fits (the staged kernel's occupancy is the same: at most 43.5 KB of
     // shared memory a block, 3 blocks an SM, as registers allow).
     if (can_stage_ && chunk <= kStageMaxCells)
