@@ -41,19 +41,22 @@ struct SingleArgs {
   unsigned* done;            // [max_batch] blocks of the item finished; reset by the item's last block
   bool exhaustive;           // $POSERT_DECODE_EXHAUSTIVE: every cell's exact value, no screen
   // poll: an item has at most kMaxPollBlocks blocks and every block of the launch is resident at
-  // once (the host checks both), so each item's block 0 waits for the others' keys in
-  // slots[linear block id][17] (0 = not yet written; a block with no candidate writes kNoKey),
-  // reads and clears them, and assembles the pose; keys and done are unused. Otherwise the last
-  // block to count in done assembles it from keys.
+  // once (the host checks both), so each item's last block (blockIdx.x = gridDim.x - 1) waits for
+  // the others' keys in slots[linear block id][17] (0 = not yet written; a block with no
+  // candidate writes kNoKey), reads and clears them, and assembles the pose; keys and done are
+  // unused. Otherwise the last block to count in done assembles it from keys. Either way one
+  // decoder's launches must not overlap (one stream): two launches at once would share keys and
+  // counters, or slots (where a waiting block could then wait for ever).
   bool poll;
   unsigned long long* slots;
 };
 // A poll slot's value for a warp with no candidate: nonzero (written), below every argmax key (whose
 // low word, 0xffffffff - cell, is at least 2^31).
 constexpr unsigned long long kNoKey = 1;
-// Items of more blocks than this take the counter: block 0's warps then poll too many slots (at
-// batch 1, 36 blocks an item on lightning's grid, polling measured 0.0065 -> 0.0070 ms, H100,
-// twenty-fourth session, where 8 blocks at batch 16 measured 0.0076 -> 0.0073 with row stepping).
+// Items of more blocks than this take the counter: the waiting block's warps then poll too many
+// slots (at batch 1, 36 blocks an item on lightning's grid, polling measured 0.0065 -> 0.0070 ms,
+// H100, twenty-fourth session, where 8 blocks at batch 16 measured 0.0076 -> 0.0073 with row
+// stepping).
 constexpr int kMaxPollBlocks = 8;
 
 // Greatest common divisor, for compile-time constants.
@@ -158,8 +161,10 @@ __device__ __forceinline__ void chunk_wait(unsigned long long* bar) {
 
 // Block (chunk, item): every block finds the item's centre (cheap), then warp k takes the
 // weighted argmax of keypoint k over the block's cells (exact values only where the estimate
-// screen passes a cell) and merges it into the item's key by atomicMax. The item's last block to
-// finish writes the pose and resets the keys and counter. The heat values do not depend on the
+// screen passes a cell) and merges it into the item's key: by atomicMax, after which the item's
+// last block to finish writes the pose and resets the keys and counter, or (a.poll) by storing it
+// in a slot that the item's last block in x waits for, reads and clears before it writes the
+// pose. The heat values do not depend on the
 // centre: the staged chunk's copy (or, tile by tile, the first tile's loads into registers)
 // starts first, so its latency overlaps the centre's; each next tile loads while the current one
 // is searched. Candidates are compared as argmax keys (one 64-bit max; the order is total, so the
@@ -181,7 +186,8 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   __shared__ unsigned long long s_key[kK];
   __shared__ int s_centre;
   __shared__ float s_kp[kK][3];  // x, y, score in model-input pixels
-  // What only the last block's tail reads, gathered early so that the tail waits for none of it:
+  // What only the tail (in the block that assembles the pose) reads, gathered early so that the
+  // tail waits for none of it:
   // keypoint k's regressed position (y, x; warp k's ry, rx) and cell 0's heat values (the CPU's
   // NaN rule; copied by cp.async at the start).
   __shared__ float s_rk[kK][2];
@@ -399,19 +405,23 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
 
   // 3. One block of the item assembles the pose, in warp 0 (lane j takes keypoint j).
   if (a.poll) {
-    // Block 0, once every other block of the item has stored its keys: no counter, no fence (a
-    // slot holds the whole result, one 64-bit word that is written once), so the pose waits for
-    // the last block's store to land and block 0's next load of it, where the counter took the
-    // keys' atomics, a release, the count and the keys' read back, each a trip to L2.
+    // The item's last block (blockIdx.x = gridDim.x - 1), once every other block of the item has
+    // stored its keys: no counter, no fence (a slot holds the whole result, one 64-bit word that
+    // is written once), so the pose waits for the last store to land and the next load of it,
+    // where the counter took the keys' atomics, a release, the count and the keys' read back,
+    // each a trip to L2. The last block waits: where the GPU starts blocks in order, the blocks it
+    // waits for have all started before it, whatever else holds the GPU (the host's check that
+    // the launch fits at once does not see other work).
+    const unsigned last = gridDim.x - 1;
     unsigned long long* slot = a.slots + static_cast<size_t>(b) * gridDim.x * kK + k;  // block 0's, keypoint k
-    if (blockIdx.x != 0) {
+    if (blockIdx.x != last) {
       if (lane == 0) st_relaxed_gpu(slot + blockIdx.x * kK, m != 0 ? m : kNoKey);
       return;
     }
     zero_item_records(a.out, b, a.max_poses, 1);
-    // Warp k: lane x takes blocks x + 1, x + 33, ...; each slot read until written, then cleared
-    // for the next launch (which the stream orders after this one).
-    for (unsigned x = lane + 1; x < gridDim.x; x += 32) {
+    // Warp k: lane x takes blocks x, x + 32, ...; each slot read until written, then cleared for
+    // the next launch (which the stream orders after this one).
+    for (unsigned x = lane; x < last; x += 32) {
       unsigned long long v;
       while ((v = ld_relaxed_gpu(slot + x * kK)) == 0) {
       }
