@@ -192,10 +192,14 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   // NaN rule; copied by cp.async at the start).
   __shared__ float s_rk[kK][2];
   __shared__ float s_h0[kK];
-  // Warp w's centre candidate's regression row (34 floats), copied by cp.async while the
-  // candidates are merged; [kK]: cell 0's (the centre where the CPU's NaN rule picks it or no cell
-  // has a number). s_reg_row: the row of the merged centre.
-  __shared__ float s_reg[kK + 1][2 * kK];
+  // kRowsEarly (lightning's grid only): warp w's centre candidate's regression row (34 floats),
+  // copied by cp.async while the candidates are merged; [kK]: cell 0's (the centre where the CPU's
+  // NaN rule picks it or no cell has a number). s_reg_row: the row of the merged centre. Measured
+  // (H100, session 24): lightning 0.0076 -> 0.0075 ms at batch 16 and 0.0107 -> 0.0102 at 64;
+  // thunder 0.0079 -> 0.0082 at 16 and 0.0172 -> 0.0175 at 64, so thunder's grid reads the row
+  // after the merge instead.
+  constexpr bool kRowsEarly = GT == 48;
+  __shared__ float s_reg[kRowsEarly ? kK + 1 : 1][2 * kK];
   __shared__ int s_reg_row;
   // Not gathered early: the item's crop, which the tail copies itself, first (see step 3).
   __shared__ CropTransform s_tf;
@@ -263,7 +267,7 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   unsigned long long c = cbi < 0 ? 0ull : argmax_key({cbv, cbi});
   c = warp_max_key(c);
   if (lane == 0) s_key[warp] = c;
-  {
+  if constexpr (kRowsEarly) {
     // The candidate's regression row on its way (the merged centre is one warp's candidate, or
     // cell 0): the regressed positions then wait for no trip to memory after the merge.
     static_assert(2 * kK > 32 && 2 * kK <= 64, "a row in two copies a lane");
@@ -283,7 +287,7 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
     if (lane == 0) {
       const bool cell0 = isnan(__fmul_rn(centre[0], __half2float(a.weight[0]))) || m == 0;
       s_centre = cell0 ? 0 : argmax_key_index(m);
-      s_reg_row = cell0 ? kK : __ffs(won) - 1;
+      if (kRowsEarly) s_reg_row = cell0 ? kK : __ffs(won) - 1;
     }
   }
   cp_async_wait_all();  // s_h0, s_reg and stage_chunk's ragged words: before the barrier
@@ -292,8 +296,9 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
 
   // 2. Keypoint k = warp: the regressed position from the centre cell (grid units), then the
   // argmax of heat / (distance + eps) over this block's cells.
-  const float ry = __fadd_rn(static_cast<float>(cell_y<GT>(best, G)), s_reg[s_reg_row][2 * k]);
-  const float rx = __fadd_rn(static_cast<float>(cell_x<GT>(best, G)), s_reg[s_reg_row][2 * k + 1]);
+  const float* rrow = kRowsEarly ? s_reg[s_reg_row] : reg + static_cast<size_t>(best) * 2 * kK;
+  const float ry = __fadd_rn(static_cast<float>(cell_y<GT>(best, G)), rrow[2 * k]);
+  const float rx = __fadd_rn(static_cast<float>(cell_x<GT>(best, G)), rrow[2 * k + 1]);
   // The screen needs a regressed position of sane size (so every denominator is far below the
   // 2^126 past which the approximate reciprocal is flushed to 0); a NaN position fails the test too.
   if (lane == 0) s_rk[k][0] = ry, s_rk[k][1] = rx;
@@ -457,12 +462,11 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
     s_kp[lane][0] = kx, s_kp[lane][1] = ky, s_kp[lane][2] = ks;
   }
   if (!a.poll && lane == 0) a.done[b] = 0;  // every block of this launch has counted: ready for the next one
-  __syncwarp();
 
   // 4. The pose: score = mean keypoint score, bbox = min/max of the keypoints, then frame pixels.
   PoseRecord* rec = item_records(a.out, b, a.max_poses);
   cp_async_wait_all();  // the crop (lanes 0..3)
-  __syncwarp();
+  __syncwarp();         // the crop and s_kp, for the whole warp
   const CropTransform t = s_tf;
   if (lane < kK) {
     rec->kpt[lane][0] = frame_x(t, kx);
