@@ -425,7 +425,9 @@ TEST(CudaDecode, MoveNetSingleScreenedSearchGivesTheExactBits) {
 // chunk has at most 640 cells; $POSERT_DECODE_STAGED=0 takes the tile-by-tile loads. Both give
 // the CPU's bits with the heads at every word alignment and with chunks that start off a 16-byte
 // boundary (17 cells per lane: 461-cell chunks on lightning's grid) or are too large to stage
-// (4096: one block per item).
+// (4096: one block per item). Each way, with each item's block 0 waiting for the other blocks'
+// keys where an item has at most 8 blocks (batch 16's choice, 17 and 4096 cells per lane) and
+// ($POSERT_DECODE_POLL=0) with the last block to count assembling the pose.
 TEST(CudaDecode, MoveNetSingleStagedAndTiledAtAnyAlignment) {
   POSERT_REQUIRE_GPU();
   for (const char* model : {"movenet-lightning", "movenet-thunder"}) {
@@ -434,13 +436,15 @@ TEST(CudaDecode, MoveNetSingleStagedAndTiledAtAnyAlignment) {
       const Heads h = random_heads(spec, n, 300 + n, Values::Smooth);
       const auto want = run_cpu(spec, h, n, {});
       for (const char* staged : {"1", "0"})
-        for (const char* per_lane : {"", "3", "17", "4096"}) {
-          const test::ScopedEnv s("POSERT_DECODE_STAGED", staged), p("POSERT_DECODE_CELLS_PER_LANE", per_lane);
-          for (const size_t shift : {0, 4, 8, 12})
-            expect_same(run_gpu(spec, h, n, {}, false, shift).poses, want, 1e-3, 1e-5, true,
-                        std::string(model) + " n=" + std::to_string(n) + " staged=" + staged + " cells per lane '" +
-                            per_lane + "' heads " + std::to_string(shift) + " bytes past 16");
-        }
+        for (const char* poll : {"1", "0"})
+          for (const char* per_lane : {"", "3", "17", "4096"}) {
+            const test::ScopedEnv s("POSERT_DECODE_STAGED", staged), q("POSERT_DECODE_POLL", poll),
+                p("POSERT_DECODE_CELLS_PER_LANE", per_lane);
+            for (const size_t shift : {0, 4, 8, 12})
+              expect_same(run_gpu(spec, h, n, {}, false, shift).poses, want, 1e-3, 1e-5, true,
+                          std::string(model) + " n=" + std::to_string(n) + " staged=" + staged + " poll=" + poll +
+                              " cells per lane '" + per_lane + "' heads " + std::to_string(shift) + " bytes past 16");
+          }
     }
   }
 }
@@ -573,57 +577,74 @@ TEST(CudaDecode, LargerBatchesMatchCpu) {
 }
 
 // The decoders keep per-item state in their workspace between launches (argmax keys and
-// last-block counters, PoseNet's peak counts) that each launch must leave reset: one decoder,
-// enqueued again and again with different batch sizes, directly and as a replayed graph, gives
-// every item the bytes a fresh decoder gives it.
+// last-block counters, the single-pose decoder's poll slots, PoseNet's peak counts) that each
+// launch must leave reset: one decoder, enqueued again and again with different batch sizes,
+// directly and as a replayed graph, on two sets of heads in turn (so that a value a launch left
+// behind would give the next launch the other set's keypoints), gives every item the bytes a
+// fresh decoder gives it. (The single-pose decoders' last block in x polls for the other blocks'
+// keys where an item has at most 8 blocks and the GPU holds every block at once; on an H100 here
+// at batch 64 (6 blocks an item; thunder's 683-cell chunks tile by tile), 16 (8) and 17
+// (lightning: 7), and not at 17 on thunder's grid (22), 7, 3 or 1: both ways in one decoder,
+// directly and as a graph; and again with $POSERT_DECODE_POLL=0.)
 TEST(CudaDecode, RepeatedAndReplayedEnqueuesGiveTheSameBytes) {
   POSERT_REQUIRE_GPU();
-  for (const char* model : {"movenet-lightning", "movenet-thunder", "movenet-multipose", "posenet"}) {
-    const ModelSpec& spec = find_model_spec(model);
-    const int N = 40;
-    const Heads h = random_heads(spec, N, 43, Values::Smooth);
-    const std::vector<uint8_t> want = run_gpu(spec, h, N, {}).bytes;
+  for (const char* model : {"movenet-lightning", "movenet-thunder", "movenet-multipose", "posenet", "movenet-lightning/0",
+                            "movenet-thunder/0"}) {
+    const std::string name(model);
+    const test::ScopedEnv q("POSERT_DECODE_POLL", name.find("/0") != std::string::npos ? "0" : "");
+    const ModelSpec& spec = find_model_spec(name.substr(0, name.find('/')));
+    const int N = 64;
+    std::vector<Heads> h;
+    std::vector<std::vector<uint8_t>> want;
+    for (unsigned seed : {43u, 44u}) {
+      h.push_back(random_heads(spec, N, seed, Values::Smooth));
+      want.push_back(run_gpu(spec, h.back(), N, {}).bytes);
+    }
 
     cuda::GpuPoseDecoder dec(spec, N, {});
     const size_t item = dec.layout().item_bytes();
     std::vector<std::unique_ptr<DevBuf>> dh;
-    std::vector<const float*> ptrs;
-    for (const auto& t : h.t) {
-      dh.push_back(std::make_unique<DevBuf>(t.raw(), t.nbytes()));
-      ptrs.push_back(static_cast<const float*>(dh.back()->p));
-    }
+    std::vector<const float*> ptrs[2];
+    for (int v = 0; v < 2; ++v)
+      for (const auto& t : h[v].t) {
+        dh.push_back(std::make_unique<DevBuf>(t.raw(), t.nbytes()));
+        ptrs[v].push_back(static_cast<const float*>(dh.back()->p));
+      }
     std::vector<CropTransform> tf(N);
     for (int b = 0; b < N; ++b) tf[b] = transform_for(b);
     DevBuf dtf(tf.data(), tf.size() * sizeof(CropTransform));
     DevBuf out(dec.output_bytes(N));
     cudaStream_t s;
     cuda_ok(cudaStreamCreate(&s), "cudaStreamCreate");
-    auto check = [&](int n, const std::string& what) {
+    auto check = [&](int n, int v, const std::string& what) {
       cuda_ok(cudaStreamSynchronize(s), "decoder run");
       const std::vector<uint8_t> got = out.download<uint8_t>();
-      EXPECT_TRUE(std::equal(got.begin(), got.begin() + n * item, want.begin())) << model << " " << what;
+      EXPECT_TRUE(std::equal(got.begin(), got.begin() + n * item, want[v].begin()))
+          << model << " " << what << " (heads " << v << ")";
     };
-    for (int n : {N, 1, 7, N, 3, 1, N}) {
+    int v = 0;
+    for (int n : {N, 1, 16, 17, 7, N, 3, 16, 1, 17, N}) {
       out.fill(0xCD);
-      dec.enqueue(ptrs, n, static_cast<const CropTransform*>(dtf.p), out.p, s);
-      check(n, "direct n=" + std::to_string(n));
+      dec.enqueue(ptrs[v], n, static_cast<const CropTransform*>(dtf.p), out.p, s);
+      check(n, v, "direct n=" + std::to_string(n));
+      v = 1 - v;
     }
-    const int gn = 5;
+    const int gn = 16;
     cudaGraph_t g;
     cudaGraphExec_t ge;
     cuda_ok(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), "begin capture");
-    dec.enqueue(ptrs, gn, static_cast<const CropTransform*>(dtf.p), out.p, s);
+    dec.enqueue(ptrs[0], gn, static_cast<const CropTransform*>(dtf.p), out.p, s);
     cuda_ok(cudaStreamEndCapture(s, &g), "end capture");
     cuda_ok(cudaGraphInstantiate(&ge, g, 0), "instantiate");
     for (int r = 0; r < 3; ++r) {
       out.fill(0xCD);
       cuda_ok(cudaGraphLaunch(ge, s), "graph launch");
-      check(gn, "graph replay " + std::to_string(r));
+      check(gn, 0, "graph replay " + std::to_string(r));
       cuda_ok(cudaGraphLaunch(ge, s), "graph launch");  // twice in a row, without a sync between
-      check(gn, "graph replay twice " + std::to_string(r));
+      check(gn, 0, "graph replay twice " + std::to_string(r));
       out.fill(0xCD);
-      dec.enqueue(ptrs, N, static_cast<const CropTransform*>(dtf.p), out.p, s);
-      check(N, "direct after replay " + std::to_string(r));
+      dec.enqueue(ptrs[1], r == 1 ? gn : N, static_cast<const CropTransform*>(dtf.p), out.p, s);
+      check(r == 1 ? gn : N, 1, "direct after replay " + std::to_string(r));
     }
     cudaGraphExecDestroy(ge);
     cudaGraphDestroy(g);

@@ -1,6 +1,7 @@
 // The CUDA engine's environment switches ($POSERT_STREAMS, $POSERT_PDL, $POSERT_TUNE_LOG,
-// $POSERT_DECODE_CELLS_PER_LANE, $POSERT_DECODE_EXHAUSTIVE, $POSERT_DECODE_STAGED): defaults when
-// unset, the accepted values, and a usage error naming the variable for anything else.
+// $POSERT_DECODE_CELLS_PER_LANE, $POSERT_DECODE_EXHAUSTIVE, $POSERT_DECODE_STAGED,
+// $POSERT_DECODE_POLL): defaults when unset, the accepted values, and a usage error naming the
+// variable for anything else.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -80,6 +81,7 @@ TEST(EngineEnv, TuneLog) { expect_switch("POSERT_TUNE_LOG", false, tune_log_from
 
 TEST(EngineEnv, DecodeExhaustive) { expect_switch("POSERT_DECODE_EXHAUSTIVE", false, decode_exhaustive_from_env); }
 TEST(EngineEnv, DecodeStaged) { expect_switch("POSERT_DECODE_STAGED", true, decode_staged_from_env); }
+TEST(EngineEnv, DecodePoll) { expect_switch("POSERT_DECODE_POLL", true, decode_poll_from_env); }
 
 }  // namespace
 }  // namespace posert

@@ -140,6 +140,17 @@ __device__ __forceinline__ unsigned atomic_add_acq_rel_gpu(unsigned* p, unsigned
   return old;
 }
 
+// Relaxed 64-bit load and store at device scope (PTX ld/st.relaxed.gpu): through L2, never an
+// SM's L1, so that a block polling a word another block stores sees the store once it lands.
+__device__ __forceinline__ unsigned long long ld_relaxed_gpu(const unsigned long long* p) {
+  unsigned long long v;
+  asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ void st_relaxed_gpu(unsigned long long* p, unsigned long long v) {
+  asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+
 // The "last block" handshake of a decoder whose blocks split one item: every thread of the block
 // calls it once, after its writes and atomics for the item; it returns true (in every thread) in
 // the one block that counts last, which may then read what every other block wrote. The block's

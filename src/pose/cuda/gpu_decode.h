@@ -41,7 +41,10 @@ class GpuPoseDecoder {
   // d_transforms: n CropTransforms on the device; d_out: output_bytes(n) bytes on the device, one
   // PoseItemLayout item per batch item (records beyond the count are zeroed). Asynchronous on
   // `stream` (a cudaStream_t); checks the launches, not the results. Throws posert::Error when
-  // n is not in 1..max_batch or the head count is wrong.
+  // n is not in 1..max_batch or the head count is wrong. One decoder's launches must not run at
+  // the same time (enqueue it on one stream, or order the streams): its workspace carries state
+  // from launch to launch, and the single-pose decoder's blocks may wait for each other's
+  // results there.
   void enqueue(const std::vector<const float*>& d_heads, int n, const CropTransform* d_transforms, void* d_out,
                void* stream);
 

@@ -40,7 +40,24 @@ struct SingleArgs {
   unsigned long long* keys;  // [max_batch, 17] best (value, cell) so far, 0 = none; reset by the item's last block
   unsigned* done;            // [max_batch] blocks of the item finished; reset by the item's last block
   bool exhaustive;           // $POSERT_DECODE_EXHAUSTIVE: every cell's exact value, no screen
+  // poll: an item has at most kMaxPollBlocks blocks and every block of the launch is resident at
+  // once (the host checks both), so each item's last block (blockIdx.x = gridDim.x - 1) waits for
+  // the others' keys in slots[linear block id][17] (0 = not yet written; a block with no
+  // candidate writes kNoKey), reads and clears them, and assembles the pose; keys and done are
+  // unused. Otherwise the last block to count in done assembles it from keys. Either way one
+  // decoder's launches must not overlap (one stream): two launches at once would share keys and
+  // counters, or slots (where a waiting block could then wait for ever).
+  bool poll;
+  unsigned long long* slots;
 };
+// A poll slot's value for a warp with no candidate: nonzero (written), below every argmax key (whose
+// low word, 0xffffffff - cell, is at least 2^31).
+constexpr unsigned long long kNoKey = 1;
+// Items of more blocks than this take the counter: the waiting block's warps then poll too many
+// slots (at batch 1, 36 blocks an item on lightning's grid, polling measured 0.0065 -> 0.0070 ms,
+// H100, twenty-fourth session, where 8 blocks at batch 16 measured 0.0076 -> 0.0073 with row
+// stepping).
+constexpr int kMaxPollBlocks = 8;
 
 // Greatest common divisor, for compile-time constants.
 constexpr int gcd_int(int a, int b) { return b == 0 ? a : gcd_int(b, a % b); }
@@ -144,8 +161,10 @@ __device__ __forceinline__ void chunk_wait(unsigned long long* bar) {
 
 // Block (chunk, item): every block finds the item's centre (cheap), then warp k takes the
 // weighted argmax of keypoint k over the block's cells (exact values only where the estimate
-// screen passes a cell) and merges it into the item's key by atomicMax. The item's last block to
-// finish writes the pose and resets the keys and counter. The heat values do not depend on the
+// screen passes a cell) and merges it into the item's key: by atomicMax, after which the item's
+// last block to finish writes the pose and resets the keys and counter, or (a.poll) by storing it
+// in a slot that the item's last block in x waits for, reads and clears before it writes the
+// pose. The heat values do not depend on the
 // centre: the staged chunk's copy (or, tile by tile, the first tile's loads into registers)
 // starts first, so its latency overlaps the centre's; each next tile loads while the current one
 // is searched. Candidates are compared as argmax keys (one 64-bit max; the order is total, so the
@@ -167,15 +186,20 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   __shared__ unsigned long long s_key[kK];
   __shared__ int s_centre;
   __shared__ float s_kp[kK][3];  // x, y, score in model-input pixels
-  // What only the last block's tail reads, gathered early so that the tail waits for none of it:
+  // What only the tail (in the block that assembles the pose) reads, gathered early so that the
+  // tail waits for none of it:
   // keypoint k's regressed position (y, x; warp k's ry, rx) and cell 0's heat values (the CPU's
   // NaN rule; copied by cp.async at the start).
   __shared__ float s_rk[kK][2];
   __shared__ float s_h0[kK];
-  // Warp w's centre candidate's regression row (34 floats), copied by cp.async while the
-  // candidates are merged; [kK]: cell 0's (the centre where the CPU's NaN rule picks it or no cell
-  // has a number). s_reg_row: the row of the merged centre.
-  __shared__ float s_reg[kK + 1][2 * kK];
+  // kRowsEarly (lightning's grid only): warp w's centre candidate's regression row (34 floats),
+  // copied by cp.async while the candidates are merged; [kK]: cell 0's (the centre where the CPU's
+  // NaN rule picks it or no cell has a number). s_reg_row: the row of the merged centre. Measured
+  // (H100, session 24): lightning 0.0076 -> 0.0075 ms at batch 16 and 0.0107 -> 0.0102 at 64;
+  // thunder 0.0079 -> 0.0082 at 16 and 0.0172 -> 0.0175 at 64, so thunder's grid reads the row
+  // after the merge instead.
+  constexpr bool kRowsEarly = GT == 48;
+  __shared__ float s_reg[kRowsEarly ? kK + 1 : 1][2 * kK];
   __shared__ int s_reg_row;
   // Not gathered early: the item's crop, which the tail copies itself, first (see step 3).
   __shared__ CropTransform s_tf;
@@ -243,7 +267,7 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   unsigned long long c = cbi < 0 ? 0ull : argmax_key({cbv, cbi});
   c = warp_max_key(c);
   if (lane == 0) s_key[warp] = c;
-  {
+  if constexpr (kRowsEarly) {
     // The candidate's regression row on its way (the merged centre is one warp's candidate, or
     // cell 0): the regressed positions then wait for no trip to memory after the merge.
     static_assert(2 * kK > 32 && 2 * kK <= 64, "a row in two copies a lane");
@@ -263,7 +287,7 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
     if (lane == 0) {
       const bool cell0 = isnan(__fmul_rn(centre[0], __half2float(a.weight[0]))) || m == 0;
       s_centre = cell0 ? 0 : argmax_key_index(m);
-      s_reg_row = cell0 ? kK : __ffs(won) - 1;
+      if (kRowsEarly) s_reg_row = cell0 ? kK : __ffs(won) - 1;
     }
   }
   cp_async_wait_all();  // s_h0, s_reg and stage_chunk's ragged words: before the barrier
@@ -272,8 +296,9 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
 
   // 2. Keypoint k = warp: the regressed position from the centre cell (grid units), then the
   // argmax of heat / (distance + eps) over this block's cells.
-  const float ry = __fadd_rn(static_cast<float>(cell_y<GT>(best, G)), s_reg[s_reg_row][2 * k]);
-  const float rx = __fadd_rn(static_cast<float>(cell_x<GT>(best, G)), s_reg[s_reg_row][2 * k + 1]);
+  const float* rrow = kRowsEarly ? s_reg[s_reg_row] : reg + static_cast<size_t>(best) * 2 * kK;
+  const float ry = __fadd_rn(static_cast<float>(cell_y<GT>(best, G)), rrow[2 * k]);
+  const float rx = __fadd_rn(static_cast<float>(cell_x<GT>(best, G)), rrow[2 * k + 1]);
   // The screen needs a regressed position of sane size (so every denominator is far below the
   // 2^126 past which the approximate reciprocal is flushed to 0); a NaN position fails the test too.
   if (lane == 0) s_rk[k][0] = ry, s_rk[k][1] = rx;
@@ -382,13 +407,42 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
     if (!kStaged) __syncthreads();  // every warp done with the tile before the next one overwrites it
   }
   m = warp_max_key(m);
-  if (lane == 0 && m != 0) atomicMax(&a.keys[static_cast<size_t>(b) * kK + k], m);
 
-  // 3. The last block of the item (last_block_of_item) assembles the pose, in warp 0 (lane j
-  // takes keypoint j).
-  if (!last_block_of_item(&a.done[b], gridDim.x)) return;  // the whole block
-  zero_item_records(a.out, b, a.max_poses, 1);
-  if (warp != 0) return;
+  // 3. One block of the item assembles the pose, in warp 0 (lane j takes keypoint j).
+  if (a.poll) {
+    // The item's last block (blockIdx.x = gridDim.x - 1), once every other block of the item has
+    // stored its keys: no counter, no fence (a slot holds the whole result, one 64-bit word that
+    // is written once), so the pose waits for the last store to land and the next load of it,
+    // where the counter took the keys' atomics, a release, the count and the keys' read back,
+    // each a trip to L2. The last block waits: where the GPU starts blocks in order, the blocks it
+    // waits for have all started before it, whatever else holds the GPU (the host's check that
+    // the launch fits at once does not see other work).
+    const unsigned last = gridDim.x - 1;
+    unsigned long long* slot = a.slots + static_cast<size_t>(b) * gridDim.x * kK + k;  // block 0's, keypoint k
+    if (blockIdx.x != last) {
+      if (lane == 0) st_relaxed_gpu(slot + blockIdx.x * kK, m != 0 ? m : kNoKey);
+      return;
+    }
+    zero_item_records(a.out, b, a.max_poses, 1);
+    // Warp k: lane x takes blocks x, x + 32, ...; each slot read until written, then cleared for
+    // the next launch (which the stream orders after this one).
+    for (unsigned x = lane; x < last; x += 32) {
+      unsigned long long v;
+      while ((v = ld_relaxed_gpu(slot + x * kK)) == 0) {
+      }
+      st_relaxed_gpu(slot + x * kK, 0);
+      m = max(m, v);
+    }
+    m = warp_max_key(m);
+    if (lane == 0) s_key[k] = m == kNoKey ? 0 : m;  // s_key: free since the centre's merge
+    __syncthreads();
+    if (warp != 0) return;
+  } else {
+    if (lane == 0 && m != 0) atomicMax(&a.keys[static_cast<size_t>(b) * kK + k], m);
+    if (!last_block_of_item(&a.done[b], gridDim.x)) return;  // the whole block
+    zero_item_records(a.out, b, a.max_poses, 1);
+    if (warp != 0) return;
+  }
   // The crop, copied first (cp.async, no register held; waited for below): in the pipeline's
   // mapped modes it is host memory, a trip over PCIe that then overlaps the keys' and offsets'
   // trips. (Copied at the start, every block's copy would sit on its first barrier or its
@@ -397,7 +451,7 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
   if (lane < 4) cp_async4(reinterpret_cast<float*>(&s_tf) + lane, reinterpret_cast<const float*>(a.tf + b) + lane);
   float kx = 0, ky = 0, ks = 0;
   if (lane < kK) {
-    const unsigned long long key = atomicExch(&a.keys[static_cast<size_t>(b) * kK + lane], 0ull);
+    const unsigned long long key = a.poll ? s_key[lane] : atomicExch(&a.keys[static_cast<size_t>(b) * kK + lane], 0ull);
     // The CPU's scan keeps cell 0 when its value is NaN (nothing compares greater).
     const int kb = isnan(keypoint_value<GT>(s_h0[lane], 0, G, s_rk[lane][0], s_rk[lane][1])) ? 0 : argmax_key_index(key);
     const float y = __fadd_rn(static_cast<float>(cell_y<GT>(kb, G)), off[kb * 2 * kK + 2 * lane]);
@@ -407,13 +461,12 @@ __global__ void __maxnreg__(40) movenet_single_kernel(SingleArgs a) {
     ks = heat[kb * kK + lane];
     s_kp[lane][0] = kx, s_kp[lane][1] = ky, s_kp[lane][2] = ks;
   }
-  if (lane == 0) a.done[b] = 0;  // every block of this launch has counted: ready for the next one
-  __syncwarp();
+  if (!a.poll && lane == 0) a.done[b] = 0;  // every block of this launch has counted: ready for the next one
 
   // 4. The pose: score = mean keypoint score, bbox = min/max of the keypoints, then frame pixels.
   PoseRecord* rec = item_records(a.out, b, a.max_poses);
   cp_async_wait_all();  // the crop (lanes 0..3)
-  __syncwarp();
+  __syncwarp();         // the crop and s_kp, for the whole warp
   const CropTransform t = s_tf;
   if (lane < kK) {
     rec->kpt[lane][0] = frame_x(t, kx);
@@ -483,6 +536,20 @@ class MoveNetSingleDecoder : public DeviceDecoder {
                      : G_ == 64 ? movenet_single_kernel<64, true>
                                 : movenet_single_kernel<0, true>;
     resident_ = resident_blocks(kernel_, kThreads, "MoveNet decoder occupancy");
+    // Launches of at most this many blocks poll: every block resident at once, whichever kernel
+    // (the staged one with its largest chunk's shared memory, too) and however the blocks are
+    // placed, so that no block 0 waits for a block that cannot start.
+    int staged_per_sm = 0;
+    cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&staged_per_sm, staged_kernel_, kThreads,
+                                                             stage_bytes(kStageMaxCells)),
+               "MoveNet decoder occupancy");
+    poll_blocks_ = decode_poll_from_env() ? std::min(resident_, staged_per_sm * sm_count("MoveNet decoder occupancy")) : 0;
+    if (poll_blocks_ > 0) {
+      slots_ = DeviceBuffer(static_cast<size_t>(poll_blocks_) * kK * sizeof(unsigned long long), "MoveNet keypoint workspace");
+      cuda_check(cudaMemset(slots_.as<void>(), 0, static_cast<size_t>(poll_blocks_) * kK * sizeof(unsigned long long)),
+                 "clearing the MoveNet keypoint workspace");
+      cuda_check(cudaDeviceSynchronize(), "clearing the MoveNet keypoint workspace");
+    }
     sms_ = sm_count("MoveNet decoder setup");
     can_stage_ = compute_capability_major() >= 9 && decode_staged_from_env();
     lanes_override_ = decode_cells_per_lane_from_env();
@@ -501,7 +568,9 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     const auto [blocks, chunk] = split_cells(cells, per_lane);
     SingleArgs a{heads[0],   heads[1], heads[2],    heads[3],          weight_.as<__half>(),
                  G_,         chunk,    out_scale_,  input_size_,       transforms,
-                 out,        max_poses_, keys_.as<unsigned long long>(), done_.as<unsigned>(), exhaustive_};
+                 out,        max_poses_, keys_.as<unsigned long long>(), done_.as<unsigned>(), exhaustive_,
+                 blocks <= kMaxPollBlocks && static_cast<long long>(blocks) * n <= poll_blocks_,
+                 slots_.as<unsigned long long>()};
     // Staged where the chunk fits (the staged kernel's occupancy is the same: at most 43.5 KB of
     // shared memory a block, 3 blocks an SM, as registers allow).
     if (can_stage_ && chunk <= kStageMaxCells)
@@ -520,10 +589,11 @@ class MoveNetSingleDecoder : public DeviceDecoder {
   void (*staged_kernel_)(SingleArgs) = nullptr;  // the same with the chunk staged whole
   bool can_stage_ = false;                       // sm_90+ and $POSERT_DECODE_STAGED not 0
   int resident_ = 1;  // blocks of the kernel the GPU runs at once
+  int poll_blocks_ = 0;  // launches of at most this many blocks poll (0: $POSERT_DECODE_POLL=0)
   int sms_ = 1;       // the GPU's SMs
   int lanes_override_ = 0;  // $POSERT_DECODE_CELLS_PER_LANE, or 0: movenet_single_cells_per_lane's choice
   bool exhaustive_ = false;  // $POSERT_DECODE_EXHAUSTIVE
-  DeviceBuffer weight_, keys_, done_;
+  DeviceBuffer weight_, keys_, done_, slots_;
 };
 
 }  // namespace
