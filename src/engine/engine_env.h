@@ -75,10 +75,11 @@ inline bool decode_staged_from_env() {
 
 // $POSERT_DECODE_POLL: 0 makes the MoveNet single-pose GPU decoder gather its blocks' results
 // through a global counter (the last block to count assembles the pose) where it would have each
-// item's first block wait for the other blocks' keys (only where every block of the launch can be
-// resident at once); 1, unset or empty: wait where that holds (a knob for tests and A/B timing).
+// item's last block (in x) wait for the other blocks' keys (only where an item has at most 8
+// blocks and every block of the launch can be resident at once); 1, unset or empty: wait where that
+// holds (a knob for tests and A/B timing).
 inline bool decode_poll_from_env() {
-  return switch_from_env("POSERT_DECODE_POLL", true, "the first block waits for the others' keys",
+  return switch_from_env("POSERT_DECODE_POLL", true, "each item's last block waits for the others' keys",
                          "the last block to count assembles the pose");
 }
 
