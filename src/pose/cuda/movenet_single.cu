@@ -55,8 +55,9 @@ struct SingleArgs {
 constexpr unsigned long long kNoKey = 1;
 // Items of more blocks than this take the counter: the waiting block's warps then poll too many
 // slots (at batch 1, 36 blocks an item on lightning's grid, polling measured 0.0065 -> 0.0070 ms,
-// H100, twenty-fourth session, where 8 blocks at batch 16 measured 0.0076 -> 0.0073 with row
-// stepping).
+// H100, twenty-fourth session). With at most 8 (H100, twenty-fifth session, against the counter in
+// the same call): lightning batch 16 0.0075 either way, batch 256 (one block an item) 0.0308 ->
+// 0.0299; thunder batch 16 0.0080-0.0081 -> 0.0078-0.0079, batch 64 0.0174 -> 0.0169.
 constexpr int kMaxPollBlocks = 8;
 
 // Greatest common divisor, for compile-time constants.
@@ -538,7 +539,7 @@ class MoveNetSingleDecoder : public DeviceDecoder {
     resident_ = resident_blocks(kernel_, kThreads, "MoveNet decoder occupancy");
     // Launches of at most this many blocks poll: every block resident at once, whichever kernel
     // (the staged one with its largest chunk's shared memory, too) and however the blocks are
-    // placed, so that no block 0 waits for a block that cannot start.
+    // placed, so that no waiting block waits for a block that cannot start.
     int staged_per_sm = 0;
     cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&staged_per_sm, staged_kernel_, kThreads,
                                                              stage_bytes(kStageMaxCells)),
