@@ -425,7 +425,7 @@ TEST(CudaDecode, MoveNetSingleScreenedSearchGivesTheExactBits) {
 // chunk has at most 640 cells; $POSERT_DECODE_STAGED=0 takes the tile-by-tile loads. Both give
 // the CPU's bits with the heads at every word alignment and with chunks that start off a 16-byte
 // boundary (17 cells per lane: 461-cell chunks on lightning's grid) or are too large to stage
-// (4096: one block per item). Each way, with each item's block 0 waiting for the other blocks'
+// (4096: one block per item). Each way, with each item's last block in x waiting for the other blocks'
 // keys where an item has at most 8 blocks (batch 16's choice, 17 and 4096 cells per lane) and
 // ($POSERT_DECODE_POLL=0) with the last block to count assembling the pose.
 TEST(CudaDecode, MoveNetSingleStagedAndTiledAtAnyAlignment) {
