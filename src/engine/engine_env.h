@@ -1,5 +1,5 @@
-// The CUDA engine's environment switches, parsed strictly (a typo is a usage error that names the
-// variable, not a silent default). Plain C++, so CPU builds test them too.
+// The CUDA engine's and the decoders' environment switches, parsed strictly (a typo is a usage
+// error that names the variable, not a silent default). Plain C++, so CPU builds test them too.
 #pragma once
 #include <charconv>
 #include <cstdlib>
@@ -81,6 +81,13 @@ inline bool decode_staged_from_env() {
 inline bool decode_poll_from_env() {
   return switch_from_env("POSERT_DECODE_POLL", true, "each item's last block waits for the others' keys",
                          "the last block to count assembles the pose");
+}
+
+// $POSERT_POOL_SPIN_US: how long the CPU decoders' idle threads spin before they sleep, 0..100000
+// microseconds (0: sleep at once, a futex wake-up per thread per job); unset or empty: 200
+// (ThreadPool::kDefaultSpinUs). A knob for A/B timing of the CPU baseline.
+inline int pool_spin_us_from_env() {
+  return int_from_env("POSERT_POOL_SPIN_US", 0, 100000, 200, "microseconds");
 }
 
 }  // namespace posert

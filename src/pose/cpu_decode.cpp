@@ -11,6 +11,7 @@
 #include <limits>
 #include <string>
 
+#include "engine/engine_env.h"
 #include "pose/movenet_multi.h"
 #include "pose/movenet_single.h"
 #include "pose/posenet.h"
@@ -114,6 +115,8 @@ inline I4 select(V4 m, I4 a, I4 b) {
 }
 #endif
 
+static_assert(ThreadPool::kDefaultSpinUs == 200, "pool_spin_us_from_env's default is ThreadPool's");
+
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // The 17 keypoint channels of a cell as 5 overlapping 4-lane groups (lanes 13..15 twice): a
@@ -195,7 +198,7 @@ struct CpuPoseDecoder::Impl {
   // PoseNet
   PoseNetParams pn;
 
-  Impl(const ModelSpec& s, const DecodeOptions& o, int threads) : spec(s), opt(o), pool(threads) {}
+  Impl(const ModelSpec& s, const DecodeOptions& o, int threads) : spec(s), opt(o), pool(threads, pool_spin_us_from_env()) {}
 
   // Inputs of one call.
   const std::vector<const float*>* heads = nullptr;
@@ -872,7 +875,7 @@ void decode_heatmaps_impl(const float* heatmaps, int n, int h, int w, int k, con
 
 }  // namespace
 
-CpuHeatmapDecoder::CpuHeatmapDecoder(int threads) : pool_(threads) {}
+CpuHeatmapDecoder::CpuHeatmapDecoder(int threads) : pool_(threads, pool_spin_us_from_env()) {}
 CpuHeatmapDecoder::~CpuHeatmapDecoder() = default;
 
 void CpuHeatmapDecoder::decode(const float* heatmaps, int n, int h, int w, int k, const CropTransform* transforms,

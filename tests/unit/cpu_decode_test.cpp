@@ -3,11 +3,14 @@
 // negative and NaN values, plateaus), bitwise; plus the thread pool and the bench summary.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
+#include <thread>
 
 #include "core/thread_pool.h"
 #include "pose/cpu_decode.h"
@@ -344,6 +347,33 @@ TEST(ThreadPool, RunsEveryTaskOnceAndPropagatesErrors) {
   std::atomic<int> after{0};
   pool.parallel_for(10, [&](int, int) { after++; });
   EXPECT_EQ(after.load(), 10);
+}
+
+// Both ways of waiting (asleep at once, and spinning first) run every task once, across jobs
+// that follow at once and jobs after the workers have gone to sleep, and pass errors on.
+TEST(ThreadPool, SpinningAndSleepingWaitsRunEveryJob) {
+  const int hw = static_cast<int>(std::thread::hardware_concurrency());
+  for (int spin : {0, 50, 100000}) {
+    ThreadPool pool(2, spin);
+    EXPECT_EQ(pool.spin_us(), hw >= 2 ? spin : 0) << spin;
+    for (int round = 0; round < 40; ++round) {
+      // Every 8th round waits past the spin, so the next job has to wake sleeping workers.
+      if (spin < 1000 && round % 8 == 7) std::this_thread::sleep_for(std::chrono::microseconds(spin + 2000));
+      const int n = 1 + round % 9;
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      pool.parallel_for(n, [&](int i, int) { hits[static_cast<size_t>(i)]++; });
+      for (auto& h : hits) ASSERT_EQ(h.load(), 1) << "spin " << spin << " round " << round;
+    }
+    EXPECT_THROW(pool.parallel_for(8, [](int i, int) {
+      if (i == 5) throw Error("task 5");
+    }), Error);
+  }
+  // More threads than the machine has: never spins.
+  ThreadPool over(std::max(2, hw + 1), 100000);
+  EXPECT_EQ(over.spin_us(), 0);
+  std::atomic<int> sum{0};
+  over.parallel_for(100, [&](int i, int) { sum += i; });
+  EXPECT_EQ(sum.load(), 4950);
 }
 
 TEST(DecodeBench, SummaryAndSmoke) {

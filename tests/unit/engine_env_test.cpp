@@ -1,6 +1,6 @@
 // The CUDA engine's environment switches ($POSERT_STREAMS, $POSERT_PDL, $POSERT_TUNE_LOG,
 // $POSERT_DECODE_CELLS_PER_LANE, $POSERT_DECODE_EXHAUSTIVE, $POSERT_DECODE_STAGED,
-// $POSERT_DECODE_POLL): defaults when unset, the accepted values, and a usage error naming the
+// $POSERT_DECODE_POLL, $POSERT_POOL_SPIN_US): defaults when unset, the accepted values, and a usage error naming the
 // variable for anything else.
 #include <gtest/gtest.h>
 
@@ -10,6 +10,8 @@
 #include <string>
 
 #include "engine/engine_env.h"
+#include "pose/cpu_decode.h"
+#include "pose/model_spec.h"
 #include "support/test_support.h"
 
 namespace posert {
@@ -52,6 +54,18 @@ TEST(EngineEnv, Streams) {
 TEST(EngineEnv, DecodeCellsPerLane) {
   expect_int("POSERT_DECODE_CELLS_PER_LANE", 0, {"1", "9", "4096"}, {"0", "4097", "-3", "nine", "9 ", "99999999999"},
              decode_cells_per_lane_from_env);
+}
+
+TEST(EngineEnv, PoolSpin) {
+  expect_int("POSERT_POOL_SPIN_US", 200, {"0", "50", "100000"}, {"-1", "100001", "fast", "50us", " 5"},
+             pool_spin_us_from_env);
+}
+
+// The CPU decoders read it when they are made: a bad value is refused there, by name.
+TEST(EngineEnv, PoolSpinReachesTheCpuDecoders) {
+  test::ScopedEnv e("POSERT_POOL_SPIN_US", "soon");
+  expect_usage_error([] { CpuHeatmapDecoder d(1); }, "POSERT_POOL_SPIN_US");
+  expect_usage_error([] { CpuPoseDecoder d(find_model_spec("movenet-lightning"), {}, 1); }, "POSERT_POOL_SPIN_US");
 }
 
 // A 0/1 switch: unset and empty give `unset`, "1" true, "0" false, anything else a usage error
