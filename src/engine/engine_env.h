@@ -84,10 +84,10 @@ inline bool decode_poll_from_env() {
 }
 
 // $POSERT_POOL_SPIN_US: how long the CPU decoders' idle threads spin before they sleep, 0..100000
-// microseconds (0: sleep at once, a futex wake-up per thread per job); unset or empty: 200
-// (ThreadPool::kDefaultSpinUs). A knob for A/B timing of the CPU baseline.
-inline int pool_spin_us_from_env() {
-  return int_from_env("POSERT_POOL_SPIN_US", 0, 100000, 200, "microseconds");
+// microseconds (0: sleep at once, a futex wake-up per thread per job); unset or empty: `unset`
+// (the decoders pass ThreadPool::kDefaultSpinUs). A knob for A/B timing of the CPU baseline.
+inline int pool_spin_us_from_env(int unset) {
+  return int_from_env("POSERT_POOL_SPIN_US", 0, 100000, unset, "microseconds");
 }
 
 }  // namespace posert

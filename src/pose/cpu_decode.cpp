@@ -115,8 +115,6 @@ inline I4 select(V4 m, I4 a, I4 b) {
 }
 #endif
 
-static_assert(ThreadPool::kDefaultSpinUs == 200, "pool_spin_us_from_env's default is ThreadPool's");
-
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // The 17 keypoint channels of a cell as 5 overlapping 4-lane groups (lanes 13..15 twice): a
@@ -198,7 +196,8 @@ struct CpuPoseDecoder::Impl {
   // PoseNet
   PoseNetParams pn;
 
-  Impl(const ModelSpec& s, const DecodeOptions& o, int threads) : spec(s), opt(o), pool(threads, pool_spin_us_from_env()) {}
+  Impl(const ModelSpec& s, const DecodeOptions& o, int threads)
+      : spec(s), opt(o), pool(threads, pool_spin_us_from_env(ThreadPool::kDefaultSpinUs)) {}
 
   // Inputs of one call.
   const std::vector<const float*>* heads = nullptr;
@@ -875,7 +874,8 @@ void decode_heatmaps_impl(const float* heatmaps, int n, int h, int w, int k, con
 
 }  // namespace
 
-CpuHeatmapDecoder::CpuHeatmapDecoder(int threads) : pool_(threads, pool_spin_us_from_env()) {}
+CpuHeatmapDecoder::CpuHeatmapDecoder(int threads)
+    : pool_(threads, pool_spin_us_from_env(ThreadPool::kDefaultSpinUs)) {}
 CpuHeatmapDecoder::~CpuHeatmapDecoder() = default;
 
 void CpuHeatmapDecoder::decode(const float* heatmaps, int n, int h, int w, int k, const CropTransform* transforms,

@@ -358,7 +358,8 @@ TEST(ThreadPool, SpinningAndSleepingWaitsRunEveryJob) {
     EXPECT_EQ(pool.spin_us(), hw >= 2 ? spin : 0) << spin;
     for (int round = 0; round < 40; ++round) {
       // Every 8th round waits past the spin, so the next job has to wake sleeping workers.
-      if (spin < 1000 && round % 8 == 7) std::this_thread::sleep_for(std::chrono::microseconds(spin + 2000));
+      if (spin < 1000 && round % 8 == 7)
+        std::this_thread::sleep_for(std::chrono::microseconds(spin + 2000));
       const int n = 1 + round % 9;
       std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
       pool.parallel_for(n, [&](int i, int) { hits[static_cast<size_t>(i)]++; });

@@ -1,7 +1,7 @@
 // The CUDA engine's environment switches ($POSERT_STREAMS, $POSERT_PDL, $POSERT_TUNE_LOG,
 // $POSERT_DECODE_CELLS_PER_LANE, $POSERT_DECODE_EXHAUSTIVE, $POSERT_DECODE_STAGED,
-// $POSERT_DECODE_POLL, $POSERT_POOL_SPIN_US): defaults when unset, the accepted values, and a usage error naming the
-// variable for anything else.
+// $POSERT_DECODE_POLL, $POSERT_POOL_SPIN_US): defaults when unset, the accepted values, and a
+// usage error naming the variable for anything else.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -58,7 +58,9 @@ TEST(EngineEnv, DecodeCellsPerLane) {
 
 TEST(EngineEnv, PoolSpin) {
   expect_int("POSERT_POOL_SPIN_US", 200, {"0", "50", "100000"}, {"-1", "100001", "fast", "50us", " 5"},
-             pool_spin_us_from_env);
+             [] { return pool_spin_us_from_env(200); });
+  ScopedEnv e("POSERT_POOL_SPIN_US", nullptr);
+  EXPECT_EQ(pool_spin_us_from_env(7), 7);
 }
 
 // The CPU decoders read it when they are made: a bad value is refused there, by name.
