@@ -49,6 +49,10 @@ inline V4 vsqrt(V4 a) { return {_mm_sqrt_ps(a.v)}; }
 // max(v, acc) as `v > acc ? v : acc`: a NaN v leaves acc unchanged (maxps returns its second
 // operand when either is NaN), so accumulating this way ignores NaN.
 inline V4 vmax_acc(V4 v, V4 acc) { return {_mm_max_ps(v.v, acc.v)}; }
+// `a < b ? a : b` (minps): b when either is NaN.
+inline V4 vmin(V4 a, V4 b) { return {_mm_min_ps(a.v, b.v)}; }
+// `a > b ? a : b` (maxps): b when either is NaN, so max_nan_kept(0, x) keeps a NaN x.
+inline V4 max_nan_kept(V4 a, V4 b) { return {_mm_max_ps(a.v, b.v)}; }
 inline V4 gt_mask(V4 a, V4 b) { return {_mm_cmpgt_ps(a.v, b.v)}; }
 inline V4 ge_mask(V4 a, V4 b) { return {_mm_cmpge_ps(a.v, b.v)}; }
 inline V4 eq_mask(V4 a, V4 b) { return {_mm_cmpeq_ps(a.v, b.v)}; }
@@ -83,6 +87,8 @@ inline V4 operator*(V4 a, V4 b) { return map2(a, b, [](float x, float y) { retur
 inline V4 operator/(V4 a, V4 b) { return map2(a, b, [](float x, float y) { return x / y; }); }
 inline V4 vsqrt(V4 a) { return map2(a, a, [](float x, float) { return std::sqrt(x); }); }
 inline V4 vmax_acc(V4 v, V4 acc) { return map2(v, acc, [](float x, float m) { return x > m ? x : m; }); }
+inline V4 vmin(V4 a, V4 b) { return map2(a, b, [](float x, float y) { return x < y ? x : y; }); }
+inline V4 max_nan_kept(V4 a, V4 b) { return map2(a, b, [](float x, float y) { return x > y ? x : y; }); }
 inline float bits(bool b) {
   const uint32_t u = b ? 0xffffffffu : 0u;
   float f;
@@ -222,9 +228,21 @@ struct CpuPoseDecoder::Impl {
     centre_cell[static_cast<size_t>(b)] = static_cast<int>(first_argmax(v, static_cast<size_t>(cells)));
   }
 
-  // Keypoints kGroupOffset[g] .. +3 of item b: per keypoint (lane) a sequential argmax over cells
-  // of heat / (distance to the regressed position + eps), exactly the reference's expression.
-  void single_keypoints(int b, int g) {
+  // Keypoints kGroupOffset[g] .. +3 of item b: per keypoint (lane) the reference's sequential
+  // argmax over cells of heat / (distance to the regressed position + eps), the same expression
+  // on every cell it evaluates, but evaluated only in the blocks of kBlock cells of a row that can
+  // hold the maximum. A block is skipped when, in every lane, an upper bound of its values is
+  // below `known`, the largest exact value of cells evaluated first (cell 0 and the 3x3 cells
+  // nearest the regressed position, clamped to the grid): the bound is hmax / den_lb, where hmax
+  // is the block's largest heat value (NaN ignored) and den_lb the denominator with the smallest
+  // dx * dx of the block's columns. Rounding is monotone, so every cell of the block has
+  // den >= den_lb and, for h >= 0, h / den <= hmax / den_lb; a negative h gives a value <= 0, so
+  // the bound is max(0, hmax / den_lb) (NaN kept: a NaN bound never skips). A skipped block's
+  // values are strictly below the maximum, so the in-order strict-greater scan of the other
+  // blocks, started from cell 0's value as the reference's is, picks the reference's cell (the
+  // first maximal one, or cell 0 when its value is NaN). A NaN cell elsewhere never wins either
+  // way. `scratch` holds nblocks * 4 floats.
+  void single_keypoints(int b, int g, float* scratch) {
     const int best = centre_cell[static_cast<size_t>(b)];
     const float* heat = head(1, b);
     const float* reg = head(2, b) + static_cast<size_t>(best) * 2 * kK;
@@ -237,22 +255,59 @@ struct CpuPoseDecoder::Impl {
     }
     const V4 ry = load(ryv), rx = load(rxv), eps = set1(kMoveNetKeypointDistEps);
     const float* h = heat + kGroupOffset[g];
-    V4 bv;
+    // Cell 0's value: where the reference's scan starts.
+    const V4 dy0 = set1(0.0f) - ry, dx0 = set1(0.0f) - rx;
+    const V4 v0 = load(h) / (vsqrt(dy0 * dy0 + dx0 * dx0) + eps);
+    V4 known = vmax_acc(v0, set1(kNegInf));
+    // Seed: the 3x3 cells nearest each lane's regressed position (per lane, the same operations).
+    auto nearest = [this](float v) {
+      const float r = std::nearbyint(v);
+      if (!(r >= 0.0f)) return 0;
+      if (!(r <= static_cast<float>(G - 1))) return G - 1;
+      return static_cast<int>(r);
+    };
+    int ny[4], nx[4];
+    for (int l = 0; l < 4; ++l) ny[l] = nearest(ryv[l]), nx[l] = nearest(rxv[l]);
+    for (int oy = -1; oy <= 1; ++oy)
+      for (int ox = -1; ox <= 1; ++ox) {
+        float Y[4], X[4], hv[4];
+        for (int l = 0; l < 4; ++l) {
+          const int y = std::clamp(ny[l] + oy, 0, G - 1), x = std::clamp(nx[l] + ox, 0, G - 1);
+          Y[l] = static_cast<float>(y), X[l] = static_cast<float>(x);
+          hv[l] = h[static_cast<size_t>(y * G + x) * kK + l];
+        }
+        const V4 dy = load(Y) - ry, dx = load(X) - rx;
+        known = vmax_acc(load(hv) / (vsqrt(dy * dy + dx * dx) + eps), known);
+      }
+    // The smallest dx * dx of each block's columns.
+    for (int blk = 0; blk < nblocks; ++blk) {
+      V4 m = set1(HUGE_VALF);
+      for (int x = blk * kBlock; x < std::min(G, (blk + 1) * kBlock); ++x) {
+        const V4 dx = set1(static_cast<float>(x)) - rx;
+        m = vmin(dx * dx, m);
+      }
+      store(scratch + 4 * blk, m);
+    }
+    const V4 zero = set1(0.0f);
+    V4 bv = v0;
     I4 bi = iset1(0);
     for (int y = 0; y < G; ++y) {
       const V4 dy = set1(static_cast<float>(y)) - ry;
       const V4 dy2 = dy * dy;
-      for (int x = 0; x < G; ++x) {
-        const int cell = y * G + x;
-        const V4 dx = set1(static_cast<float>(x)) - rx;
-        const V4 v = load(h + static_cast<size_t>(cell) * kK) / (vsqrt(dy2 + dx * dx) + eps);
-        if (cell == 0) {
-          bv = v;
-          continue;
+      for (int blk = 0; blk < nblocks; ++blk) {
+        const int x0 = blk * kBlock, x1 = std::min(G, x0 + kBlock);
+        V4 hmax = set1(kNegInf);
+        for (int x = x0; x < x1; ++x) hmax = vmax_acc(load(h + static_cast<size_t>(y * G + x) * kK), hmax);
+        const V4 bound = max_nan_kept(zero, hmax / (vsqrt(dy2 + load(scratch + 4 * blk)) + eps));
+        if (movemask(gt_mask(known, bound)) == 0xF) continue;
+        for (int x = x0; x < x1; ++x) {
+          const int cell = y * G + x;
+          const V4 dx = set1(static_cast<float>(x)) - rx;
+          const V4 v = load(h + static_cast<size_t>(cell) * kK) / (vsqrt(dy2 + dx * dx) + eps);
+          const V4 gt = gt_mask(v, bv);
+          bv = select(gt, v, bv);
+          bi = select(gt, iset1(cell), bi);
         }
-        const V4 gt = gt_mask(v, bv);
-        bv = select(gt, v, bv);
-        bi = select(gt, iset1(cell), bi);
       }
     }
     int idx[4];
@@ -631,8 +686,10 @@ CpuPoseDecoder::CpuPoseDecoder(const ModelSpec& spec, const DecodeOptions& opt, 
       for (int x = 0; x < m.G; ++x) m.centre_weight[static_cast<size_t>(y * m.G + x)] = movenet_centre_weight(m.G, y, x);
   }
   m.nblocks = (m.G + Impl::kBlock - 1) / Impl::kBlock;
+  // PoseNet: scores and peak tables; MoveNet: two grids (single: the centre values, then its
+  // keypoint search's per-block table after them).
   m.worker_stride = spec.decoder == DecoderKind::PoseNet ? static_cast<size_t>(m.cells) * kK * 3
-                                                         : static_cast<size_t>(m.cells) * 2;
+                                                         : static_cast<size_t>(m.cells) * 2 + static_cast<size_t>(m.nblocks) * 4;
   m.worker_floats.resize(m.worker_stride * static_cast<size_t>(m.pool.size()));
 }
 
@@ -667,12 +724,13 @@ void CpuPoseDecoder::decode(const std::vector<const float*>& heads, int n, const
       if (per_item) {
         pool.parallel_for(n, [&](int b, int w) {
           m.single_centre(b, w);
-          for (int g = 0; g < kGroups; ++g) m.single_keypoints(b, g);
+          for (int g = 0; g < kGroups; ++g) m.single_keypoints(b, g, m.worker_buf(w) + m.cells);
           m.single_finish(b);
         });
       } else {
         pool.parallel_for(n, [&](int b, int w) { m.single_centre(b, w); });
-        pool.parallel_for(n * kGroups, [&](int t, int) { m.single_keypoints(t / kGroups, t % kGroups); });
+        pool.parallel_for(n * kGroups,
+                          [&](int t, int w) { m.single_keypoints(t / kGroups, t % kGroups, m.worker_buf(w) + m.cells); });
         for (int b = 0; b < n; ++b) m.single_finish(b);
       }
       break;

@@ -17,6 +17,7 @@
 #include "pose/decode_bench.h"
 #include "pose/heatmap_decode.h"
 #include "pose/model_spec.h"
+#include "pose/movenet_single.h"
 #include "posert/error.h"
 
 namespace posert {
@@ -239,6 +240,58 @@ TEST(CpuPoseDecoder, EdgeCaseHeadsMatchReference) {
     }
     for (int threads : {1, 4}) check_against_reference(s, h, n, threads, DecodeOptions{}, 11, std::string(name) + " edge");
   }
+}
+
+// The single-pose keypoint search skips blocks of cells whose bound is below a value already
+// known. Item 0: for every keypoint a cell far from the regressed position, earlier in the scan,
+// whose value ties exactly with the regressed cell's and equals its block's bound (the block's
+// only nonzero heat, in the column of the regressed position): the first cell must still win.
+// Item 1: every heat value negative, where a block's values are not bounded by its largest heat
+// over its smallest distance (the maximum, -1e-3 at (30, 47), 27 columns from the regressed
+// position, beats the regressed cell's -4e-5 / eps; the block's nearest column is 20 away).
+// Item 2: regression far outside the grid (every distance huge; values 0). Lightning's grid.
+TEST(CpuPoseDecoder, SinglePoseBlockSkippingKeepsTheReferenceArgmax) {
+  const ModelSpec& s = find_model_spec("movenet-lightning");
+  const int64_t G = grid(s);
+  ASSERT_EQ(G, 48);
+  const int n = 3;
+  Heads h = random_heads(s, n, 21, false);
+  auto at = [&](size_t head, int b, int64_t y, int64_t x, int64_t c) -> float& {
+    const int64_t C = h.t[head].dim(3);
+    return h.t[head].data<float>()[((b * G + y) * G + x) * C + c];
+  };
+  const float eps = kMoveNetKeypointDistEps;
+  const float v_near = 0.5f / (0.0f + eps);  // h = 0.5 at distance 0
+  const float den_far = std::sqrt(28.0f * 28.0f) + eps;  // 28 rows above
+  float h_far = v_near * den_far;
+  for (int step = 0; step < 64 && h_far / den_far != v_near; ++step)
+    h_far = std::nextafter(h_far, h_far / den_far < v_near ? 1.0f : 0.0f);
+  ASSERT_EQ(bits(h_far / den_far), bits(v_near)) << "no exact tie found; pick other values";
+  ASSERT_NE(h_far, 0.5f);
+  for (int b = 0; b < n; ++b)
+    for (int64_t y = 0; y < G; ++y)
+      for (int64_t x = 0; x < G; ++x) {
+        at(0, b, y, x, 0) = y == 24 && x == 24 ? 1.0f : 0.0f;  // the centre: cell (24, 24)
+        for (int c = 0; c < 17; ++c) at(1, b, y, x, c) = b == 1 ? -1.0f : b == 2 ? 0.3f : 0.0f;
+      }
+  for (int c = 0; c < 17; ++c) {
+    // Regressed position (30, 20) for items 0 and 1; 1e30 cells away for item 2.
+    for (int b : {0, 1}) at(2, b, 24, 24, 2 * c) = 6.0f, at(2, b, 24, 24, 2 * c + 1) = -4.0f;
+    at(2, 2, 24, 24, 2 * c) = 1e30f, at(2, 2, 24, 24, 2 * c + 1) = -1e30f;
+    at(1, 0, 30, 20, c) = 0.5f;
+    at(1, 0, 2, 20, c) = h_far;
+    at(1, 1, 30, 20, c) = -7.2e-5f;
+    at(1, 1, 30, 47, c) = -1e-3f;
+  }
+  // The reference takes the earlier cell (2, 20) of item 0, whose score is h_far, and (30, 47) of
+  // item 1.
+  for (int b : {0, 1}) {
+    const auto want = decode_heads(s, h.tensors(), b, DecodeOptions{});
+    ASSERT_EQ(want.size(), 1u);
+    for (int k = 0; k < 17; ++k)
+      EXPECT_SAME_FLOAT(want[0].keypoints[k].score, b == 0 ? h_far : -1e-3f, "item " << b << " reference keypoint " << k);
+  }
+  for (int threads : {1, 2}) check_against_reference(s, h, n, threads, DecodeOptions{}, 21, "block skipping");
 }
 
 TEST(CpuPoseDecoder, IdentityTransformAndBadInput) {
