@@ -2,7 +2,8 @@
 // on every value that reaches a result, so results are bitwise equal; the speed comes from
 // threads over batch items (and over keypoints/people within an item), 4-wide SIMD on the
 // dense loops, tables computed once per grid, and skipping work that provably cannot change an
-// argmax (bounded by monotonicity of the float operations, see the MultiPose keypoint search).
+// argmax (bounded by monotonicity of the float operations, see the single-pose and MultiPose
+// keypoint searches).
 #include "pose/cpu_decode.h"
 
 #include <algorithm>
