@@ -4,11 +4,13 @@
 //   stage-by-stage breakdown (upload, preprocess, inference, decode, download) and the bytes that
 //   cross PCIe;
 // - decode: the optimized CPU decoder against the CUDA decoder on the same random heads, per
-//   batch size, for a model's decoder or the generic heatmap decoder.
+//   batch size, for a model's decoder or the generic heatmap decoder; or the CPU decoder alone.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "pose/heatmap_decode.h"
 
 namespace posert {
 
@@ -74,6 +76,16 @@ struct DecodeBenchReport {
   std::vector<DecodeBenchRow> rows;
 };
 
+// CPU decoder against CUDA decoder (needs a GPU and the CUDA backend).
 DecodeBenchReport run_decode_bench(const DecodeBenchOptions& opt);
+// The CPU decoder alone (any machine): the rows' CPU columns; the GPU ones stay 0.
+DecodeBenchReport run_cpu_decode_bench(const DecodeBenchOptions& opt);
+
+// Shared by both: the report's description and CPU thread count (checks the heatmap sizes), the
+// heatmap decoder's parameters, the random heads' seed for a batch size, and a row's CPU columns.
+void describe_decode_bench(const DecodeBenchOptions& opt, DecodeBenchReport& r);
+HeatmapDecodeParams decode_bench_heatmap_params(const DecodeBenchOptions& opt);
+uint32_t decode_bench_seed(int batch);
+void time_cpu_decoder(const DecodeBenchOptions& opt, int batch, DecodeBenchRow& row);
 
 }  // namespace posert

@@ -7,6 +7,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "support/test_support.h"
@@ -113,6 +116,46 @@ TEST(Cli, BenchRefusesOptionsItsModeIgnores) {
     const Result r = run(c.args);
     EXPECT_EQ(r.code, 2) << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.names), std::string::npos) << c.args << "\n" << r.output;
+  }
+}
+
+// posert bench --stage decode --backend cpu: the CPU decoder alone, on any machine. One row per
+// batch size with positive times (p99 >= p50), the per-item figure p50 / batch, and the number
+// of runs asked for.
+TEST(Cli, BenchDecodeOnTheCpuNeedsNoGpu) {
+  struct Case {
+    const char* args;
+    std::vector<int> batches;
+    int runs;
+  };
+  for (const Case& c :
+       {Case{"bench --stage decode --backend cpu --model movenet-lightning --batch 1,3 --runs 4 --warmup 1 --threads 2",
+             {1, 3}, 4},
+        Case{"bench --stage decode --backend cpu --model heatmap --heatmap 8x6 --input 16x12 --keypoints 3 --batch 2 "
+             "--runs 2 --threads 1",
+             {2}, 2}}) {
+    const Result r = run(c.args);
+    ASSERT_EQ(r.code, 0) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find("CPU only"), std::string::npos) << r.output;
+    std::vector<int> seen;
+    std::istringstream lines(r.output);
+    for (std::string line; std::getline(lines, line);) {
+      int batch = 0, runs = 0;
+      double p50 = 0, p99 = 0, per_item = 0;
+      if (std::sscanf(line.c_str(), "%d %lf %lf %lf %d", &batch, &p50, &p99, &per_item, &runs) != 5) continue;
+      seen.push_back(batch);
+      EXPECT_GT(p50, 0.0) << line;
+      EXPECT_GE(p99, p50) << line;
+      EXPECT_NEAR(per_item, p50 / batch, 1e-4) << line;
+      EXPECT_EQ(runs, c.runs) << line;
+    }
+    EXPECT_EQ(seen, c.batches) << r.output;
+  }
+  // Still a usage error: an unknown model, and --backend cpu for the GPU-only stages.
+  for (const char* args : {"bench --stage decode --backend cpu --model no-such-model",
+                           "bench --stage decode --backend tpu --model movenet-lightning"}) {
+    const Result r = run(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
   }
 }
 

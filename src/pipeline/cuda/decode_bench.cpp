@@ -7,7 +7,7 @@
 // stream busy while the first event, the graph and the last event are queued (the "queued"
 // columns). Also reported: the same graph launched on an idle stream (its time then includes
 // the host's launch call and the GPU's wake-up) and the kernels launched one by one from the host.
-// The CPU figure is the multi-threaded decoder on heads in host memory.
+// The CPU figure is the multi-threaded decoder on heads in host memory (decode_bench_cpu.cpp).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -18,7 +18,6 @@
 #include "engine/cuda/gpu_timing.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "pipeline/pipeline_bench.h"
-#include "pose/cpu_decode.h"
 #include "pose/cuda/gpu_decode.h"
 #include "pose/decode_bench.h"
 #include "posert/engine.h"
@@ -26,12 +25,6 @@
 namespace posert {
 
 namespace {
-
-// CPU runs: the requested count, or as many as fit in ~5 s (at least 5, at most 50).
-int cpu_runs(const DecodeBenchOptions& o, double one_run_ms) {
-  if (o.iters > 0) return o.iters;
-  return std::clamp(static_cast<int>(5000.0 / std::max(one_run_ms, 1e-3)), 5, 50);
-}
 
 // Fills the row's GPU columns: graph replays and direct launches of fn().
 template <class Fn>
@@ -49,24 +42,18 @@ void time_decoder(cudaStream_t s, int iters, DecodeBenchRow& row, Fn&& fn) {
 
 DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
   std::string why;
-  if (!cuda_available(&why)) throw Error("--stage decode compares the CPU decoder with the CUDA one and needs a GPU: " + why);
+  if (!cuda_available(&why))
+    throw Error("--stage decode compares the CPU decoder with the CUDA one and needs a GPU (--backend cpu times the CPU "
+                "decoder alone): " + why);
   DecodeBenchReport r;
+  describe_decode_bench(o, r);
   const auto t = cuda::current_target();
   r.gpu = t.gpu_name + " (sm_" + std::to_string(t.cc_major) + std::to_string(t.cc_minor) + ")";
   cudaStream_t s = nullptr;
   cuda::check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
   const int gpu_iters = o.iters > 0 ? o.iters : 200;
   const bool heatmap = o.model == "heatmap";
-  HeatmapDecodeParams hp;
-  hp.out_h = o.in_h;
-  hp.out_w = o.in_w;
-  hp.top_k = o.top_k;
-  if (heatmap) {
-    check_heatmap_params(hp, o.hm_h, o.hm_w, o.keypoints);
-    r.what = "generic heatmap decoder, " + std::to_string(o.keypoints) + " heatmaps of " + std::to_string(o.hm_h) + "x" +
-             std::to_string(o.hm_w) + " upsampled to " + std::to_string(o.in_h) + "x" + std::to_string(o.in_w) +
-             ", NMS 3x3, quadratic refinement, top-" + std::to_string(o.top_k);
-  }
+  const HeatmapDecodeParams hp = decode_bench_heatmap_params(o);
   {
     const auto [queued, idle] = cuda::time_graph(s, 10, gpu_iters, true, [&] { cuda::spin(0, s); });
     r.floor_p50_ms = cuda::percentile(queued, 0.5);
@@ -76,17 +63,12 @@ DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
     std::fprintf(stderr, "decode bench: batch %d\n", n);
     DecodeBenchRow row;
     row.batch = n;
-    const uint32_t seed = 17 + n;
+    time_cpu_decoder(o, n, row);
+    const uint32_t seed = decode_bench_seed(n);
     const auto tf = random_transforms(n, seed);
     cuda::BenchBuffer d_tf(n * sizeof(CropTransform));
     cuda::check(cudaMemcpy(d_tf.p, tf.data(), n * sizeof(CropTransform), cudaMemcpyHostToDevice), "upload");
     if (heatmap) {
-      const DecodeTiming probe = bench_cpu_heatmap_decode(n, o.hm_h, o.hm_w, o.keypoints, hp, o.threads, 0, 1, seed);
-      const DecodeTiming cpu = bench_cpu_heatmap_decode(n, o.hm_h, o.hm_w, o.keypoints, hp, o.threads, o.warmup,
-                                                        cpu_runs(o, probe.median_ms), seed);
-      row.cpu_p50_ms = cpu.median_ms;
-      row.cpu_p99_ms = cpu.p99_ms;
-      row.cpu_runs = static_cast<int>(cpu.run_ms.size());
       const Tensor hm = random_heatmaps(n, o.hm_h, o.hm_w, o.keypoints, seed);
       cuda::BenchBuffer d_hm(hm.nbytes()), d_peaks(static_cast<size_t>(n) * o.keypoints * o.top_k * sizeof(HeatmapPeak)),
           d_counts(static_cast<size_t>(n) * o.keypoints * sizeof(int32_t));
@@ -97,16 +79,9 @@ DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
         dec.enqueue(static_cast<const float*>(d_hm.p), n, static_cast<const CropTransform*>(d_tf.p),
                     static_cast<HeatmapPeak*>(d_peaks.p), static_cast<int32_t*>(d_counts.p), s);
       });
-      r.cpu_threads = CpuHeatmapDecoder(o.threads).threads();
     } else {
       const ModelSpec& spec = find_model_spec(o.model);
-      r.what = spec.name + " decoder (heads of the model's shapes)";
       const DecodeOptions dopt{};
-      const DecodeTiming probe = bench_cpu_pose_decode(spec, dopt, n, o.threads, 0, 1, seed);
-      const DecodeTiming cpu = bench_cpu_pose_decode(spec, dopt, n, o.threads, o.warmup, cpu_runs(o, probe.median_ms), seed);
-      row.cpu_p50_ms = cpu.median_ms;
-      row.cpu_p99_ms = cpu.p99_ms;
-      row.cpu_runs = static_cast<int>(cpu.run_ms.size());
       const auto heads = random_pose_heads(spec, n, seed);
       std::vector<std::unique_ptr<cuda::BenchBuffer>> d_heads;
       std::vector<const float*> ptrs;
@@ -119,7 +94,6 @@ DecodeBenchReport run_decode_bench(const DecodeBenchOptions& o) {
       cuda::GpuPoseDecoder dec(spec, n, dopt);
       cuda::BenchBuffer d_out(dec.output_bytes(n));
       time_decoder(s, gpu_iters, row, [&] { dec.enqueue(ptrs, n, static_cast<const CropTransform*>(d_tf.p), d_out.p, s); });
-      r.cpu_threads = CpuPoseDecoder(spec, dopt, o.threads).threads();
     }
     r.rows.push_back(row);
   }
