@@ -185,7 +185,8 @@ struct CpuPoseDecoder::Impl {
   // Per-call scratch, grown as needed.
   std::vector<int> centre_cell;           // single: per item
   std::vector<int> kbest;                 // single: per item x 17; multi: per item x 6 x 17
-  std::vector<float> worker_floats;       // per worker: G*G (single centre), PoseNet scores etc.
+  std::vector<float> worker_floats;       // per worker: G*G (single centre) + the keypoint search's
+                                          // per-block table, PoseNet scores etc.
   size_t worker_stride = 0;
 
   struct Person {

@@ -151,7 +151,7 @@ TEST(Cli, BenchDecodeOnTheCpuNeedsNoGpu) {
     }
     EXPECT_EQ(seen, c.batches) << r.output;
   }
-  // Still a usage error: an unknown model, and --backend cpu for the GPU-only stages.
+  // Usage errors (exit 2): an unknown model, an unknown backend.
   for (const char* args : {"bench --stage decode --backend cpu --model no-such-model",
                            "bench --stage decode --backend tpu --model movenet-lightning"}) {
     const Result r = run(args);

@@ -247,14 +247,19 @@ TEST(CpuPoseDecoder, EdgeCaseHeadsMatchReference) {
 // whose value ties exactly with the regressed cell's and equals its block's bound (the block's
 // only nonzero heat, in the column of the regressed position): the first cell must still win.
 // Item 1: every heat value negative, where a block's values are not bounded by its largest heat
-// over its smallest distance (the maximum, -1e-3 at (30, 47), 27 columns from the regressed
-// position, beats the regressed cell's -4e-5 / eps; the block's nearest column is 20 away).
-// Item 2: regression far outside the grid (every distance huge; values 0). Lightning's grid.
+// over its smallest distance: the maximum, -1e-3 at (30, 47), 27 columns from the regressed
+// position (value -3.5e-5), beats the regressed cell's -7.2e-5 / eps (-4e-5), and the block's
+// nearest column is 20 away (-1e-3 / 21.8 = -4.6e-5). Item 2: regression 1e18 cells away, so
+// every distance is the same float and the values are the random heat over it; the seeds are
+// the cells at the grid's edge, and blocks of smaller heat are skipped. Item 3: regression 1e30
+// cells away (squared distances overflow: every value 0). Item 4: random heat with NaN at the
+// regressed cell, +inf beside it (even keypoints) and NaN at cell 0 (odd keypoints: the scan
+// keeps cell 0). Lightning's grid; 6 threads splits the items.
 TEST(CpuPoseDecoder, SinglePoseBlockSkippingKeepsTheReferenceArgmax) {
   const ModelSpec& s = find_model_spec("movenet-lightning");
   const int64_t G = grid(s);
   ASSERT_EQ(G, 48);
-  const int n = 3;
+  const int n = 5;
   Heads h = random_heads(s, n, 21, false);
   auto at = [&](size_t head, int b, int64_t y, int64_t x, int64_t c) -> float& {
     const int64_t C = h.t[head].dim(3);
@@ -265,33 +270,59 @@ TEST(CpuPoseDecoder, SinglePoseBlockSkippingKeepsTheReferenceArgmax) {
   const float den_far = std::sqrt(28.0f * 28.0f) + eps;  // 28 rows above
   float h_far = v_near * den_far;
   for (int step = 0; step < 64 && h_far / den_far != v_near; ++step)
-    h_far = std::nextafter(h_far, h_far / den_far < v_near ? 1.0f : 0.0f);
+    h_far = std::nextafter(h_far, h_far / den_far < v_near ? HUGE_VALF : 0.0f);
   ASSERT_EQ(bits(h_far / den_far), bits(v_near)) << "no exact tie found; pick other values";
   ASSERT_NE(h_far, 0.5f);
   for (int b = 0; b < n; ++b)
     for (int64_t y = 0; y < G; ++y)
       for (int64_t x = 0; x < G; ++x) {
         at(0, b, y, x, 0) = y == 24 && x == 24 ? 1.0f : 0.0f;  // the centre: cell (24, 24)
-        for (int c = 0; c < 17; ++c) at(1, b, y, x, c) = b == 1 ? -1.0f : b == 2 ? 0.3f : 0.0f;
+        if (b <= 1 || b == 3)
+          for (int c = 0; c < 17; ++c) at(1, b, y, x, c) = b == 1 ? -1.0f : b == 3 ? 0.3f : 0.0f;
       }
   for (int c = 0; c < 17; ++c) {
-    // Regressed position (30, 20) for items 0 and 1; 1e30 cells away for item 2.
-    for (int b : {0, 1}) at(2, b, 24, 24, 2 * c) = 6.0f, at(2, b, 24, 24, 2 * c + 1) = -4.0f;
-    at(2, 2, 24, 24, 2 * c) = 1e30f, at(2, 2, 24, 24, 2 * c + 1) = -1e30f;
+    // Regressed position (30, 20) for items 0, 1 and 4.
+    for (int b : {0, 1, 4}) at(2, b, 24, 24, 2 * c) = 6.0f, at(2, b, 24, 24, 2 * c + 1) = -4.0f;
+    at(2, 2, 24, 24, 2 * c) = 1e18f, at(2, 2, 24, 24, 2 * c + 1) = -1e18f;
+    at(2, 3, 24, 24, 2 * c) = 1e30f, at(2, 3, 24, 24, 2 * c + 1) = -1e30f;
     at(1, 0, 30, 20, c) = 0.5f;
     at(1, 0, 2, 20, c) = h_far;
     at(1, 1, 30, 20, c) = -7.2e-5f;
     at(1, 1, 30, 47, c) = -1e-3f;
+    at(1, 4, 30, 20, c) = std::numeric_limits<float>::quiet_NaN();
+    if (c % 2 == 0) at(1, 4, 31, 21, c) = HUGE_VALF;
+    if (c % 2 == 1) at(1, 4, 0, 0, c) = std::numeric_limits<float>::quiet_NaN();  // cell 0 NaN: the answer
   }
-  // The reference takes the earlier cell (2, 20) of item 0, whose score is h_far, and (30, 47) of
-  // item 1.
-  for (int b : {0, 1}) {
+  // The reference takes the earlier cell (2, 20) of item 0, whose score is h_far, (30, 47) of
+  // item 1, the +inf cell of item 4's even keypoints and cell 0 (NaN) of its odd ones.
+  for (int b : {0, 1, 4}) {
     const auto want = decode_heads(s, h.tensors(), b, DecodeOptions{});
     ASSERT_EQ(want.size(), 1u);
-    for (int k = 0; k < 17; ++k)
-      EXPECT_SAME_FLOAT(want[0].keypoints[k].score, b == 0 ? h_far : -1e-3f, "item " << b << " reference keypoint " << k);
+    for (int k = 0; k < 17; ++k) {
+      if (b == 4 && k % 2 == 1) {
+        EXPECT_TRUE(std::isnan(want[0].keypoints[k].score)) << "item 4 reference keypoint " << k;
+        continue;
+      }
+      EXPECT_SAME_FLOAT(want[0].keypoints[k].score, b == 0 ? h_far : b == 1 ? -1e-3f : HUGE_VALF,
+                        "item " << b << " reference keypoint " << k);
+    }
   }
-  for (int threads : {1, 2}) check_against_reference(s, h, n, threads, DecodeOptions{}, 21, "block skipping");
+  for (int threads : {1, 2, 6}) check_against_reference(s, h, n, threads, DecodeOptions{}, 21, "block skipping");
+}
+
+// Grids whose side is not a multiple of the 8-cell blocks (45, 9) and a one-cell grid, on random
+// heads, against the reference.
+TEST(CpuPoseDecoder, SinglePoseOddGridsMatchReference) {
+  for (int input : {180, 36, 4}) {
+    ModelSpec s = find_model_spec("movenet-lightning");
+    s.input_size = input;
+    for (uint32_t seed : {31u, 32u})
+      for (bool wide : {false, true})
+        for (int threads : {1, 3})
+          check_against_reference(s, random_heads(s, 2, seed, wide), 2, threads, DecodeOptions{}, seed,
+                                  "input " + std::to_string(input) + " seed " + std::to_string(seed) +
+                                      (wide ? " wide" : "") + " threads " + std::to_string(threads));
+  }
 }
 
 TEST(CpuPoseDecoder, IdentityTransformAndBadInput) {

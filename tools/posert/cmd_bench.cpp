@@ -171,7 +171,7 @@ int bench_e2e(const Args& a) {
   return 0;
 }
 
-int bench_decode(const Args& a) {
+int bench_decode(const Args& a, const std::string& backend) {
   DecodeBenchOptions o;
   o.model = a.get_or("--model", "movenet-lightning");
   if (o.model != "heatmap") find_model_spec(o.model);
@@ -187,7 +187,7 @@ int bench_decode(const Args& a) {
   o.in_w = iw;
   o.keypoints = a.get_int("--keypoints", 17, 1, 256);
   o.top_k = a.get_int("--top-k", 1, 1, 16);
-  if (a.get_or("--backend", "cuda") == "cpu") {
+  if (backend == "cpu") {
     const DecodeBenchReport r = run_cpu_decode_bench(o);
     std::printf("decode: %s; CPU only: optimized decoder, %d threads; random heads, medians and p99 in ms\n",
                 r.what.c_str(), r.cpu_threads);
@@ -308,7 +308,7 @@ int cmd_bench(int argc, char** argv) {
     a.allow_only({"--stage", "--backend", "--model", "--batch", "--runs", "--warmup", "--threads", "--heatmap", "--input",
                   "--keypoints", "--top-k"},
                  "posert bench --stage decode");
-    return bench_decode(a);
+    return bench_decode(a, backend);
   }
   if (!stage.empty()) throw Error("--stage must be e2e, decode or launch, got '" + stage + "'", ErrorKind::Usage);
   if (backend == "cuda") {
