@@ -52,8 +52,6 @@ inline V4 vsqrt(V4 a) { return {_mm_sqrt_ps(a.v)}; }
 inline V4 vmax_acc(V4 v, V4 acc) { return {_mm_max_ps(v.v, acc.v)}; }
 // `a < b ? a : b` (minps): b when either is NaN.
 inline V4 vmin(V4 a, V4 b) { return {_mm_min_ps(a.v, b.v)}; }
-// `a > b ? a : b` (maxps): b when either is NaN, so max_nan_kept(0, x) keeps a NaN x.
-inline V4 max_nan_kept(V4 a, V4 b) { return {_mm_max_ps(a.v, b.v)}; }
 inline V4 gt_mask(V4 a, V4 b) { return {_mm_cmpgt_ps(a.v, b.v)}; }
 inline V4 ge_mask(V4 a, V4 b) { return {_mm_cmpge_ps(a.v, b.v)}; }
 inline V4 eq_mask(V4 a, V4 b) { return {_mm_cmpeq_ps(a.v, b.v)}; }
@@ -89,7 +87,6 @@ inline V4 operator/(V4 a, V4 b) { return map2(a, b, [](float x, float y) { retur
 inline V4 vsqrt(V4 a) { return map2(a, a, [](float x, float) { return std::sqrt(x); }); }
 inline V4 vmax_acc(V4 v, V4 acc) { return map2(v, acc, [](float x, float m) { return x > m ? x : m; }); }
 inline V4 vmin(V4 a, V4 b) { return map2(a, b, [](float x, float y) { return x < y ? x : y; }); }
-inline V4 max_nan_kept(V4 a, V4 b) { return map2(a, b, [](float x, float y) { return x > y ? x : y; }); }
 inline float bits(bool b) {
   const uint32_t u = b ? 0xffffffffu : 0u;
   float f;
@@ -300,7 +297,8 @@ struct CpuPoseDecoder::Impl {
         const int x0 = blk * kBlock, x1 = std::min(G, x0 + kBlock);
         V4 hmax = set1(kNegInf);
         for (int x = x0; x < x1; ++x) hmax = vmax_acc(load(h + static_cast<size_t>(y * G + x) * kK), hmax);
-        const V4 bound = max_nan_kept(zero, hmax / (vsqrt(dy2 + load(scratch + 4 * blk)) + eps));
+        // max(0, q) with a NaN q kept: vmax_acc(v, acc) keeps acc when either is NaN.
+        const V4 bound = vmax_acc(zero, hmax / (vsqrt(dy2 + load(scratch + 4 * blk)) + eps));
         if (movemask(gt_mask(known, bound)) == 0xF) continue;
         for (int x = x0; x < x1; ++x) {
           const int cell = y * G + x;
